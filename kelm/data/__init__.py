@@ -1,0 +1,1 @@
+"""Datasets: QA readers, corpora, downloads."""
