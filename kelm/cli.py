@@ -115,7 +115,7 @@ def graph_info(
     typer.echo(f"{info['path']} ({info['format']})")
     typer.echo(f"  nodes      {info['nodes']:>12,}")
     typer.echo(f"  edges      {info['edges']:>12,}")
-    typer.echo(f"  relations  {len(info["relations"]):>12,} (+ as many inverses)")
+    typer.echo(f"  relations  {len(info['relations']):>12,} (+ as many inverses)")
     if info["degree"]:
         d = info["degree"]
         typer.echo(f"  degree     min {d['min']}, median {d['median']:g}, mean {d['mean']:.2f}, "
