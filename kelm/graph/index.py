@@ -277,9 +277,10 @@ class GraphIndex:
         """All forward edges as ``(heads, relation_ids, tails, weights)``."""
         heads = np.repeat(np.arange(self.num_nodes, dtype=np.int64),
                           np.diff(self._a["out.indptr"]))
-        return (heads, np.asarray(self._a["out.type"], dtype=np.int64),
-                np.asarray(self._a["out.indices"], dtype=np.int64),
-                np.asarray(self._a["out.weight"], dtype=np.float32))
+        # Copies, not views: callers (torch.from_numpy) may write, and the arrays are mmapped.
+        return (heads, np.array(self._a["out.type"], dtype=np.int64),
+                np.array(self._a["out.indices"], dtype=np.int64),
+                np.array(self._a["out.weight"], dtype=np.float32))
 
     @property
     def csr(self) -> dict[str, np.ndarray]:

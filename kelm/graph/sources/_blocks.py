@@ -12,6 +12,7 @@ import collections
 import concurrent.futures
 import gzip
 import os
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,22 @@ from kelm.errors import InputError
 from kelm.graph.sources.base import LineIssues
 
 BLOCK_BYTES = 32 << 20
+
+
+def _quiet_unraisable(hook):
+    """Arrow calls our invalid-row handler only if the row's text is UTF-8; otherwise it prints
+    an "Exception ignored" warning and fails the block, which we then re-parse exactly
+    (:func:`_parse_block_slowly`). Silence just that warning."""
+
+    def quiet(unraisable) -> None:
+        if getattr(unraisable.object, "__qualname__", "").startswith("parse_block.<locals>"):
+            return
+        hook(unraisable)
+
+    return quiet
+
+
+sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
 
 
 @dataclass
@@ -95,7 +112,7 @@ def parse_block(path: Path, first_line: int, raw: bytes, columns: list[str],
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         number = first_line + (row.number or 1) - 1
-        if not row.text.strip():
+        if not row.text.strip(" \r"):
             blank.append(number)
         elif min_columns is not None and min_columns <= row.actual_columns < len(columns):
             short.append((number, row.text))
@@ -104,21 +121,51 @@ def parse_block(path: Path, first_line: int, raw: bytes, columns: list[str],
                                      f"{row.actual_columns})"))
         return "skip"
 
-    table = pacsv.read_csv(
-        pa.BufferReader(raw),
-        read_options=pacsv.ReadOptions(column_names=columns, use_threads=False,
-                                       block_size=max(1 << 20, len(raw) + 1)),
-        parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False,
-                                         double_quote=False, ignore_empty_lines=False,
-                                         invalid_row_handler=on_invalid),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.binary() for c in columns},
-                                             strings_can_be_null=False,
-                                             quoted_strings_can_be_null=False),
-    )
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(raw),
+            read_options=pacsv.ReadOptions(column_names=columns, use_threads=False,
+                                           block_size=max(1 << 20, len(raw) + 1)),
+            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False,
+                                             double_quote=False, ignore_empty_lines=False,
+                                             invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.binary() for c in columns},
+                                                 strings_can_be_null=False,
+                                                 quoted_strings_can_be_null=False),
+        )
+    except Exception:  # noqa: BLE001 - Arrow cannot report some rows (e.g. non-UTF-8 text)
+        return _parse_block_slowly(path, first_line, raw, columns, min_columns)
     block = Block(str(path), first_line, n_lines, table, rejected, blank)
     if short:
         block = _merge_short_rows(block, short, columns)
     return block
+
+
+def _parse_block_slowly(path: Path, first_line: int, raw: bytes, columns: list[str],
+                        min_columns: int | None) -> Block:
+    """Exact pure-Python parse of a block Arrow rejected (rare: a malformed non-UTF-8 row)."""
+    width = len(columns)
+    lowest = min_columns if min_columns is not None else width
+    rows: list[list[bytes | None]] = []
+    rejected: list[tuple[int, str]] = []
+    blank: list[int] = []
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for offset, line in enumerate(lines):
+        number = first_line + offset
+        line = line.rstrip(b"\r")
+        if not line.strip(b" "):
+            blank.append(number)
+            continue
+        fields = line.split(b"\t")
+        if lowest <= len(fields) <= width:
+            rows.append(fields + [None] * (width - len(fields)))
+        else:
+            rejected.append((number, f"wrong column count (expected {width}, got {len(fields)})"))
+    table = pa.table({c: pa.array([r[i] for r in rows], pa.binary())
+                      for i, c in enumerate(columns)})
+    return Block(str(path), first_line, len(lines), table, rejected, blank)
 
 
 def _merge_short_rows(block: Block, short: list[tuple[int, str]], columns: list[str]) -> Block:
@@ -151,11 +198,13 @@ def read_blocks(path: Path, columns: list[str], transform: Callable[[Block, Line
     def work(first_line: int, raw: bytes):
         # Issues are collected per block and merged in file order on the main thread, so the
         # report (and --strict's first error) is the same whatever the thread timing.
-        local = LineIssues(strict=False, keep=issues.keep)
+        local = LineIssues(strict=False, keep=10_000)
         block = parse_block(path, first_line, raw, columns, min_columns)
         for line, reason in block.rejected:
             local.add(path, line, reason)
-        return transform(block, local), local, len(raw)
+        result = transform(block, local)
+        local.first.sort(key=lambda issue: issue.line or 0)
+        return result, local, len(raw)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
         pending: collections.deque = collections.deque()

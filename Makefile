@@ -1,0 +1,42 @@
+# The two entry points of the README: `make demo` (the main job, end to end) and `make test`.
+# Both create or reuse the virtualenv in $(VENV): torch is installed first, pinned to the CPU
+# build (a plain `torch` requirement would pull a multi-GB CUDA build), then kelm itself.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kelm-installed
+PYTEST_ARGS ?=
+
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: venv demo test lint format bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
+
+# pytest exits 5 when no test is collected (e.g. an empty selection): not a failure here.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+lint: $(STAMP)
+	$(BIN)/ruff check kelm tests scripts
+	$(BIN)/ruff format --check kelm tests scripts
+
+format: $(STAMP)
+	$(BIN)/ruff format kelm tests scripts
+	$(BIN)/ruff check --fix kelm tests scripts
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
