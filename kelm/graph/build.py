@@ -8,6 +8,7 @@ that loads as an index, and an existing index is replaced only by a complete one
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -73,7 +74,7 @@ def build_index(inputs: Sequence[str | Path], out: str | Path,
         InputError: an input is missing, empty, truncated or of the wrong format, or
             (``strict``) a line is malformed.
     """
-    options = options or BuildOptions()
+    options = dataclasses.replace(options or BuildOptions(), progress=progress)
     out = Path(out)
     if not inputs:
         raise InputError("no input files given")

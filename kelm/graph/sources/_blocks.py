@@ -9,6 +9,7 @@ line number and which of its lines were rejected, any row can be traced back to 
 from __future__ import annotations
 
 import collections
+import contextlib
 import concurrent.futures
 import gzip
 import os
@@ -206,7 +207,7 @@ def read_blocks(path: Path, columns: list[str], transform: Callable[[Block, Line
         local.first.sort(key=lambda issue: issue.line or 0)
         return result, local, len(raw)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool, _closing(bar):
         pending: collections.deque = collections.deque()
 
         def drain_one() -> None:
@@ -222,9 +223,16 @@ def read_blocks(path: Path, columns: list[str], transform: Callable[[Block, Line
                 drain_one()
         while pending:
             drain_one()
-    if bar is not None:
-        bar.close()
     return results
+
+
+@contextlib.contextmanager
+def _closing(bar):
+    try:
+        yield bar
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _progress(path: Path, enabled: bool):
@@ -237,7 +245,8 @@ def _progress(path: Path, enabled: bool):
     with open(path, "rb") as fh:
         compressed = fh.read(2) == b"\x1f\x8b"
     return tqdm(total=None if compressed else size, unit="B", unit_scale=True,
-                desc=f"reading {path.name}", leave=False)
+                desc=f"reading {path.name}", leave=False,
+                disable=None)  # None: only on a terminal
 
 
 def decode_utf8(block: Block, column: pa.Array, issues: LineIssues, what: str

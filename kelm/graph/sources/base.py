@@ -52,9 +52,14 @@ class BuildOptions:
     keep_duplicates: bool = False
     literals: str = "keep"
     lowercase: bool = False
+    # Not part of what is built (left out of the manifest): whether readers show progress bars.
+    progress: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The options that shape the index (recorded in its manifest)."""
+        out = dataclasses.asdict(self)
+        out.pop("progress")
+        return out
 
 
 @dataclass

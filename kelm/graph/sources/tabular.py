@@ -31,7 +31,8 @@ def _read(path: Path, columns: list[str], options: BuildOptions, issues: LineIss
     def transform(block: Block, local: LineIssues) -> tuple[pa.Table, int]:
         return _to_triples(block, local, options, fourth), block.n_lines
 
-    parts = read_blocks(path, columns, transform, issues, min_columns=3)
+    parts = read_blocks(path, columns, transform, issues, min_columns=3,
+                        progress=options.progress)
     out = SourceOutput(triples=[t for t, _ in parts if t.num_rows])
     out.lines_read = sum(n for _, n in parts)
     return out

@@ -74,7 +74,8 @@ def read_wordnet(path: Path, options: BuildOptions, issues: LineIssues) -> Sourc
     senses = {pos: _read_index(folder / f"index.{pos}", issues) for pos in FILE_POS}
 
     synsets: list[_Synset] = []
-    key_to_name: dict[tuple[str, int], str] = {}
+    # synset offset (8 digits, as written) -> name, per data file
+    by_file: dict[str, dict[str, str]] = {pos: {} for pos in FILE_POS}
     lines_read = 0
     for pos in FILE_POS:
         file = folder / f"data.{pos}"
@@ -88,28 +89,30 @@ def read_wordnet(path: Path, options: BuildOptions, issues: LineIssues) -> Sourc
                 issues.add(file, number, str(exc))
                 continue
             synset.name = _synset_name(synset, senses[pos], file, number, issues)
-            key = (pos, synset.offset)
-            if key in key_to_name:
-                issues.add(file, number, f"duplicate synset offset {synset.offset:08d}")
+            if synset.offset in by_file[pos]:
+                issues.add(file, number, f"duplicate synset offset {synset.offset}")
                 continue
-            key_to_name[key] = synset.name
+            by_file[pos][synset.offset] = synset.name
             synset.file, synset.line = file, number
             synsets.append(synset)
 
+    targets = {letter: by_file[pos] for letter, pos in POS_FILES.items()}
+    pointer_names = {"adv": {**POINTERS, "\\": DERIVED_FROM}}
+    pointer_names.update({pos: {**POINTERS, "\\": PERTAINYM} for pos in ("noun", "verb", "adj")})
+    no_targets: dict[str, str] = {}
     heads: list[str] = []
     relations: list[str] = []
     tails: list[str] = []
     for synset in synsets:
         bad: str | None = None
+        symbols = pointer_names[synset.file_pos]
         for symbol, offset, target_pos in synset.pointers:
-            relation = POINTERS.get(symbol)
-            if symbol == "\\":
-                relation = DERIVED_FROM if synset.file_pos == "adv" else PERTAINYM
-            target = key_to_name.get((POS_FILES.get(target_pos, ""), offset))
+            relation = symbols.get(symbol)
+            target = targets.get(target_pos, no_targets).get(offset)
             if relation is None:
                 bad = bad or f"unknown pointer symbol {symbol!r}"
             elif target is None:
-                bad = bad or f"pointer to unknown synset {offset:08d} {target_pos}"
+                bad = bad or f"pointer to unknown synset {offset} {target_pos}"
             else:
                 heads.append(synset.name)
                 relations.append(relation)
@@ -118,7 +121,12 @@ def read_wordnet(path: Path, options: BuildOptions, issues: LineIssues) -> Sourc
             issues.add(synset.file, synset.line, bad)
 
     names = [s.name for s in synsets]
-    alias_nodes = [s.name for s in synsets for _ in s.aliases]
+    alias_nodes: list[str] = []
+    alias_texts: list[str] = []
+    for synset in synsets:
+        aliases = synset.aliases()
+        alias_nodes += [synset.name] * len(aliases)
+        alias_texts += aliases
     out = SourceOutput(
         triples=[pa.table({
             "head": pa.array(heads, pa.string()),
@@ -130,8 +138,7 @@ def read_wordnet(path: Path, options: BuildOptions, issues: LineIssues) -> Sourc
         labels=[pa.table({"node": pa.array(names, pa.string()),
                           "label": pa.array([s.label for s in synsets], pa.string())})],
         aliases=[pa.table({"node": pa.array(alias_nodes, pa.string()),
-                           "alias": pa.array([a for s in synsets for a in s.aliases],
-                                             pa.string())})],
+                           "alias": pa.array(alias_texts, pa.string())})],
         texts=[pa.table({"node": pa.array(names, pa.string()),
                          "text": pa.array([s.gloss for s in synsets], pa.string())})],
         relation_order=list(RELATION_ORDER),
@@ -172,8 +179,8 @@ class _Synset:
     __slots__ = ("offset", "file_pos", "ss_type", "lemmas", "pointers", "gloss", "name",
                  "file", "line")
 
-    def __init__(self, offset: int, file_pos: str, ss_type: str, lemmas: list[str],
-                 pointers: list[tuple[str, int, str]], gloss: str) -> None:
+    def __init__(self, offset: str, file_pos: str, ss_type: str, lemmas: list[str],
+                 pointers: list[tuple[str, str, str]], gloss: str) -> None:
         self.offset = offset
         self.file_pos = file_pos
         self.ss_type = ss_type
@@ -181,18 +188,17 @@ class _Synset:
         self.pointers = pointers
         self.gloss = gloss
         self.name = ""
-        self.file = Path()
+        self.file: Path | None = None
         self.line = 0
 
     @property
     def label(self) -> str:
         return self.lemmas[0].replace("_", " ")
 
-    @property
     def aliases(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for lemma in self.lemmas:
-            seen.setdefault(" ".join(lemma.replace("_", " ").lower().split()), None)
+        """Lemma names, lower-cased, ``_`` -> space, without duplicates."""
+        seen = dict.fromkeys(" ".join(lemma.replace("_", " ").lower().split())
+                             for lemma in self.lemmas)
         return [a for a in seen if a]
 
 
@@ -210,7 +216,7 @@ def _lines(file: Path, issues: LineIssues):
                 yield number, text
 
 
-def _read_index(file: Path, issues: LineIssues) -> dict[str, list[int]]:
+def _read_index(file: Path, issues: LineIssues) -> dict[str, list[str]]:
     """lemma -> synset offsets in sense order, from ``index.<pos>``."""
     senses: dict[str, list[int]] = {}
     for number, line in _lines(file, issues):
@@ -220,8 +226,9 @@ def _read_index(file: Path, issues: LineIssues) -> dict[str, list[int]]:
         try:
             synset_cnt = int(fields[2])
             p_cnt = int(fields[3])
-            offsets = [int(f) for f in fields[6 + p_cnt :]]
-            if synset_cnt < 1 or len(offsets) != synset_cnt:
+            offsets = fields[6 + p_cnt :]
+            if synset_cnt < 1 or len(offsets) != synset_cnt or not all(
+                    len(o) == 8 and o.isdigit() for o in offsets):
                 raise ValueError
         except (IndexError, ValueError):
             issues.add(file, number, "malformed index line")
@@ -237,16 +244,16 @@ def _parse_data_line(line: str, file_pos: str) -> _Synset:
         raise ValueError("no gloss separator '|'")
     fields = head.split()
     try:
-        offset = int(fields[0])
+        offset = fields[0]
         ss_type = fields[2]
         w_cnt = int(fields[3], 16)
-        lemmas = [_MARKER.sub("", w) for w in fields[4 : 4 + 2 * w_cnt : 2]]
+        lemmas = [_MARKER.sub("", w) if "(" in w else w for w in fields[4 : 4 + 2 * w_cnt : 2]]
         i = 4 + 2 * w_cnt
         p_cnt = int(fields[i])
         pointer_fields = fields[i + 1 : i + 1 + 4 * p_cnt]
     except (IndexError, ValueError):
         raise ValueError("malformed synset line") from None
-    if len(fields[0]) != 8 or not fields[1].isdigit():
+    if len(offset) != 8 or not offset.isdigit() or not fields[1].isdigit():
         raise ValueError("malformed synset line")
     if POS_FILES.get(ss_type) != file_pos:
         raise ValueError(f"synset type {ss_type!r} in data.{file_pos}")
@@ -254,22 +261,18 @@ def _parse_data_line(line: str, file_pos: str) -> _Synset:
         raise ValueError("malformed word list")
     if len(pointer_fields) != 4 * p_cnt:
         raise ValueError("truncated pointer list")
-    pointers = []
-    for j in range(0, len(pointer_fields), 4):
-        symbol, target, target_pos, source_target = pointer_fields[j : j + 4]
-        if len(target) != 8 or not target.isdigit() or len(source_target) != 4:
-            raise ValueError("malformed pointer")
-        pointers.append((symbol, int(target), target_pos))
+    # (symbol, target offset, target type); a malformed target offset is found unknown later
+    pointers = list(zip(pointer_fields[0::4], pointer_fields[1::4], pointer_fields[2::4]))
     return _Synset(offset, file_pos, ss_type, lemmas, pointers, gloss.strip())
 
 
-def _synset_name(synset: _Synset, senses: dict[str, list[int]], file: Path, number: int,
+def _synset_name(synset: _Synset, senses: dict[str, list[str]], file: Path, number: int,
                  issues: LineIssues) -> str:
     """NLTK's name: first lemma, synset type, 1-based position in the lemma's index entry."""
     lemma = synset.lemmas[0].lower()
     offsets = senses.get(lemma)
     if offsets is None or synset.offset not in offsets:
-        issues.add(file, number, f"{lemma!r} {synset.offset:08d} missing from "
+        issues.add(file, number, f"{lemma!r} {synset.offset} missing from "
                                  f"index.{synset.file_pos}")
-        return f"{lemma}.{synset.ss_type}.{synset.offset:08d}"
+        return f"{lemma}.{synset.ss_type}.{synset.offset}"
     return f"{lemma}.{synset.ss_type}.{offsets.index(synset.offset) + 1:02d}"
