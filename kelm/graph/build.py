@@ -123,8 +123,8 @@ def _check_input(path: Path, fmt: str) -> None:
 
 def _input_record(path: Path) -> dict:
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file())
-        digest = content_checksum({p.name: sha256_file(p) for p in files})
+        files = sorted(p for p in path.rglob("*") if p.is_file())
+        digest = content_checksum({str(p.relative_to(path)): sha256_file(p) for p in files})
         return {"path": str(path), "sha256": digest, "bytes": sum(p.stat().st_size for p in files)}
     return {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size}
 

@@ -197,9 +197,9 @@ class GraphIndex:
 
     def aliases(self, node: int) -> list[str]:
         """The aliases of a node (WordNet lemma names, RDF labels)."""
-        mask = np.asarray(self._a["aliases.node"]) == int(node)
+        lo, hi = _rows_of(self._a["aliases.node"], node)
         column = self._strings("aliases.alias")
-        return [column[i] for i in np.flatnonzero(mask)]
+        return [column[i] for i in range(lo, hi)]
 
     def lookup(self, alias: str) -> list[int]:
         """Nodes whose name or an alias equals ``alias`` (names first)."""
@@ -208,10 +208,10 @@ class GraphIndex:
 
     def attributes(self, node: int) -> dict[str, list[str]]:
         """Literal attributes of a node (RDF builds with ``--literals keep``)."""
-        mask = np.asarray(self._a["attrs.node"]) == int(node)
+        lo, hi = _rows_of(self._a["attrs.node"], node)
         keys, values = self._strings("attrs.key"), self._strings("attrs.value")
         out: dict[str, list[str]] = {}
-        for i in np.flatnonzero(mask):
+        for i in range(lo, hi):
             out.setdefault(keys[i], []).append(values[i])
         return out
 
@@ -346,6 +346,13 @@ class GraphIndex:
     def __repr__(self) -> str:
         return (f"GraphIndex({str(self.path)!r}, nodes={self.num_nodes:,}, "
                 f"edges={self.num_edges:,}, relations={self.num_relations})")
+
+
+def _rows_of(sorted_nodes: np.ndarray, node: int) -> tuple[int, int]:
+    """The row range of ``node`` in a node-sorted table (aliases, attributes)."""
+    lo = int(np.searchsorted(sorted_nodes, node, side="left"))
+    hi = int(np.searchsorted(sorted_nodes, node, side="right"))
+    return lo, hi
 
 
 def content_checksum(file_checksums: dict[str, str]) -> str:

@@ -1,4 +1,4 @@
-"""RDF graphs: N-Triples (streamed line by line) and Turtle / N3 / RDF-XML (parsed whole).
+"""RDF graphs: N-Triples (streamed line by line), Turtle and RDF/XML (parsed whole).
 
 Node names are URIs (full strings) and blank nodes (``_:<file>.<label>``, where ``<file>`` is
 a short digest of the input file, so blank nodes of different files never merge). Triples whose
@@ -59,13 +59,14 @@ _EXTENSIONS = {
     ".ntriples": "nt",
     ".ttl": "turtle",
     ".turtle": "turtle",
-    ".n3": "n3",
+    ".n3": "turtle",  # N3 without formulas is Turtle; rdflib's N3 mode needs another store
     ".rdf": "xml",
     ".owl": "xml",
     ".xml": "xml",
 }
 # An absolute IRI: a scheme, then no character N-Triples forbids in an IRIREF.
 _VALID_IRI = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20<>"{}|^`\\]*\Z')
+_PLAIN_IRIREF = re.compile(r'<([A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20<>"{}|^`\\]*)>')
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -74,7 +75,7 @@ def read_rdf(path: Path, options: BuildOptions, issues: LineIssues) -> SourceOut
     bytes. Unknown extensions are read as N-Triples.
 
     Raises:
-        InputError: a Turtle/N3/RDF-XML syntax error, an N-Triples file without a single valid
+        InputError: a Turtle or RDF/XML syntax error, an N-Triples file without a single valid
             statement, unreadable compressed input, or (``strict``) a malformed line.
     """
     path = Path(path)
@@ -85,7 +86,7 @@ def read_rdf(path: Path, options: BuildOptions, issues: LineIssues) -> SourceOut
 
 
 def rdf_syntax(path: Path) -> str:
-    """``nt``, ``turtle``, ``n3`` or ``xml`` from the file name (``.gz`` ignored)."""
+    """``nt``, ``turtle`` or ``xml`` from the file name (``.gz`` ignored)."""
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -138,8 +139,9 @@ def _short_names(predicates: Iterable[str], prefixes: dict[str, str]) -> dict[st
     taken: dict[str, int] = {}
     for name in names.values():
         taken[name] = taken.get(name, 0) + 1
-    return {uri: (uri if taken[name] > 1 and uri != RDF_TYPE else name)
-            for uri, name in names.items()}
+    return {
+        uri: (uri if taken[name] > 1 and uri != RDF_TYPE else name) for uri, name in names.items()
+    }
 
 
 def _local_name(uri: str) -> str:
@@ -250,33 +252,57 @@ class _Collector:
     def flush(self) -> None:
         if self.e_head:
             n = len(self.e_head)
-            self.edges.append(pa.table({
-                "head": pa.array(self.e_head, pa.string()),
-                "relation": pa.array(self.e_rel, pa.string()),
-                "tail": pa.array(self.e_tail, pa.string()),
-                "weight": pa.array(np.ones(n, np.float32)),
-            }))
+            self.edges.append(
+                pa.table(
+                    {
+                        "head": pa.array(self.e_head, pa.string()),
+                        "relation": pa.array(self.e_rel, pa.string()),
+                        "tail": pa.array(self.e_tail, pa.string()),
+                        "weight": pa.array(np.ones(n, np.float32)),
+                    }
+                )
+            )
         if self.l_node:
-            self.label_tables.append(pa.table({
-                "node": pa.array(self.l_node, pa.string()),
-                "rank": pa.array(self.l_rank, pa.int8()),
-                "seq": pa.array(self.l_seq, pa.int64()),
-                "label": pa.array(self.l_value, pa.string()),
-            }))
+            self.label_tables.append(
+                pa.table(
+                    {
+                        "node": pa.array(self.l_node, pa.string()),
+                        "rank": pa.array(self.l_rank, pa.int8()),
+                        "seq": pa.array(self.l_seq, pa.int64()),
+                        "label": pa.array(self.l_value, pa.string()),
+                    }
+                )
+            )
         if self.a_node:
-            self.alias_tables.append(pa.table({"node": pa.array(self.a_node, pa.string()),
-                                               "alias": pa.array(self.a_alias, pa.string())}))
+            self.alias_tables.append(
+                pa.table(
+                    {
+                        "node": pa.array(self.a_node, pa.string()),
+                        "alias": pa.array(self.a_alias, pa.string()),
+                    }
+                )
+            )
         if self.t_node:
-            self.text_tables.append(pa.table({
-                "node": pa.array(self.t_node, pa.string()),
-                "rank": pa.array(self.t_rank, pa.int8()),
-                "seq": pa.array(self.t_seq, pa.int64()),
-                "text": pa.array(self.t_value, pa.string()),
-            }))
+            self.text_tables.append(
+                pa.table(
+                    {
+                        "node": pa.array(self.t_node, pa.string()),
+                        "rank": pa.array(self.t_rank, pa.int8()),
+                        "seq": pa.array(self.t_seq, pa.int64()),
+                        "text": pa.array(self.t_value, pa.string()),
+                    }
+                )
+            )
         if self.k_node:
-            self.attr_tables.append(pa.table({"node": pa.array(self.k_node, pa.string()),
-                                              "key": pa.array(self.k_pred, pa.string()),
-                                              "value": pa.array(self.k_value, pa.string())}))
+            self.attr_tables.append(
+                pa.table(
+                    {
+                        "node": pa.array(self.k_node, pa.string()),
+                        "key": pa.array(self.k_pred, pa.string()),
+                        "value": pa.array(self.k_value, pa.string()),
+                    }
+                )
+            )
         if self.subjects:
             self.node_arrays.append(pc.unique(pa.array(self.subjects, pa.string())))
         self._reset()
@@ -290,8 +316,10 @@ class _Collector:
         def rename(column: pa.ChunkedArray) -> pa.Array:
             return short.take(pc.index_in(column, value_set=full))
 
-        triples = [t.set_column(1, "relation", rename(t["relation"])).cast(TRIPLE_SCHEMA)
-                   for t in self.edges]
+        triples = [
+            t.set_column(1, "relation", rename(t["relation"])).cast(TRIPLE_SCHEMA)
+            for t in self.edges
+        ]
         attributes = [t.set_column(1, "key", rename(t["key"])) for t in self.attr_tables]
         out = SourceOutput(
             triples=triples,
@@ -309,8 +337,9 @@ def _best_per_node(tables: list[pa.Table], field: str) -> list[pa.Table]:
     """One row per node: the lowest rank, then the first in the file."""
     if not tables:
         return []
-    table = pa.concat_tables(tables).sort_by([("node", "ascending"), ("rank", "ascending"),
-                                              ("seq", "ascending")])
+    table = pa.concat_tables(tables).sort_by(
+        [("node", "ascending"), ("rank", "ascending"), ("seq", "ascending")]
+    )
     nodes = table["node"].combine_chunks()
     first = np.ones(len(nodes), dtype=bool)
     if len(nodes) > 1:
@@ -341,6 +370,10 @@ class _LineParser(W3CNTriplesParser):
     def uriref(self):  # type: ignore[override]
         if not self.line.startswith("<"):
             return False
+        match = _PLAIN_IRIREF.match(self.line)  # the common case: valid, no escapes
+        if match is not None:
+            self.line = self.line[match.end() :]
+            return match.group(1)
         match = r_uriref.match(self.line)
         if match is None:
             raise _BadURI("bad URI")
@@ -443,8 +476,10 @@ def _no_statements(path: Path, malformed: int, first_issue: str, early: bool) ->
     hint = ""
     if not path.name.lower().removesuffix(".gz").endswith((".nt", ".ntriples")):
         hint = " (read as N-Triples because of its extension; name Turtle files .ttl)"
-    return (f"{path}: no valid N-Triples statements ({what} malformed, first at {first_issue})"
-            f"; not an RDF file?{hint}")
+    return (
+        f"{path}: no valid N-Triples statements ({what} malformed, first at {first_issue})"
+        f"; not an RDF file?{hint}"
+    )
 
 
 # ---------------------------------------------------------------------- Turtle and others
@@ -457,7 +492,7 @@ def _read_graph(path: Path, syntax: str, options: BuildOptions) -> SourceOutput:
             data = fh.read()
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise InputError(f"{path}: unreadable or truncated compressed input ({exc})") from None
-    name = {"turtle": "Turtle", "n3": "N3", "xml": "RDF/XML"}[syntax]
+    name = {"turtle": "Turtle", "xml": "RDF/XML"}[syntax]
     # SimpleMemory iterates in insertion (= file) order; Memory's order depends on str hashes,
     # which would make the blank node numbering below differ between runs.
     graph = Graph(store="SimpleMemory", bind_namespaces="rdflib")
@@ -489,7 +524,7 @@ def _read_graph(path: Path, syntax: str, options: BuildOptions) -> SourceOutput:
     collector = _Collector(options.literals == "keep")
     for s, p, o in graph:
         if not isinstance(s, (URIRef, BNode)) or not isinstance(p, URIRef):
-            continue  # N3 formulas and variables are not graph data
+            continue  # not graph data (generalised RDF)
         if isinstance(o, Literal):
             collector.literal(node(s), str(p), str(o), o.language)
         elif isinstance(o, (URIRef, BNode)):

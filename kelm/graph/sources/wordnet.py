@@ -128,19 +128,43 @@ def read_wordnet(path: Path, options: BuildOptions, issues: LineIssues) -> Sourc
         alias_nodes += [synset.name] * len(aliases)
         alias_texts += aliases
     out = SourceOutput(
-        triples=[pa.table({
-            "head": pa.array(heads, pa.string()),
-            "relation": pa.array(relations, pa.string()),
-            "tail": pa.array(tails, pa.string()),
-            "weight": pa.array(np.ones(len(heads), np.float32)),
-        })] if heads else [],
+        triples=[
+            pa.table(
+                {
+                    "head": pa.array(heads, pa.string()),
+                    "relation": pa.array(relations, pa.string()),
+                    "tail": pa.array(tails, pa.string()),
+                    "weight": pa.array(np.ones(len(heads), np.float32)),
+                }
+            )
+        ]
+        if heads
+        else [],
         nodes=[pa.array(names, pa.string())] if names else [],
-        labels=[pa.table({"node": pa.array(names, pa.string()),
-                          "label": pa.array([s.label for s in synsets], pa.string())})],
-        aliases=[pa.table({"node": pa.array(alias_nodes, pa.string()),
-                           "alias": pa.array(alias_texts, pa.string())})],
-        texts=[pa.table({"node": pa.array(names, pa.string()),
-                         "text": pa.array([s.gloss for s in synsets], pa.string())})],
+        labels=[
+            pa.table(
+                {
+                    "node": pa.array(names, pa.string()),
+                    "label": pa.array([s.label for s in synsets], pa.string()),
+                }
+            )
+        ],
+        aliases=[
+            pa.table(
+                {
+                    "node": pa.array(alias_nodes, pa.string()),
+                    "alias": pa.array(alias_texts, pa.string()),
+                }
+            )
+        ],
+        texts=[
+            pa.table(
+                {
+                    "node": pa.array(names, pa.string()),
+                    "text": pa.array([s.gloss for s in synsets], pa.string()),
+                }
+            )
+        ],
         relation_order=list(RELATION_ORDER),
     )
     out.lines_read = lines_read
@@ -155,8 +179,10 @@ def find_wordnet_dir(path: Path) -> Path:
         InputError: not a directory, or some database files are missing.
     """
     if not path.is_dir():
-        raise InputError(f"{path}: not a directory; expected a WordNet 3.0 database directory "
-                         "(e.g. nltk_data or /usr/share/wordnet)")
+        raise InputError(
+            f"{path}: not a directory; expected a WordNet 3.0 database directory "
+            "(e.g. nltk_data or /usr/share/wordnet)"
+        )
     candidates = [path, path / "corpora" / "wordnet", path / "wordnet", path / "dict"]
     candidates += sorted(p.parent for p in path.glob("*/*/data.noun"))
     candidates += sorted(p.parent for p in path.glob("*/*/*/data.noun"))
@@ -171,16 +197,33 @@ def find_wordnet_dir(path: Path) -> Path:
     if not (best / "data.noun").exists() and any(path.rglob("wordnet.zip")):
         hint = "; found wordnet.zip: unzip it first"
     where = best if best == path else f"{path} (looked in {best})"
-    raise InputError(f"{where}: not a WordNet 3.0 database directory, missing "
-                     f"{', '.join(best_missing)}{hint}")
+    raise InputError(
+        f"{where}: not a WordNet 3.0 database directory, missing {', '.join(best_missing)}{hint}"
+    )
 
 
 class _Synset:
-    __slots__ = ("offset", "file_pos", "ss_type", "lemmas", "pointers", "gloss", "name",
-                 "file", "line")
+    __slots__ = (
+        "offset",
+        "file_pos",
+        "ss_type",
+        "lemmas",
+        "pointers",
+        "gloss",
+        "name",
+        "file",
+        "line",
+    )
 
-    def __init__(self, offset: str, file_pos: str, ss_type: str, lemmas: list[str],
-                 pointers: list[tuple[str, str, str]], gloss: str) -> None:
+    def __init__(
+        self,
+        offset: str,
+        file_pos: str,
+        ss_type: str,
+        lemmas: list[str],
+        pointers: list[tuple[str, str, str]],
+        gloss: str,
+    ) -> None:
         self.offset = offset
         self.file_pos = file_pos
         self.ss_type = ss_type
@@ -197,8 +240,9 @@ class _Synset:
 
     def aliases(self) -> list[str]:
         """Lemma names, lower-cased, ``_`` -> space, without duplicates."""
-        seen = dict.fromkeys(" ".join(lemma.replace("_", " ").lower().split())
-                             for lemma in self.lemmas)
+        seen = dict.fromkeys(
+            " ".join(lemma.replace("_", " ").lower().split()) for lemma in self.lemmas
+        )
         return [a for a in seen if a]
 
 
@@ -227,8 +271,11 @@ def _read_index(file: Path, issues: LineIssues) -> dict[str, list[str]]:
             synset_cnt = int(fields[2])
             p_cnt = int(fields[3])
             offsets = fields[6 + p_cnt :]
-            if synset_cnt < 1 or len(offsets) != synset_cnt or not all(
-                    len(o) == 8 and o.isdigit() for o in offsets):
+            if (
+                synset_cnt < 1
+                or len(offsets) != synset_cnt
+                or not all(len(o) == 8 and o.isdigit() for o in offsets)
+            ):
                 raise ValueError
         except (IndexError, ValueError):
             issues.add(file, number, "malformed index line")
@@ -262,17 +309,19 @@ def _parse_data_line(line: str, file_pos: str) -> _Synset:
     if len(pointer_fields) != 4 * p_cnt:
         raise ValueError("truncated pointer list")
     # (symbol, target offset, target type); a malformed target offset is found unknown later
-    pointers = list(zip(pointer_fields[0::4], pointer_fields[1::4], pointer_fields[2::4]))
+    pointers = list(
+        zip(pointer_fields[0::4], pointer_fields[1::4], pointer_fields[2::4], strict=True)
+    )
     return _Synset(offset, file_pos, ss_type, lemmas, pointers, gloss.strip())
 
 
-def _synset_name(synset: _Synset, senses: dict[str, list[str]], file: Path, number: int,
-                 issues: LineIssues) -> str:
+def _synset_name(
+    synset: _Synset, senses: dict[str, list[str]], file: Path, number: int, issues: LineIssues
+) -> str:
     """NLTK's name: first lemma, synset type, 1-based position in the lemma's index entry."""
     lemma = synset.lemmas[0].lower()
     offsets = senses.get(lemma)
     if offsets is None or synset.offset not in offsets:
-        issues.add(file, number, f"{lemma!r} {synset.offset} missing from "
-                                 f"index.{synset.file_pos}")
+        issues.add(file, number, f"{lemma!r} {synset.offset} missing from index.{synset.file_pos}")
         return f"{lemma}.{synset.ss_type}.{synset.offset}"
     return f"{lemma}.{synset.ss_type}.{offsets.index(synset.offset) + 1:02d}"

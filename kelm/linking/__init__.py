@@ -1,0 +1,37 @@
+"""Linking text to graph nodes: a spaCy component, statement grounding for QA, alignment.
+
+* :mod:`kelm.linking.matcher` — the lemma n-gram concept index and the alias table
+  (:class:`~kelm.linking.matcher.Linker`), cached on disk per graph and options.
+* :mod:`kelm.linking.component` — the ``kelm_linker`` spaCy factory and its extensions.
+* :mod:`kelm.linking.ground` — grounding (question, answer) statements and QA files.
+* :mod:`kelm.linking.align` — character spans to wordpiece token indices.
+
+Importing this package is cheap; spaCy is imported by the submodules that need it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "Linker": "kelm.linking.matcher",
+    "LinkerOptions": "kelm.linking.matcher",
+    "ConceptIndex": "kelm.linking.matcher",
+    "Mention": "kelm.linking.matcher",
+    "KelmLinker": "kelm.linking.component",
+    "link_text": "kelm.linking.component",
+    "StatementLinker": "kelm.linking.ground",
+    "ground_file": "kelm.linking.ground",
+    "char_spans_to_tokens": "kelm.linking.align",
+    "align_spans": "kelm.linking.align",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'kelm.linking' has no attribute {name!r}")

@@ -1,0 +1,456 @@
+"""Grounding (question, answer) statements in a concept graph, and whole QA files.
+
+The rules are those of the commonsense-QA grounding literature (KagNet, MHGRN, QA-GNN):
+
+1. The statement is the question followed by the answer (the choice text). Its concepts are
+   all lemma n-gram matches of concept-mode node names (up to ``max_ngram`` tokens;
+   overlapping matches kept; names made only of stopwords/blacklisted words, or starting or
+   ending with a pronoun, pruned -- see :mod:`kelm.linking.matcher`).
+2. **Answer concepts** are the concepts of the matches that lie inside the answer.
+3. **Question concepts** are the concepts of all other matches (in the question, or across
+   the question/answer boundary), minus the answer concepts.
+4. **Fallback**, when a side has no concept: the node whose name is the whole side's text
+   (lower-cased tokens joined by spaces, so a choice equal to a concept name always finds it),
+   else every node whose name is the lemma of one of the side's tokens (stopwords included,
+   as in the literature). Question fallback concepts that are answer concepts are dropped.
+   A side can still end up empty; downstream code must accept empty concept lists.
+
+Question and answers are tokenised separately and their lemma ids concatenated: spaCy splits
+on whitespace before anything else, so this is the tokenisation of ``question + " " + answer``
+while each question is tokenised once for all its choices.
+
+Concept lists are sorted node ids; since node ids are in name order, names come out sorted.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kelm._io import sha256_file, write_json
+from kelm.errors import InputError, KelmError
+from kelm.linking.matcher import Linker, LinkerOptions, lemma_source_identity
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Doc
+
+    from kelm.data.qa import QAItem
+    from kelm.graph.index import GraphIndex
+
+log = logging.getLogger(__name__)
+
+#: Version of the grounding rules; part of the resume/reuse key of grounded files.
+RULES_VERSION = 1
+GROUNDED_FORMAT_VERSION = 1
+GROUNDED_KIND = "kelm-grounded"
+
+
+@dataclass
+class Grounding:
+    """The concepts of one statement: sorted node ids of each side."""
+
+    question_concepts: list[int]
+    answer_concepts: list[int]
+
+
+def make_nlp(pipeline: str | None = None) -> Language:
+    """``spacy.blank("en")`` by default, else the named installed pipeline (without the
+    components that grounding never needs)."""
+    import spacy
+
+    if pipeline is None:
+        return spacy.blank("en")
+    try:
+        return spacy.load(pipeline, exclude=["parser", "ner", "textcat", "textcat_multilabel"])
+    except OSError as exc:
+        raise KelmError(f"spaCy pipeline {pipeline!r} could not be loaded ({exc})") from None
+
+
+class StatementLinker:
+    """Grounds many (question, answer) statements at once (see the module docstring).
+
+    Args:
+        graph: the concept graph.
+        nlp: the pipeline (default ``spacy.blank("en")``).
+        options: concept index options (``mode`` must be ``concept``).
+        cache_dir: where the index is cached.
+        pipeline: name of ``nlp`` when it was loaded by name (recorded in manifests).
+    """
+
+    def __init__(self, graph: GraphIndex, nlp: Language | None = None,
+                 options: LinkerOptions | None = None, *, cache_dir: str | Path | None = None,
+                 pipeline: str | None = None) -> None:
+        self.options = options or LinkerOptions()
+        if self.options.mode != "concept":
+            raise KelmError("statement grounding needs a concept-mode linker")
+        self.graph = graph
+        self.nlp = nlp if nlp is not None else make_nlp()
+        self.pipeline = pipeline
+        self.linker = Linker(graph, self.nlp, self.options, cache_dir=cache_dir)
+        self._names: list[str] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """All node names by id (read once)."""
+        if self._names is None:
+            self._names = self.graph.names.to_list()
+        return self._names
+
+    def describe(self) -> dict[str, Any]:
+        """The linker settings that determine the output (written into manifests)."""
+        return {**self.options.to_dict(), "rules_version": RULES_VERSION,
+                "pipeline": self.pipeline,
+                "lemma_source": lemma_source_identity(self.nlp, self.options.lemmas,
+                                                      self.linker.pipes)}
+
+    # -------------------------------------------------------------- grounding
+    def ground(self, pairs: Sequence[tuple[str, str]], batch_size: int = 1000
+               ) -> list[Grounding]:
+        """Ground ``(question, answer)`` pairs; one :class:`Grounding` per pair, in order."""
+        if not pairs:
+            return []
+        texts: dict[str, int] = {}
+        for question, answer in pairs:
+            texts.setdefault(question, len(texts))
+            texts.setdefault(answer, len(texts))
+        too_long = [t for t in texts if len(t) > self.nlp.max_length]
+        if too_long:
+            raise KelmError(f"a text of {len(too_long[0]):,} characters exceeds the pipeline's "
+                            f"max_length ({self.nlp.max_length:,})")
+        docs = list(self.nlp.pipe(texts, batch_size=batch_size))
+        encoded = [self.linker.encoder.encode(doc) for doc in docs]
+        q_index = np.array([texts[q] for q, _ in pairs], dtype=np.int64)
+        a_index = np.array([texts[a] for _, a in pairs], dtype=np.int64)
+        answers, questions = self._match(encoded, q_index, a_index)
+        out = []
+        for j in range(len(pairs)):
+            a_nodes = answers[j] or self._fallback(docs[a_index[j]], set())
+            q_nodes = questions[j] or self._fallback(docs[q_index[j]], set(a_nodes))
+            out.append(Grounding(q_nodes, a_nodes))
+        return out
+
+    def _match(self, encoded: list[np.ndarray], q_index: np.ndarray, a_index: np.ndarray
+               ) -> tuple[list[list[int]], list[list[int]]]:
+        """Rules 1-3 for all statements at once: per statement, answer and question nodes."""
+        n = q_index.shape[0]
+        q_len = np.array([encoded[i].shape[0] for i in q_index], dtype=np.int64)
+        a_len = np.array([encoded[i].shape[0] for i in a_index], dtype=np.int64)
+        stream = [part for q, a in zip(q_index, a_index, strict=True)
+                  for part in (encoded[q], encoded[a])]
+        ids = np.concatenate(stream) if stream else np.zeros(0, np.int64)
+        segment = np.repeat(np.arange(n), q_len + a_len)
+        first = np.concatenate([[0], np.cumsum(q_len + a_len)[:-1]])
+        starts, _, keys = self.linker.table.find(ids, segment)
+        stmt = segment[starts]
+        in_answer = (starts - first[stmt]) >= q_len[stmt]
+        owner, nodes = self.linker.table.key_nodes(keys)
+        stmt, in_answer = stmt[owner], in_answer[owner]
+        width = max(self.graph.num_nodes, 1)
+        answer_codes = np.unique(stmt[in_answer] * width + nodes[in_answer])
+        question_codes = np.unique(stmt[~in_answer] * width + nodes[~in_answer])
+        question_codes = question_codes[~np.isin(question_codes, answer_codes)]
+        return _split(answer_codes, width, n), _split(question_codes, width, n)
+
+    def _fallback(self, doc: Doc, exclude: set[int]) -> list[int]:
+        """Rule 4: the whole text as a name, else single-token lemmas that are names."""
+        words = [t.lower_ for t in doc if not t.is_space]
+        if not words:
+            return []
+        for whole in (" ".join(words), "_".join(words), doc.text.strip().lower()):
+            if whole in self.graph and self.graph.node_id(whole) not in exclude:
+                return [self.graph.node_id(whole)]
+        found = set()
+        for token in doc:
+            lemma = self.linker.encoder.lemma_key(token.lower_, token.lemma_)
+            if lemma.strip() and lemma in self.graph:
+                found.add(self.graph.node_id(lemma))
+        return sorted(found - exclude)
+
+
+def _split(codes: np.ndarray, width: int, n: int) -> list[list[int]]:
+    """Sorted ``statement * width + node`` codes -> per statement node lists."""
+    stmt = codes // width
+    bounds = np.searchsorted(stmt, np.arange(n + 1))
+    nodes = (codes % width).tolist()
+    return [nodes[bounds[j] : bounds[j + 1]] for j in range(n)]
+
+
+# ---------------------------------------------------------------------------------- files
+@dataclass
+class GroundReport:
+    """What :func:`ground_file` did."""
+
+    out: Path
+    statements: int
+    resumed_from: int
+    reused: bool
+    empty_question: int
+    empty_answer: int
+    seconds: float
+
+
+def ground_file(graph: str | Path, qa_file: str | Path, out: str | Path, *,
+                options: LinkerOptions | None = None, pipeline: str | None = None,
+                processes: int = 1, batch_size: int = 1000, progress: bool = True,
+                cache_dir: str | Path | None = None) -> GroundReport:
+    """Ground every (question, choice) statement of a QA file into a JSONL file.
+
+    Each output line is ``{"id", "choice", "question", "answer", "question_concepts",
+    "question_names", "answer_concepts", "answer_names"}``; ``<out>.manifest.json`` records
+    the graph, QA file, linker settings and ``"complete": true``. Lines go to ``<out>.partial``
+    first, flushed after every batch; a rerun with the same graph, QA file and settings
+    continues after the last complete line, and an existing complete output is reused.
+
+    Args:
+        graph: graph index directory.
+        qa_file: CommonsenseQA / OpenBookQA JSONL or COPA XML (see :mod:`kelm.data.qa`).
+        out: the JSONL file to write.
+        options: concept index options (default: lookup lemmas, 5-grams).
+        pipeline: an installed spaCy pipeline to tokenise and lemmatise with (its own
+            lemmas are used unless ``options.lemmas`` says ``lookup``); default blank English.
+        processes: worker processes (each loads the cached index).
+        batch_size: statements per batch (and per flush).
+        progress: show a progress bar on stderr.
+        cache_dir: linker index cache directory.
+
+    Raises:
+        KelmError: missing or unsupported graph, malformed QA file, unusable pipeline.
+    """
+    from kelm.data.qa import read_qa
+    from kelm.graph.index import GraphIndex
+
+    start = time.perf_counter()
+    if options is None:
+        options = LinkerOptions(lemmas="pipeline" if pipeline else "lookup")
+    graph_index = GraphIndex.load(graph)
+    items = read_qa(qa_file)
+    out = Path(out)
+    if out.is_dir():
+        raise KelmError(f"{out}: is a directory, expected an output file path")
+    linker = StatementLinker(graph_index, make_nlp(pipeline), options, cache_dir=cache_dir,
+                             pipeline=pipeline)
+    rows = [(item, choice) for item in items for choice in item.choices]
+    _check_lengths(rows, linker.nlp.max_length, qa_file)
+    manifest = {"kind": GROUNDED_KIND, "format_version": GROUNDED_FORMAT_VERSION,
+                "graph": str(Path(graph).resolve()), "graph_checksum": graph_index.checksum,
+                "qa_file": str(Path(qa_file).resolve()), "qa_sha256": sha256_file(qa_file),
+                "linker": linker.describe(), "statements": len(rows), "complete": True}
+    if _is_complete(out, manifest):
+        return GroundReport(out, len(rows), len(rows), True, *_count_empty(out),
+                            time.perf_counter() - start)
+    partial, partial_manifest = _partial_paths(out)
+    done = _resume_point(partial, partial_manifest, manifest, rows)
+    writer = _GroundedWriter(partial, linker.names)
+    try:
+        with _progress(len(rows), done, progress) as bar:
+            for chunk, groundings in _ground_chunks(linker, rows, done, batch_size, processes,
+                                                    graph, cache_dir, pipeline):
+                writer.write(chunk, groundings)
+                bar.update(len(chunk))
+    finally:
+        writer.close()
+    _publish(out, partial, partial_manifest, manifest)
+    return GroundReport(out, len(rows), done, False, *_count_empty(out),
+                        time.perf_counter() - start)
+
+
+def _check_lengths(rows: list[tuple[QAItem, Any]], max_length: int, qa_file: str | Path
+                   ) -> None:
+    for item, choice in rows:
+        longest = max(len(item.question), len(choice.text))
+        if longest > max_length:
+            raise InputError(f"{qa_file}: item {item.id!r}: a text of {longest:,} characters "
+                             f"exceeds the spaCy pipeline's max_length ({max_length:,})")
+
+
+def _partial_paths(out: Path) -> tuple[Path, Path]:
+    return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
+
+
+def manifest_path(out: str | Path) -> Path:
+    """The sidecar manifest of a grounded JSONL file."""
+    out = Path(out)
+    return out.with_name(out.name + ".manifest.json")
+
+
+def _same_key(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Manifests describe the same grounding: graph content, QA content, linker settings
+    (paths may differ: moving a file does not change its grounding)."""
+    fields = ("kind", "format_version", "graph_checksum", "qa_sha256", "linker", "statements")
+    return all(a.get(f) == b.get(f) for f in fields)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _is_complete(out: Path, manifest: dict[str, Any]) -> bool:
+    """An existing output with a matching complete manifest and the right line count."""
+    existing = _read_json(manifest_path(out))
+    if not out.is_file() or existing is None or existing.get("complete") is not True:
+        return False
+    if not _same_key(existing, manifest):
+        return False
+    with open(out, "rb") as fh:
+        return sum(1 for _ in fh) == manifest["statements"]
+
+
+def _resume_point(partial: Path, partial_manifest: Path, manifest: dict[str, Any],
+                  rows: list[tuple[QAItem, Any]]) -> int:
+    """Statements already in a matching ``.partial`` file (cut back to its last good line);
+    0 after starting a fresh one."""
+    existing = _read_json(partial_manifest)
+    if partial.is_file() and existing is not None and _same_key(existing, manifest):
+        done, good_bytes = 0, 0
+        with open(partial, "rb") as fh:
+            for raw in fh:
+                if not raw.endswith(b"\n") or done >= len(rows) or not _line_matches(
+                        raw, rows[done]):
+                    break
+                done += 1
+                good_bytes += len(raw)
+        with open(partial, "r+b") as fh:
+            fh.truncate(good_bytes)
+        log.info("resuming %s after %d statements", partial, done)
+        return done
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    write_json(partial_manifest, {**manifest, "complete": False})
+    partial.touch()
+    return 0
+
+
+def _line_matches(raw: bytes, row: tuple[QAItem, Any]) -> bool:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return False
+    item, choice = row
+    return isinstance(obj, dict) and obj.get("id") == item.id and obj.get(
+        "choice") == choice.label
+
+
+class _GroundedWriter:
+    """Appends grounded lines to the partial file, flushed and synced after every batch."""
+
+    def __init__(self, partial: Path, names: list[str]) -> None:
+        self.fh = open(partial, "ab")  # noqa: SIM115 -- closed by close()
+        self.names = names
+
+    def write(self, rows: Sequence[tuple[QAItem, Any]], groundings: Sequence[Grounding]
+              ) -> None:
+        lines = []
+        for (item, choice), g in zip(rows, groundings, strict=True):
+            lines.append(json.dumps({
+                "id": item.id, "choice": choice.label, "question": item.question,
+                "answer": choice.text, "question_concepts": g.question_concepts,
+                "question_names": [self.names[n] for n in g.question_concepts],
+                "answer_concepts": g.answer_concepts,
+                "answer_names": [self.names[n] for n in g.answer_concepts],
+            }, ensure_ascii=False))
+        self.fh.write(("\n".join(lines) + "\n").encode("utf-8"))
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _publish(out: Path, partial: Path, partial_manifest: Path, manifest: dict[str, Any]
+             ) -> None:
+    """Rename the finished partial into place, then write the manifest that marks it
+    complete (a crash in between leaves an output without manifest: never reused)."""
+    with contextlib.suppress(FileNotFoundError):
+        manifest_path(out).unlink()
+    os.replace(partial, out)
+    write_json(manifest_path(out), manifest)
+    with contextlib.suppress(FileNotFoundError):
+        partial_manifest.unlink()
+
+
+def _count_empty(out: Path) -> tuple[int, int]:
+    """Statements without question concepts, and without answer concepts."""
+    empty_q = empty_a = 0
+    with open(out, encoding="utf-8") as fh:
+        for line in fh:
+            obj = json.loads(line)
+            empty_q += not obj["question_concepts"]
+            empty_a += not obj["answer_concepts"]
+    return empty_q, empty_a
+
+
+@contextlib.contextmanager
+def _progress(total: int, initial: int, enabled: bool) -> Iterator[Any]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=initial, unit="stmt", desc="grounding",
+               disable=not enabled, dynamic_ncols=True)
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+# ---------------------------------------------------------------------------------- batches
+def _ground_chunks(linker: StatementLinker, rows: list[tuple[QAItem, Any]], done: int,
+                   batch_size: int, processes: int, graph: str | Path,
+                   cache_dir: str | Path | None, pipeline: str | None
+                   ) -> Iterator[tuple[list[tuple[QAItem, Any]], list[Grounding]]]:
+    """Batches of rows after ``done`` with their groundings, in order."""
+    chunks = [rows[i : i + batch_size] for i in range(done, len(rows), max(batch_size, 1))]
+    pairs = [[(item.question, choice.text) for item, choice in chunk] for chunk in chunks]
+    if processes <= 1 or len(chunks) <= 1:
+        for chunk, chunk_pairs in zip(chunks, pairs, strict=True):
+            yield chunk, linker.ground(chunk_pairs)
+        return
+    # Workers are spawned (no fork of a process holding Arrow/BLAS threads); each loads the
+    # index that the parent has already cached.
+    context = multiprocessing.get_context("spawn")
+    init = (str(graph), linker.options.to_dict(), str(cache_dir) if cache_dir else None,
+            pipeline)
+    with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context,
+                                                initializer=_init_worker,
+                                                initargs=init) as pool:
+        pending: list[concurrent.futures.Future] = []
+        window = 2 * processes
+        submitted = 0
+        for i, chunk in enumerate(chunks):
+            while submitted < len(chunks) and submitted < i + window:
+                pending.append(pool.submit(_work, pairs[submitted]))
+                submitted += 1
+            yield chunk, [Grounding(q, a) for q, a in pending.pop(0).result()]
+
+
+_WORKER: StatementLinker | None = None
+
+
+def _init_worker(graph: str, options: dict[str, Any], cache_dir: str | None,
+                 pipeline: str | None) -> None:
+    global _WORKER
+    from kelm.graph.index import GraphIndex
+
+    opts = dict(options)
+    opts["blacklist"] = tuple(opts["blacklist"])
+    _WORKER = StatementLinker(GraphIndex.load(graph, verify=False), make_nlp(pipeline),
+                              LinkerOptions(**opts), cache_dir=cache_dir, pipeline=pipeline)
+
+
+def _work(pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+    assert _WORKER is not None
+    return [(g.question_concepts, g.answer_concepts) for g in _WORKER.ground(pairs)]
