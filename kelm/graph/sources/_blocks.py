@@ -2,15 +2,18 @@
 
 The file (plain or gzip) is cut into blocks of whole lines. Each block is parsed by Arrow's
 CSV engine on a worker thread (Arrow releases the GIL, so blocks parse in parallel) and then
-handed to a per-format ``transform`` on the same thread. Because every block knows its first
-line number and which of its lines were rejected, any row can be traced back to its line.
+handed to a per-format ``transform`` on the same thread. Line numbers are tracked without
+counting newlines: Arrow turns every line of a block either into a row or into a call of the
+invalid-row handler, so a block's line count is ``rows + handled`` and each row's line is
+known. Workers number lines from 1 within their block; the main thread, which merges blocks
+in file order, shifts them to file line numbers.
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import concurrent.futures
+import contextlib
 import gzip
 import os
 import sys
@@ -21,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from kelm.errors import InputError
 from kelm.graph.sources.base import LineIssues
 
-BLOCK_BYTES = 32 << 20
+BLOCK_BYTES = 8 << 20
 
 
 def _quiet_unraisable(hook):
@@ -47,23 +51,22 @@ sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
 
 @dataclass
 class Block:
-    """One parsed block: binary columns, plus what is needed to map rows back to lines."""
+    """One parsed block: binary columns, and the line number of each row.
+
+    ``lines[i]`` is the line of row ``i`` counted from ``first_line`` (1 within a worker).
+    Blank lines are dropped; lines with a wrong column count are in ``rejected``.
+    """
 
     path: str
-    first_line: int  # 1-based line number of the block's first line
+    first_line: int
     n_lines: int
     table: pa.Table
+    lines: np.ndarray
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
-    blank: list[int] = field(default_factory=list)
 
     def line_of(self, rows: np.ndarray) -> np.ndarray:
-        """1-based file line numbers of the given row positions of ``table``."""
-        skipped = sorted([ln for ln, _ in self.rejected] + self.blank)
-        if not skipped:
-            return self.first_line + np.asarray(rows)
-        lines = np.arange(self.first_line, self.first_line + self.n_lines)
-        kept = lines[~np.isin(lines, np.asarray(skipped))]
-        return kept[np.asarray(rows)]
+        """Line numbers of the given row positions of ``table``."""
+        return self.lines[np.asarray(rows, dtype=np.int64)] + (self.first_line - 1)
 
 
 def open_binary(path: Path):
@@ -72,153 +75,189 @@ def open_binary(path: Path):
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
         return gzip.open(path, "rb")
-    return open(path, "rb")
+    return open(path, "rb", buffering=0)
 
 
-def iter_raw_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(first_line, bytes)`` blocks that end on a line boundary."""
-    line = 1
+def iter_raw_blocks(path: Path, block_bytes: int | None = None) -> Iterator[memoryview]:
+    """Yield blocks of whole lines, read straight into fresh buffers (no concatenation)."""
+    block_bytes = block_bytes or BLOCK_BYTES
     rest = b""
     try:
         with open_binary(path) as fh:
             while True:
-                chunk = fh.read(block_bytes)
-                if not chunk:
+                # np.empty: an uninitialised buffer (a bytearray would be zero-filled first)
+                buf = np.empty(len(rest) + block_bytes, dtype=np.uint8)
+                view = memoryview(buf)
+                view[: len(rest)] = rest
+                filled = len(rest)
+                while filled < len(buf):  # gzip and pipes may return short reads
+                    n = fh.readinto(view[filled:])
+                    if not n:
+                        break
+                    filled += n
+                if filled == len(rest):
                     break
-                chunk = rest + chunk
-                cut = chunk.rfind(b"\n")
+                cut = _last_newline(buf, filled)
                 if cut < 0:
-                    rest = chunk
+                    rest = bytes(view[:filled])
                     continue
-                block, rest = chunk[: cut + 1], chunk[cut + 1 :]
-                yield line, block
-                line += block.count(b"\n")
+                rest = bytes(view[cut + 1 : filled])
+                yield view[: cut + 1]
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
         raise InputError(f"{path}: unreadable or truncated compressed input ({exc})") from None
     if rest:
-        yield line, rest + b"\n"
+        yield memoryview(rest + b"\n")
 
 
-def parse_block(path: Path, first_line: int, raw: bytes, columns: list[str],
-                min_columns: int | None = None) -> Block:
-    """Parse one block into binary columns; rows with another column count are rejected.
+def _last_newline(buf: np.ndarray, end: int) -> int:
+    """Position of the last ``\\n`` in ``buf[:end]`` (searching back from the end), or -1."""
+    step = 1 << 16
+    hi = end
+    while hi > 0:
+        lo = max(0, hi - step)
+        hits = np.flatnonzero(buf[lo:hi] == 10)
+        if hits.size:
+            return lo + int(hits[-1])
+        hi = lo
+    return -1
 
-    With ``min_columns`` set, rows with between ``min_columns`` and ``len(columns)`` fields are
-    padded with nulls (optional trailing columns, e.g. a weight).
+
+def parse_block(path: Path, raw, columns: list[str], min_columns: int | None = None,
+                include: list[str] | None = None) -> Block:
+    """Parse one block of whole lines into binary columns, lines numbered from 1.
+
+    Args:
+        path: the file (for messages).
+        raw: the block's bytes.
+        columns: names of all columns of the format.
+        min_columns: rows with between ``min_columns`` and ``len(columns)`` fields are kept,
+            the missing trailing columns null (optional columns such as a weight).
+        include: columns to materialise (default all); the others are skipped by Arrow.
     """
-    n_lines = raw.count(b"\n")
-    rejected: list[tuple[int, str]] = []
-    blank: list[int] = []
-    short: list[tuple[int, str]] = []
+    handled: dict[int, int] = {}  # line -> field count (0: blank), rows given to the handler
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
-        number = first_line + (row.number or 1) - 1
-        if not row.text.strip(" \r"):
-            blank.append(number)
-        elif min_columns is not None and min_columns <= row.actual_columns < len(columns):
-            short.append((number, row.text))
-        else:
-            rejected.append((number, f"wrong column count (expected {len(columns)}, got "
-                                     f"{row.actual_columns})"))
+        handled[row.number] = row.actual_columns if row.text.strip() else 0
         return "skip"
 
+    include = include or columns
     try:
         table = pacsv.read_csv(
-            pa.BufferReader(raw),
+            pa.py_buffer(raw),
             read_options=pacsv.ReadOptions(column_names=columns, use_threads=False,
                                            block_size=max(1 << 20, len(raw) + 1)),
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False,
-                                             double_quote=False, ignore_empty_lines=False,
+            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False,
+                                             escape_char=False, double_quote=False,
+                                             ignore_empty_lines=False,
                                              invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.binary() for c in columns},
-                                                 strings_can_be_null=False,
-                                                 quoted_strings_can_be_null=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.binary() for c in include}, include_columns=include,
+                strings_can_be_null=False, quoted_strings_can_be_null=False),
         )
     except Exception:  # noqa: BLE001 - Arrow cannot report some rows (e.g. non-UTF-8 text)
-        return _parse_block_slowly(path, first_line, raw, columns, min_columns)
-    block = Block(str(path), first_line, n_lines, table, rejected, blank)
-    if short:
-        block = _merge_short_rows(block, short, columns)
-    return block
+        return _parse_block_slowly(path, raw, columns, min_columns, include)
+    if any(n is None for n in handled):  # cannot happen single-threaded; stay exact anyway
+        return _parse_block_slowly(path, raw, columns, min_columns, include)
+
+    n_lines = table.num_rows + len(handled)
+    lines = np.arange(1, n_lines + 1, dtype=np.int64)
+    if handled:
+        lines = lines[~np.isin(lines, np.fromiter(handled, dtype=np.int64))]
+    table, lines = _drop_blank_rows(table, lines)
+
+    width = len(columns)
+    lowest = min_columns if min_columns is not None else width
+    rejected = [(ln, f"wrong column count (expected {width}, got {n})")
+                for ln, n in sorted(handled.items()) if n and not lowest <= n <= width]
+    short = sorted(ln for ln, n in handled.items() if lowest <= n < width)
+    if short:  # re-read those lines (rare) and append them with their line numbers
+        text = bytes(raw).split(b"\n")
+        rows = [text[ln - 1].rstrip(b"\r").split(b"\t") for ln in short]
+        extra = pa.table({c: pa.array([r[i] if i < len(r) else None for r in rows], pa.binary())
+                          for i, c in enumerate(columns) if c in include})
+        table = pa.concat_tables([table, extra.select(table.column_names)])
+        lines = np.concatenate([lines, np.asarray(short, dtype=np.int64)])
+    return Block(str(path), 1, n_lines, table, lines, rejected)
 
 
-def _parse_block_slowly(path: Path, first_line: int, raw: bytes, columns: list[str],
-                        min_columns: int | None) -> Block:
+def _drop_blank_rows(table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    """Arrow reads an empty line as a row of empty values: drop rows with every field empty."""
+    if table.num_rows == 0:
+        return table, lines
+    empty = None
+    for column in table.columns:
+        is_empty = pc.equal(pc.binary_length(column), 0)
+        empty = is_empty if empty is None else pc.and_(empty, is_empty)
+    if not pc.any(empty).as_py():
+        return table, lines
+    keep = pc.invert(empty)
+    return table.filter(keep), lines[keep.to_numpy(zero_copy_only=False)]
+
+
+def _parse_block_slowly(path: Path, raw, columns: list[str], min_columns: int | None,
+                        include: list[str]) -> Block:
     """Exact pure-Python parse of a block Arrow rejected (rare: a malformed non-UTF-8 row)."""
     width = len(columns)
     lowest = min_columns if min_columns is not None else width
     rows: list[list[bytes | None]] = []
+    lines: list[int] = []
     rejected: list[tuple[int, str]] = []
-    blank: list[int] = []
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    for offset, line in enumerate(lines):
-        number = first_line + offset
-        line = line.rstrip(b"\r")
-        if not line.strip(b" "):
-            blank.append(number)
-            continue
-        fields = line.split(b"\t")
+    text = bytes(raw).split(b"\n")
+    if text and text[-1] == b"":
+        text.pop()
+    for number, line in enumerate(text, start=1):
+        fields = line.rstrip(b"\r").split(b"\t")
+        if all(not f.strip() for f in fields):
+            continue  # blank line
         if lowest <= len(fields) <= width:
             rows.append(fields + [None] * (width - len(fields)))
+            lines.append(number)
         else:
             rejected.append((number, f"wrong column count (expected {width}, got {len(fields)})"))
     table = pa.table({c: pa.array([r[i] for r in rows], pa.binary())
-                      for i, c in enumerate(columns)})
-    return Block(str(path), first_line, len(lines), table, rejected, blank)
-
-
-def _merge_short_rows(block: Block, short: list[tuple[int, str]], columns: list[str]) -> Block:
-    """Re-insert rows that lacked optional trailing columns, in line order."""
-    rows = [line.rstrip("\r").split("\t") for _, line in short]
-    extra = pa.table({c: pa.array([r[i].encode() if i < len(r) else None for r in rows],
-                                  pa.binary()) for i, c in enumerate(columns)})
-    # Simplest exact approach: rebuild the table sorted by line number.
-    lines_main = block.line_of(np.arange(block.table.num_rows))
-    lines_extra = np.array([ln for ln, _ in short])
-    table = pa.concat_tables([block.table, extra])
-    order = np.argsort(np.concatenate([lines_main, lines_extra]), kind="stable")
-    return Block(block.path, block.first_line, block.n_lines, table.take(pa.array(order)),
-                 block.rejected, block.blank)
+                      for i, c in enumerate(columns) if c in include})
+    return Block(str(path), 1, len(text), table, np.asarray(lines, dtype=np.int64), rejected)
 
 
 def read_blocks(path: Path, columns: list[str], transform: Callable[[Block, LineIssues], object],
-                issues: LineIssues, *, min_columns: int | None = None, threads: int | None = None,
-                block_bytes: int = BLOCK_BYTES, progress: bool = False) -> list:
+                issues: LineIssues, *, min_columns: int | None = None,
+                include: list[str] | None = None, threads: int | None = None,
+                block_bytes: int | None = None, progress: bool = False) -> list:
     """Parse ``path`` block by block on a thread pool and return ``transform``'s results in order.
 
     ``transform(block, issues)`` runs on the worker thread with a per-block issue collector;
-    rejected lines and the transform's own findings are merged into ``issues`` in file order. At most ``2 * threads`` blocks are in flight,
-    so memory stays bounded by a few blocks however large the file.
+    rejected lines and the transform's own findings are merged into ``issues`` in file order,
+    so the report (and ``--strict``'s first error) does not depend on thread timing. At most
+    ``2 * threads`` blocks are in flight: memory stays bounded however large the file.
     """
     threads = threads or min(4, os.cpu_count() or 1)
     results: list = []
     bar = _progress(path, progress)
 
-    def work(first_line: int, raw: bytes):
-        # Issues are collected per block and merged in file order on the main thread, so the
-        # report (and --strict's first error) is the same whatever the thread timing.
+    def work(raw):
         local = LineIssues(strict=False, keep=10_000)
-        block = parse_block(path, first_line, raw, columns, min_columns)
+        block = parse_block(path, raw, columns, min_columns, include)
         for line, reason in block.rejected:
             local.add(path, line, reason)
         result = transform(block, local)
         local.first.sort(key=lambda issue: issue.line or 0)
-        return result, local, len(raw)
+        return result, local, block.n_lines, len(raw)
 
+    line_offset = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool, _closing(bar):
         pending: collections.deque = collections.deque()
 
         def drain_one() -> None:
-            result, local, size = pending.popleft().result()
-            issues.merge(local)
+            nonlocal line_offset
+            result, local, n_lines, size = pending.popleft().result()
+            issues.merge(local, line_offset=line_offset)
+            line_offset += n_lines
             results.append(result)
             if bar is not None:
                 bar.update(size)
 
-        for first_line, raw in iter_raw_blocks(path, block_bytes):
-            pending.append(pool.submit(work, first_line, raw))
+        for raw in iter_raw_blocks(path, block_bytes):
+            pending.append(pool.submit(work, raw))
             while len(pending) >= 2 * threads:
                 drain_one()
         while pending:
@@ -240,13 +279,10 @@ def _progress(path: Path, enabled: bool):
         return None
     from tqdm import tqdm
 
-    size = path.stat().st_size
-    compressed = False
     with open(path, "rb") as fh:
         compressed = fh.read(2) == b"\x1f\x8b"
-    return tqdm(total=None if compressed else size, unit="B", unit_scale=True,
-                desc=f"reading {path.name}", leave=False,
-                disable=None)  # None: only on a terminal
+    return tqdm(total=None if compressed else path.stat().st_size, unit="B", unit_scale=True,
+                desc=f"reading {path.name}", leave=False, disable=None)  # None: terminals only
 
 
 def decode_utf8(block: Block, column: pa.Array, issues: LineIssues, what: str
@@ -268,7 +304,6 @@ def decode_utf8(block: Block, column: pa.Array, issues: LineIssues, what: str
         except UnicodeDecodeError:
             keep[i] = False
             out.append(None)
-    bad = np.flatnonzero(~keep)
-    for line in block.line_of(bad):
+    for line in block.line_of(np.flatnonzero(~keep)):
         issues.add(block.path, int(line), f"invalid UTF-8 in {what}")
     return pa.array(out, pa.string()), keep

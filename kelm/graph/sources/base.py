@@ -127,16 +127,22 @@ class LineIssues:
         if len(self.first) < self.keep:
             self.first.append(_Issue(path, line, reason))
 
-    def merge(self, other: LineIssues) -> None:
-        """Add the issues collected by ``other`` (e.g. one block's), in order."""
+    def merge(self, other: LineIssues, line_offset: int = 0) -> None:
+        """Add the issues collected by ``other`` (e.g. one block's, whose lines are counted
+        from the block's start: ``line_offset`` shifts them to file lines), in order."""
+
+        def shifted(issue: _Issue) -> _Issue:
+            line = issue.line + line_offset if issue.line is not None else None
+            return _Issue(issue.path, line, issue.reason)
+
         if self.strict and other.first:
-            first = other.first[0]
+            first = shifted(other.first[0])
             self.add(first.path, first.line, first.reason)
         for path, n in other.counts.items():
             self.counts[path] = self.counts.get(path, 0) + n
         room = self.keep - len(self.first)
         if room > 0:
-            self.first.extend(other.first[:room])
+            self.first.extend(shifted(i) for i in other.first[:room])
 
     @property
     def total(self) -> int:
