@@ -5,7 +5,8 @@ The rules are those of the commonsense-QA grounding literature (KagNet, MHGRN, Q
 1. The statement is the question followed by the answer (the choice text). Its concepts are
    all lemma n-gram matches of concept-mode node names (up to ``max_ngram`` tokens;
    overlapping matches kept; names made only of stopwords/blacklisted words, or starting or
-   ending with a pronoun, pruned -- see :mod:`kelm.linking.matcher`).
+   ending with a pronoun, pruned; of several names sharing a lemma key, the one spelled like
+   the matched text, else the one spelled like the key -- see :mod:`kelm.linking.matcher`).
 2. **Answer concepts** are the concepts of the matches that lie inside the answer.
 3. **Question concepts** are the concepts of all other matches (in the question, or across
    the question/answer boundary), minus the answer concepts.
@@ -40,7 +41,7 @@ import numpy as np
 
 from kelm._io import sha256_file, write_json
 from kelm.errors import InputError, KelmError
-from kelm.linking.matcher import Linker, LinkerOptions, lemma_source_identity
+from kelm.linking.matcher import INDEX_VERSION, Linker, LinkerOptions, lemma_source_identity
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -89,9 +90,15 @@ class StatementLinker:
         pipeline: name of ``nlp`` when it was loaded by name (recorded in manifests).
     """
 
-    def __init__(self, graph: GraphIndex, nlp: Language | None = None,
-                 options: LinkerOptions | None = None, *, cache_dir: str | Path | None = None,
-                 pipeline: str | None = None) -> None:
+    def __init__(
+        self,
+        graph: GraphIndex,
+        nlp: Language | None = None,
+        options: LinkerOptions | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+        pipeline: str | None = None,
+    ) -> None:
         self.options = options or LinkerOptions()
         if self.options.mode != "concept":
             raise KelmError("statement grounding needs a concept-mode linker")
@@ -99,25 +106,24 @@ class StatementLinker:
         self.nlp = nlp if nlp is not None else make_nlp()
         self.pipeline = pipeline
         self.linker = Linker(graph, self.nlp, self.options, cache_dir=cache_dir)
-        self._names: list[str] | None = None
 
     @property
     def names(self) -> list[str]:
         """All node names by id (read once)."""
-        if self._names is None:
-            self._names = self.graph.names.to_list()
-        return self._names
+        return self.linker.names
 
     def describe(self) -> dict[str, Any]:
         """The linker settings that determine the output (written into manifests)."""
-        return {**self.options.to_dict(), "rules_version": RULES_VERSION,
-                "pipeline": self.pipeline,
-                "lemma_source": lemma_source_identity(self.nlp, self.options.lemmas,
-                                                      self.linker.pipes)}
+        return {
+            **self.options.to_dict(),
+            "rules_version": RULES_VERSION,
+            "index_version": INDEX_VERSION,
+            "pipeline": self.pipeline,
+            "lemma_source": lemma_source_identity(self.nlp, self.options.lemmas, self.linker.pipes),
+        }
 
     # -------------------------------------------------------------- grounding
-    def ground(self, pairs: Sequence[tuple[str, str]], batch_size: int = 1000
-               ) -> list[Grounding]:
+    def ground(self, pairs: Sequence[tuple[str, str]], batch_size: int = 1000) -> list[Grounding]:
         """Ground ``(question, answer)`` pairs; one :class:`Grounding` per pair, in order."""
         if not pairs:
             return []
@@ -127,13 +133,15 @@ class StatementLinker:
             texts.setdefault(answer, len(texts))
         too_long = [t for t in texts if len(t) > self.nlp.max_length]
         if too_long:
-            raise KelmError(f"a text of {len(too_long[0]):,} characters exceeds the pipeline's "
-                            f"max_length ({self.nlp.max_length:,})")
+            raise KelmError(
+                f"a text of {len(too_long[0]):,} characters exceeds the pipeline's "
+                f"max_length ({self.nlp.max_length:,})"
+            )
         docs = list(self.nlp.pipe(texts, batch_size=batch_size))
         encoded = [self.linker.encoder.encode(doc) for doc in docs]
         q_index = np.array([texts[q] for q, _ in pairs], dtype=np.int64)
         a_index = np.array([texts[a] for _, a in pairs], dtype=np.int64)
-        answers, questions = self._match(encoded, q_index, a_index)
+        answers, questions = self._match(encoded, docs, q_index, a_index)
         out = []
         for j in range(len(pairs)):
             a_nodes = answers[j] or self._fallback(docs[a_index[j]], set())
@@ -141,27 +149,73 @@ class StatementLinker:
             out.append(Grounding(q_nodes, a_nodes))
         return out
 
-    def _match(self, encoded: list[np.ndarray], q_index: np.ndarray, a_index: np.ndarray
-               ) -> tuple[list[list[int]], list[list[int]]]:
+    def _match(
+        self, encoded: list[np.ndarray], docs: list[Doc], q_index: np.ndarray, a_index: np.ndarray
+    ) -> tuple[list[list[int]], list[list[int]]]:
         """Rules 1-3 for all statements at once: per statement, answer and question nodes."""
         n = q_index.shape[0]
         q_len = np.array([encoded[i].shape[0] for i in q_index], dtype=np.int64)
         a_len = np.array([encoded[i].shape[0] for i in a_index], dtype=np.int64)
-        stream = [part for q, a in zip(q_index, a_index, strict=True)
-                  for part in (encoded[q], encoded[a])]
+        # Statement j is question tokens then answer tokens, all statements concatenated.
+        stream = [
+            part for q, a in zip(q_index, a_index, strict=True) for part in (encoded[q], encoded[a])
+        ]
         ids = np.concatenate(stream) if stream else np.zeros(0, np.int64)
         segment = np.repeat(np.arange(n), q_len + a_len)
-        first = np.concatenate([[0], np.cumsum(q_len + a_len)[:-1]])
-        starts, _, keys = self.linker.table.find(ids, segment)
+        first = np.concatenate([[0], np.cumsum(q_len + a_len)[:-1]]).astype(np.int64)
+        starts, lengths, keys = self.linker.table.find(ids, segment)
         stmt = segment[starts]
-        in_answer = (starts - first[stmt]) >= q_len[stmt]
-        owner, nodes = self.linker.table.key_nodes(keys)
-        stmt, in_answer = stmt[owner], in_answer[owner]
+        local = starts - first[stmt]
+        in_answer = local >= q_len[stmt]
+        surfaces = self._surfaces(docs, q_index, a_index, stmt, local, lengths, keys)
+        stmt, in_answer, nodes = self._nodes(stmt, in_answer, keys, surfaces)
         width = max(self.graph.num_nodes, 1)
         answer_codes = np.unique(stmt[in_answer] * width + nodes[in_answer])
         question_codes = np.unique(stmt[~in_answer] * width + nodes[~in_answer])
         question_codes = question_codes[~np.isin(question_codes, answer_codes)]
         return _split(answer_codes, width, n), _split(question_codes, width, n)
+
+    def _surfaces(
+        self,
+        docs: list[Doc],
+        q_index: np.ndarray,
+        a_index: np.ndarray,
+        stmt: np.ndarray,
+        local: np.ndarray,
+        lengths: np.ndarray,
+        keys: np.ndarray,
+    ) -> dict[int, str]:
+        """The matched text (lower-cased, space-joined) of every match of a shared key."""
+        words: dict[int, list[str]] = {}
+        surfaces = {}
+        for m in np.flatnonzero(self.linker.shared[keys]).tolist():
+            j = int(stmt[m])
+            tokens = self._words(q_index[j], docs, words) + self._words(a_index[j], docs, words)
+            surfaces[m] = " ".join(tokens[local[m] : local[m] + lengths[m]])
+        return surfaces
+
+    def _nodes(
+        self, stmt: np.ndarray, in_answer: np.ndarray, keys: np.ndarray, surfaces: dict[int, str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Expand matches to (statement, in answer, node) rows: the single node of a key, or
+        the nodes of a shared key that its matched text selects."""
+        table = self.linker.table
+        single = ~self.linker.shared[keys]
+        stmt_parts, answer_parts = [stmt[single]], [in_answer[single]]
+        node_parts = [table.nodes[table.indptr[keys[single]]].astype(np.int64)]
+        for m, surface in surfaces.items():
+            resolved = self.linker.resolve(int(keys[m]), surface)[0]
+            stmt_parts.append(np.full(len(resolved), stmt[m], dtype=np.int64))
+            answer_parts.append(np.full(len(resolved), in_answer[m], dtype=bool))
+            node_parts.append(np.array(resolved, dtype=np.int64))
+        return np.concatenate(stmt_parts), np.concatenate(answer_parts), np.concatenate(node_parts)
+
+    @staticmethod
+    def _words(text: int, docs: list[Doc], cache: dict[int, list[str]]) -> list[str]:
+        """Lower-cased tokens of one analysed text (memoised per batch)."""
+        if text not in cache:
+            cache[text] = [t.lower_ for t in docs[text]]
+        return cache[text]
 
     def _fallback(self, doc: Doc, exclude: set[int]) -> list[int]:
         """Rule 4: the whole text as a name, else single-token lemmas that are names."""
@@ -201,10 +255,18 @@ class GroundReport:
     seconds: float
 
 
-def ground_file(graph: str | Path, qa_file: str | Path, out: str | Path, *,
-                options: LinkerOptions | None = None, pipeline: str | None = None,
-                processes: int = 1, batch_size: int = 1000, progress: bool = True,
-                cache_dir: str | Path | None = None) -> GroundReport:
+def ground_file(
+    graph: str | Path,
+    qa_file: str | Path,
+    out: str | Path,
+    *,
+    options: LinkerOptions | None = None,
+    pipeline: str | None = None,
+    processes: int = 1,
+    batch_size: int = 1000,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+) -> GroundReport:
     """Ground every (question, choice) statement of a QA file into a JSONL file.
 
     Each output line is ``{"id", "choice", "question", "answer", "question_concepts",
@@ -239,40 +301,52 @@ def ground_file(graph: str | Path, qa_file: str | Path, out: str | Path, *,
     out = Path(out)
     if out.is_dir():
         raise KelmError(f"{out}: is a directory, expected an output file path")
-    linker = StatementLinker(graph_index, make_nlp(pipeline), options, cache_dir=cache_dir,
-                             pipeline=pipeline)
+    linker = StatementLinker(
+        graph_index, make_nlp(pipeline), options, cache_dir=cache_dir, pipeline=pipeline
+    )
     rows = [(item, choice) for item in items for choice in item.choices]
     _check_lengths(rows, linker.nlp.max_length, qa_file)
-    manifest = {"kind": GROUNDED_KIND, "format_version": GROUNDED_FORMAT_VERSION,
-                "graph": str(Path(graph).resolve()), "graph_checksum": graph_index.checksum,
-                "qa_file": str(Path(qa_file).resolve()), "qa_sha256": sha256_file(qa_file),
-                "linker": linker.describe(), "statements": len(rows), "complete": True}
+    manifest = {
+        "kind": GROUNDED_KIND,
+        "format_version": GROUNDED_FORMAT_VERSION,
+        "graph": str(Path(graph).resolve()),
+        "graph_checksum": graph_index.checksum,
+        "qa_file": str(Path(qa_file).resolve()),
+        "qa_sha256": sha256_file(qa_file),
+        "linker": linker.describe(),
+        "statements": len(rows),
+        "complete": True,
+    }
     if _is_complete(out, manifest):
-        return GroundReport(out, len(rows), len(rows), True, *_count_empty(out),
-                            time.perf_counter() - start)
+        return GroundReport(
+            out, len(rows), len(rows), True, *_count_empty(out), time.perf_counter() - start
+        )
     partial, partial_manifest = _partial_paths(out)
     done = _resume_point(partial, partial_manifest, manifest, rows)
     writer = _GroundedWriter(partial, linker.names)
     try:
         with _progress(len(rows), done, progress) as bar:
-            for chunk, groundings in _ground_chunks(linker, rows, done, batch_size, processes,
-                                                    graph, cache_dir, pipeline):
+            for chunk, groundings in _ground_chunks(
+                linker, rows, done, batch_size, processes, graph, cache_dir, pipeline
+            ):
                 writer.write(chunk, groundings)
                 bar.update(len(chunk))
     finally:
         writer.close()
     _publish(out, partial, partial_manifest, manifest)
-    return GroundReport(out, len(rows), done, False, *_count_empty(out),
-                        time.perf_counter() - start)
+    return GroundReport(
+        out, len(rows), done, False, *_count_empty(out), time.perf_counter() - start
+    )
 
 
-def _check_lengths(rows: list[tuple[QAItem, Any]], max_length: int, qa_file: str | Path
-                   ) -> None:
+def _check_lengths(rows: list[tuple[QAItem, Any]], max_length: int, qa_file: str | Path) -> None:
     for item, choice in rows:
         longest = max(len(item.question), len(choice.text))
         if longest > max_length:
-            raise InputError(f"{qa_file}: item {item.id!r}: a text of {longest:,} characters "
-                             f"exceeds the spaCy pipeline's max_length ({max_length:,})")
+            raise InputError(
+                f"{qa_file}: item {item.id!r}: a text of {longest:,} characters "
+                f"exceeds the spaCy pipeline's max_length ({max_length:,})"
+            )
 
 
 def _partial_paths(out: Path) -> tuple[Path, Path]:
@@ -311,8 +385,9 @@ def _is_complete(out: Path, manifest: dict[str, Any]) -> bool:
         return sum(1 for _ in fh) == manifest["statements"]
 
 
-def _resume_point(partial: Path, partial_manifest: Path, manifest: dict[str, Any],
-                  rows: list[tuple[QAItem, Any]]) -> int:
+def _resume_point(
+    partial: Path, partial_manifest: Path, manifest: dict[str, Any], rows: list[tuple[QAItem, Any]]
+) -> int:
     """Statements already in a matching ``.partial`` file (cut back to its last good line);
     0 after starting a fresh one."""
     existing = _read_json(partial_manifest)
@@ -320,8 +395,11 @@ def _resume_point(partial: Path, partial_manifest: Path, manifest: dict[str, Any
         done, good_bytes = 0, 0
         with open(partial, "rb") as fh:
             for raw in fh:
-                if not raw.endswith(b"\n") or done >= len(rows) or not _line_matches(
-                        raw, rows[done]):
+                if (
+                    not raw.endswith(b"\n")
+                    or done >= len(rows)
+                    or not _line_matches(raw, rows[done])
+                ):
                     break
                 done += 1
                 good_bytes += len(raw)
@@ -342,8 +420,7 @@ def _line_matches(raw: bytes, row: tuple[QAItem, Any]) -> bool:
     except ValueError:
         return False
     item, choice = row
-    return isinstance(obj, dict) and obj.get("id") == item.id and obj.get(
-        "choice") == choice.label
+    return isinstance(obj, dict) and obj.get("id") == item.id and obj.get("choice") == choice.label
 
 
 class _GroundedWriter:
@@ -353,17 +430,24 @@ class _GroundedWriter:
         self.fh = open(partial, "ab")  # noqa: SIM115 -- closed by close()
         self.names = names
 
-    def write(self, rows: Sequence[tuple[QAItem, Any]], groundings: Sequence[Grounding]
-              ) -> None:
+    def write(self, rows: Sequence[tuple[QAItem, Any]], groundings: Sequence[Grounding]) -> None:
         lines = []
         for (item, choice), g in zip(rows, groundings, strict=True):
-            lines.append(json.dumps({
-                "id": item.id, "choice": choice.label, "question": item.question,
-                "answer": choice.text, "question_concepts": g.question_concepts,
-                "question_names": [self.names[n] for n in g.question_concepts],
-                "answer_concepts": g.answer_concepts,
-                "answer_names": [self.names[n] for n in g.answer_concepts],
-            }, ensure_ascii=False))
+            lines.append(
+                json.dumps(
+                    {
+                        "id": item.id,
+                        "choice": choice.label,
+                        "question": item.question,
+                        "answer": choice.text,
+                        "question_concepts": g.question_concepts,
+                        "question_names": [self.names[n] for n in g.question_concepts],
+                        "answer_concepts": g.answer_concepts,
+                        "answer_names": [self.names[n] for n in g.answer_concepts],
+                    },
+                    ensure_ascii=False,
+                )
+            )
         self.fh.write(("\n".join(lines) + "\n").encode("utf-8"))
         self.fh.flush()
         os.fsync(self.fh.fileno())
@@ -372,8 +456,7 @@ class _GroundedWriter:
         self.fh.close()
 
 
-def _publish(out: Path, partial: Path, partial_manifest: Path, manifest: dict[str, Any]
-             ) -> None:
+def _publish(out: Path, partial: Path, partial_manifest: Path, manifest: dict[str, Any]) -> None:
     """Rename the finished partial into place, then write the manifest that marks it
     complete (a crash in between leaves an output without manifest: never reused)."""
     with contextlib.suppress(FileNotFoundError):
@@ -399,8 +482,14 @@ def _count_empty(out: Path) -> tuple[int, int]:
 def _progress(total: int, initial: int, enabled: bool) -> Iterator[Any]:
     from tqdm import tqdm
 
-    bar = tqdm(total=total, initial=initial, unit="stmt", desc="grounding",
-               disable=not enabled, dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=initial,
+        unit="stmt",
+        desc="grounding",
+        disable=not enabled,
+        dynamic_ncols=True,
+    )
     try:
         yield bar
     finally:
@@ -408,10 +497,16 @@ def _progress(total: int, initial: int, enabled: bool) -> Iterator[Any]:
 
 
 # ---------------------------------------------------------------------------------- batches
-def _ground_chunks(linker: StatementLinker, rows: list[tuple[QAItem, Any]], done: int,
-                   batch_size: int, processes: int, graph: str | Path,
-                   cache_dir: str | Path | None, pipeline: str | None
-                   ) -> Iterator[tuple[list[tuple[QAItem, Any]], list[Grounding]]]:
+def _ground_chunks(
+    linker: StatementLinker,
+    rows: list[tuple[QAItem, Any]],
+    done: int,
+    batch_size: int,
+    processes: int,
+    graph: str | Path,
+    cache_dir: str | Path | None,
+    pipeline: str | None,
+) -> Iterator[tuple[list[tuple[QAItem, Any]], list[Grounding]]]:
     """Batches of rows after ``done`` with their groundings, in order."""
     chunks = [rows[i : i + batch_size] for i in range(done, len(rows), max(batch_size, 1))]
     pairs = [[(item.question, choice.text) for item, choice in chunk] for chunk in chunks]
@@ -422,33 +517,42 @@ def _ground_chunks(linker: StatementLinker, rows: list[tuple[QAItem, Any]], done
     # Workers are spawned (no fork of a process holding Arrow/BLAS threads); each loads the
     # index that the parent has already cached.
     context = multiprocessing.get_context("spawn")
-    init = (str(graph), linker.options.to_dict(), str(cache_dir) if cache_dir else None,
-            pipeline)
-    with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context,
-                                                initializer=_init_worker,
-                                                initargs=init) as pool:
+    init = (str(graph), linker.options.to_dict(), str(cache_dir) if cache_dir else None, pipeline)
+    pool = concurrent.futures.ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_init_worker, initargs=init
+    )
+    try:
         pending: list[concurrent.futures.Future] = []
-        window = 2 * processes
+        window = 2 * processes  # chunks in flight: enough to keep workers busy, bounded memory
         submitted = 0
         for i, chunk in enumerate(chunks):
             while submitted < len(chunks) and submitted < i + window:
                 pending.append(pool.submit(_work, pairs[submitted]))
                 submitted += 1
             yield chunk, [Grounding(q, a) for q, a in pending.pop(0).result()]
+    finally:
+        # On an interruption, drop the queued chunks instead of grounding them for nothing.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 _WORKER: StatementLinker | None = None
 
 
-def _init_worker(graph: str, options: dict[str, Any], cache_dir: str | None,
-                 pipeline: str | None) -> None:
+def _init_worker(
+    graph: str, options: dict[str, Any], cache_dir: str | None, pipeline: str | None
+) -> None:
     global _WORKER
     from kelm.graph.index import GraphIndex
 
     opts = dict(options)
     opts["blacklist"] = tuple(opts["blacklist"])
-    _WORKER = StatementLinker(GraphIndex.load(graph, verify=False), make_nlp(pipeline),
-                              LinkerOptions(**opts), cache_dir=cache_dir, pipeline=pipeline)
+    _WORKER = StatementLinker(
+        GraphIndex.load(graph, verify=False),
+        make_nlp(pipeline),
+        LinkerOptions(**opts),
+        cache_dir=cache_dir,
+        pipeline=pipeline,
+    )
 
 
 def _work(pairs: list[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:

@@ -11,8 +11,9 @@ Two kinds of index share that machinery:
 * ``concept`` mode (ConceptNet / CN-100K grounding): one key per node name (``_`` read as a
   space), pruned the way the commonsense-QA grounding literature (KagNet, MHGRN, QA-GNN)
   prunes: names longer than ``max_ngram`` tokens, names made only of stopwords or blacklisted
-  words, and names starting or ending with a pronoun are left out. All nodes whose names share
-  a key are returned for it (``born``, ``bore`` and ``bear`` all lemmatise to ``bear``).
+  words, and names starting or ending with a pronoun are left out. When several names share a
+  key (the lookup table lemmatises ``creamer`` to ``cream`` and ``men`` to ``man``), a match
+  keeps the nodes named like the matched text, else the one named like the key, else all.
 * ``entity`` mode (RDF / WordNet): an alias table. Every node name, label and alias is indexed
   under its lower-cased surface form and its lemma form; each (alias, node) pair carries a
   prior: the alias frequency from a ``priors`` file when one is given, else the node degree.
@@ -50,8 +51,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Version of the cached index layout; part of the cache key, so a change rebuilds the cache.
-INDEX_VERSION = 1
+#: Version of the index layout *and* of the keying/pruning rules: part of the cache key, so
+#: bump it whenever either changes and every cached index is rebuilt.
+INDEX_VERSION = 2
 MODES = ("concept", "entity")
 LEMMA_SOURCES = ("lookup", "pipeline")
 
@@ -113,7 +115,8 @@ class LinkerOptions:
             applied to the lower-cased token, whatever the pipeline; ``pipeline``: the
             lower-cased ``token.lemma_`` that the pipeline's own lemmatizer assigns.
         max_ngram: longest name (in tokens) that is indexed.
-        prune_stopwords: leave out names made only of stopwords and blacklisted words.
+        prune_stopwords: leave out names made only of stopwords, blacklisted words and
+            punctuation.
         blacklist: words and names never used as concepts (lower-case).
         prune_pronouns: concept mode: leave out names that start or end with a pronoun.
         priors: entity mode: a TSV file ``alias<TAB>node name<TAB>count`` of alias frequencies.
@@ -591,7 +594,8 @@ def _alias_entries(graph: GraphIndex, options: LinkerOptions) -> list[tuple[str,
 
 
 def _keep_name(lowers: list[str], lemma_keys: list[str], options: LinkerOptions) -> bool:
-    """The literature's pruning: length, stopword/blacklist-only names, pronoun edges."""
+    """The literature's pruning: length, names made only of stopwords, blacklisted words and
+    punctuation, names with a pronoun at either end (concept mode)."""
     n = len(lowers)
     if n == 0 or n > options.max_ngram or any(not s.strip() for s in lowers):
         return False
@@ -599,7 +603,7 @@ def _keep_name(lowers: list[str], lemma_keys: list[str], options: LinkerOptions)
     if " ".join(lowers) in blacklist or " ".join(lemma_keys) in blacklist:
         return False
     if options.prune_stopwords and all(
-        low in STOPWORDS or lem in STOPWORDS or lem in blacklist
+        low in STOPWORDS or lem in STOPWORDS or lem in blacklist or not _has_word(low)
         for low, lem in zip(lowers, lemma_keys, strict=True)
     ):
         return False
@@ -608,6 +612,11 @@ def _keep_name(lowers: list[str], lemma_keys: list[str], options: LinkerOptions)
         and options.prune_pronouns
         and (lowers[0] in PRONOUNS or lowers[-1] in PRONOUNS)
     )
+
+
+def _has_word(token: str) -> bool:
+    """Whether a token has a letter or digit (``-``, ``?`` and ``...`` are never concepts)."""
+    return any(c.isalnum() for c in token)
 
 
 def _rank(
@@ -706,6 +715,35 @@ class Linker:
         self.index = ConceptIndex.load_or_build(graph, nlp, self.options, self.pipes, cache_dir)
         self.table = self.index.table
         self.encoder = KeyEncoder(self.index.vocab_ids, self.options.lemmas)
+        # Keys that several nodes share; concept mode resolves them by the matched text.
+        self.shared = np.diff(self.table.indptr) > 1
+        self._names: list[str] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """All node names by id (read once)."""
+        if self._names is None:
+            self._names = self.graph.names.to_list()
+        return self._names
+
+    def key_string(self, key: int) -> str:
+        """The lemma sequence of a key, space-separated."""
+        length = int(self.table.lengths[key])
+        return " ".join(self.index.vocab[t] for t in self.table.tokens[key, :length])
+
+    def resolve(self, key: int, surface: str) -> tuple[list[int], list[float]]:
+        """The nodes of a concept-mode match of ``key`` whose lower-cased, space-joined
+        tokens are ``surface``: of the nodes sharing the key, those named ``surface``, else
+        the one named like the key, else all of them."""
+        nodes, scores = self.table.candidates(key)
+        node_list, score_list = nodes.tolist(), scores.tolist()
+        if len(node_list) < 2:
+            return node_list, score_list
+        for wanted in (surface, self.key_string(key)):
+            keep = [i for i, n in enumerate(node_list) if self.names[n].replace("_", " ") == wanted]
+            if keep:
+                return [node_list[i] for i in keep], [score_list[i] for i in keep]
+        return node_list, score_list
 
     def encode(self, docs: Sequence[Doc], surface: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Concatenated key ids of ``docs`` and the document number of each token."""
@@ -737,8 +775,8 @@ class Linker:
         out: list[list[Mention]] = [[] for _ in docs]
         if self.options.mode == "concept":
             for d, s, e, k in zip(*(a.tolist() for a in self.find(docs)), strict=True):
-                nodes, scores = self.table.candidates(k)
-                out[d].append(Mention(s, e, nodes.tolist(), scores.tolist()))
+                surface = " ".join(t.lower_ for t in docs[d][s:e]) if self.shared[k] else ""
+                out[d].append(Mention(s, e, *self.resolve(k, surface)))
             return out
         spans: list[dict[tuple[int, int], dict[int, float]]] = [{} for _ in docs]
         for surface in (False, True):
