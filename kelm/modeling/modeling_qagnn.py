@@ -1,0 +1,237 @@
+"""QA-GNN-style joint reasoning (Yasunaga et al. 2021, "QA-GNN: Reasoning with Language
+Models and Knowledge Graphs for Question Answering"), on a Hugging Face text encoder.
+
+Per statement (question, choice), with its retrieved subgraph:
+
+1. **Statement vector** ``s``: the encoder's pooled representation of "question [SEP] choice".
+2. **Working graph**: the subgraph plus a *context node* (node type 3) whose state starts from
+   ``s`` (projected). A graph from the retrieval with ``context=True`` already has one (node id
+   ``-1``); otherwise the model adds it, with edges context->question (type ``2R``),
+   context->answer (``2R+1``) and their reverses (``2R+2``, ``2R+3``).
+3. **Node features**: KG nodes start from the node table (projected to ``gnn_dim``); every node
+   also carries a node-type embedding and a sinusoidal encoding of its relevance score
+   (``node_score``), fed to every layer.
+4. **GNN**: ``gnn_layers`` relation- and node-type-aware GAT layers
+   (:class:`~kelm.modeling.gnn.TypedGATConv`) with residual connections and layer norm.
+5. **Pooling**: multi-head attention over the KG nodes (the context node when there are none)
+   with ``s`` as query.
+6. **Score**: ``MLP([s; pooled; context node])``.
+
+An empty subgraph (no nodes, or only the context node) is reasoned over as a one-node graph.
+For message passing in both directions, build the graphs with inverse edges
+(``Subgraph.to_data(num_relations, with_inverse=True)``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Batch
+from torch_geometric.utils import scatter, softmax
+from transformers.modeling_outputs import MultipleChoiceModelOutput
+from transformers.utils import can_return_tuple
+
+from kelm.modeling.backbones import (
+    ANSWER,
+    CONTEXT,
+    NUM_NODE_TYPES,
+    QUESTION,
+    KelmPreTrainedModel,
+    NodeEmbedding,
+)
+from kelm.modeling.configuration_qagnn import QAGNNConfig
+from kelm.modeling.gnn import TypedGATConv
+
+
+class QAGNNForMultipleChoice(KelmPreTrainedModel):
+    """QA-GNN-style multiple choice: joint LM + KG graph reasoning -> score.
+
+    See the module docstring for the architecture.
+
+    Args:
+        config: a :class:`QAGNNConfig`.
+    """
+
+    config_class = QAGNNConfig
+    config: QAGNNConfig
+
+    def __init__(self, config: QAGNNConfig) -> None:
+        super().__init__(config)
+        self._build_text_encoder()
+        h, d = self.statement_dim, config.gnn_dim
+        self.node_embedding = NodeEmbedding(config.num_nodes, config.node_dim)
+        self.node_proj = nn.Linear(config.node_dim, d)
+        self.context_proj = nn.Linear(h, d)
+        self.node_type_embedding = nn.Embedding(NUM_NODE_TYPES, d // 2)
+        self.score_proj = nn.Linear(config.score_basis, d - d // 2)
+        self.gnn_layers = nn.ModuleList(
+            TypedGATConv(
+                d,
+                d,
+                num_edge_types=config.num_edge_types,
+                num_node_types=NUM_NODE_TYPES,
+                heads=config.gnn_heads,
+                node_feature_dim=d,
+                dropout=config.gnn_dropout,
+            )
+            for _ in range(config.gnn_layers)
+        )
+        self.gnn_norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(config.gnn_layers))
+        self.gnn_dropout = nn.Dropout(config.gnn_dropout)
+        self.input_skip = nn.Linear(d, d)
+        self.output_proj = nn.Linear(d, d)
+        self.pool_query = nn.Linear(h, d)
+        self.pool_key = nn.Linear(d, d)
+        self.pool_value = nn.Linear(d, d)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Sequential(
+            nn.Linear(h + 2 * d, config.fc_dim),
+            nn.GELU(),
+            nn.Dropout(config.classifier_dropout),
+            nn.Linear(config.fc_dim, 1),
+        )
+        self.post_init()
+        self._apply_freeze()
+
+    # ------------------------------------------------------------------ graph preparation
+    def _with_context_nodes(
+        self, graphs: Batch | None, n: int, device: torch.device
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Flatten the batch and give every statement graph exactly one context node.
+
+        Returns:
+            ``(node_ids [n'], node_type [n'], node_score [n'], batch [n'], edge_index [2, e'],
+            edge_type [e'], context_of_graph [N])``: ``n'``/``e'`` include added context
+            nodes and edges; ``context_of_graph[g]`` is the position of graph ``g``'s
+            context node.
+        """
+        r2 = 2 * self.config.num_relations
+        if graphs is None:
+            node_ids = torch.zeros(0, dtype=torch.long, device=device)
+            node_type, batch = node_ids.clone(), node_ids.clone()
+            node_score = torch.zeros(0, device=device)
+            edge_index = torch.zeros(2, 0, dtype=torch.long, device=device)
+            edge_type = node_ids.clone()
+        else:
+            if graphs.num_graphs != n:
+                raise ValueError(f"got {graphs.num_graphs} graphs for {n} statements")
+            node_ids, node_type = graphs.node_ids, graphs.node_type.long()
+            node_score = getattr(graphs, "node_score", None)
+            if node_score is None:
+                node_score = torch.zeros(node_ids.size(0), device=device)
+            batch, edge_index, edge_type = graphs.batch, graphs.edge_index, graphs.edge_type
+            self._check_ids(node_ids, edge_type)
+
+        num_nodes = node_ids.size(0)
+        is_ctx = node_type == CONTEXT  # [n]
+        has_ctx = torch.zeros(n, dtype=torch.bool, device=device)
+        has_ctx[batch[is_ctx]] = True
+        missing = (~has_ctx).nonzero(as_tuple=True)[0]  # [m] graphs without a context node
+        context_of_graph = torch.empty(n, dtype=torch.long, device=device)
+        ctx_pos = is_ctx.nonzero(as_tuple=True)[0]
+        context_of_graph[batch[ctx_pos]] = ctx_pos
+        new_pos = num_nodes + torch.arange(missing.numel(), device=device)  # [m]
+        context_of_graph[missing] = new_pos
+        if missing.numel():
+            # Edges context -> question/answer (2R, 2R+1) and back (2R+2, 2R+3) for the Q/A
+            # nodes of graphs that got a new context node.
+            qa = (~has_ctx[batch]) & ((node_type == QUESTION) | (node_type == ANSWER))  # [n]
+            qa_pos = qa.nonzero(as_tuple=True)[0]  # [q]
+            ctx = context_of_graph[batch[qa_pos]]  # [q]
+            forward_type = r2 + (node_type[qa_pos] == ANSWER).long()  # [q]
+            edge_index = torch.cat(
+                [edge_index, torch.stack([ctx, qa_pos]), torch.stack([qa_pos, ctx])], dim=1
+            )  # [2, e + 2q]
+            edge_type = torch.cat([edge_type, forward_type, forward_type + 2])  # [e + 2q]
+            node_ids = torch.cat([node_ids, node_ids.new_full((missing.numel(),), -1)])
+            node_type = torch.cat([node_type, node_type.new_full((missing.numel(),), CONTEXT)])
+            node_score = torch.cat([node_score, node_score.new_zeros(missing.numel())])
+            batch = torch.cat([batch, missing])
+        node_score = node_score.float()
+        return node_ids, node_type, node_score, batch, edge_index, edge_type, context_of_graph
+
+    def _score_features(self, score: Tensor) -> Tensor:
+        """Sinusoidal basis of relevance scores (QA-GNN): ``sin(1.1^k * score)``.
+
+        Shapes: ``[n]`` -> ``[n, score_basis]``
+        """
+        k = torch.arange(self.config.score_basis, device=score.device, dtype=score.dtype)
+        return torch.sin(torch.pow(1.1, k) * score.unsqueeze(-1))
+
+    # ------------------------------------------------------------------ forward
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+        graphs: Batch | None = None,
+        labels: Tensor | None = None,
+    ) -> MultipleChoiceModelOutput:
+        """Score every choice.
+
+        Args:
+            input_ids, attention_mask, token_type_ids: the tokenised statements.
+            graphs: the ``B * C`` statement graphs (question-major), a ``torch_geometric``
+                ``Batch`` with ``node_ids``, ``node_type``, ``node_score``, ``edge_index``,
+                ``edge_type``; ``None``: empty graphs.
+            labels: index of the right choice (optional).
+
+        Shapes:
+            - input_ids, attention_mask, token_type_ids: ``[B, C, L]``
+            - labels: ``[B]``
+            - output: ``logits [B, C]``; ``loss`` (cross-entropy over choices) when ``labels``
+        """
+        statements, num_choices = self.encode_statements(
+            input_ids, attention_mask, token_type_ids
+        )  # [N, H]
+        n, device = statements.size(0), statements.device
+        d, heads = self.config.gnn_dim, self.config.pool_heads
+        node_ids, node_type, node_score, batch, edge_index, edge_type, context_of_graph = (
+            self._with_context_nodes(graphs, n, device)
+        )
+        is_ctx = node_type == CONTEXT  # [n']
+
+        # Initial states: projected node table rows; projected statement for context nodes.
+        kg_state = nn.functional.gelu(self.node_proj(self.node_embedding(node_ids)))  # [n', d]
+        ctx_state = nn.functional.gelu(self.context_proj(statements))[batch]  # [n', d]
+        x = self.gnn_dropout(torch.where(is_ctx.unsqueeze(-1), ctx_state, kg_state))  # [n', d]
+        extra = torch.cat(
+            [
+                self.node_type_embedding(node_type),
+                self.score_proj(self._score_features(node_score)),
+            ],
+            dim=-1,
+        )  # [n', d]
+        extra = nn.functional.gelu(extra)
+
+        h = x
+        for layer, norm in zip(self.gnn_layers, self.gnn_norms, strict=True):
+            update = layer(h, edge_index, edge_type, node_type, extra)  # [n', d]
+            h = norm(h + self.gnn_dropout(nn.functional.gelu(update)))  # [n', d]
+        h = nn.functional.gelu(self.input_skip(x) + self.output_proj(h))  # [n', d]
+
+        # Attention pooling over KG nodes, the statement as query (context node if none).
+        pool = ~is_ctx  # [n']
+        has_kg = torch.zeros(n, dtype=torch.bool, device=device)
+        has_kg[batch[pool]] = True
+        pool |= is_ctx & ~has_kg[batch]
+        idx = pool.nonzero(as_tuple=True)[0]  # [k]
+        owner = batch[idx]  # [k]
+        query = self.pool_query(statements).view(n, heads, d // heads)[owner]  # [k, heads, dh]
+        key = self.pool_key(h[idx]).view(-1, heads, d // heads)  # [k, heads, dh]
+        value = self.pool_value(h[idx]).view(-1, heads, d // heads)  # [k, heads, dh]
+        scores = (query * key).sum(-1) / math.sqrt(d // heads)  # [k, heads]
+        alpha = softmax(scores, owner, num_nodes=n)  # [k, heads]
+        pooled = scatter(alpha.unsqueeze(-1) * value, owner, 0, n, "sum").view(n, d)  # [N, d]
+
+        context = h[context_of_graph]  # [N, d]
+        features = torch.cat([self.dropout(statements), pooled, context], dim=-1)  # [N, H + 2d]
+        logits = self.classifier(features).view(-1, num_choices)  # [B, C]
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return MultipleChoiceModelOutput(loss=loss, logits=logits)
+
+
+__all__ = ["QAGNNForMultipleChoice"]
