@@ -1,0 +1,216 @@
+"""Saving and loading KG embeddings, tied to the graph they were trained on.
+
+Directory layout (format version 1)::
+
+    embeddings.safetensors   ``entity`` [num_nodes, width] and ``relation`` [num_relations, width]
+    manifest.json            graph checksum, model, dim, epochs, seed, options, metrics, losses,
+                             the tensor layout and the sha256 of the safetensors file
+
+Row ``i`` of ``entity`` is node id ``i`` of the graph, row ``j`` of ``relation`` its forward
+relation ``j``. The tensors are the PyG model's parameters, so :meth:`KGEmbeddings.to_model`
+rebuilds a model that scores exactly as the trained one:
+
+* ``transe``, ``distmult``: ``entity`` [N, dim], ``relation`` [R, dim] (TransE L_p-normalises
+  entity vectors when scoring; the stored vectors are the raw parameters);
+* ``complex``: ``entity`` [N, 2*dim] = real | imaginary part, ``relation`` [R, 2*dim] likewise;
+* ``rotate``: ``entity`` [N, 2*dim] = real | imaginary part, ``relation`` [R, dim] = phases.
+
+Embeddings are only meaningful with the graph whose node ids they index: loading them with
+another graph (a different checksum) raises a :class:`~kelm.errors.KelmError`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch_geometric.nn.kge import ComplEx, DistMult, KGEModel, RotatE, TransE
+
+import kelm
+from kelm._io import publish_dir, remove_stale_staging, sha256_file, staging_dir, write_json
+from kelm.errors import KelmError
+
+if TYPE_CHECKING:
+    from kelm.graph.index import GraphIndex
+
+FORMAT_VERSION = 1
+KIND = "kelm-kg-embeddings"
+TENSORS = "embeddings.safetensors"
+MANIFEST = "manifest.json"
+LAYOUT = {
+    "transe": {"entity": "[N, dim]", "relation": "[R, dim]"},
+    "distmult": {"entity": "[N, dim]", "relation": "[R, dim]"},
+    "complex": {"entity": "[N, 2*dim] real|imag", "relation": "[R, 2*dim] real|imag"},
+    "rotate": {"entity": "[N, 2*dim] real|imag", "relation": "[R, dim] phase (radians)"},
+}
+
+
+def model_name(model: KGEModel) -> str:
+    for name, cls in (
+        ("transe", TransE),
+        ("distmult", DistMult),
+        ("complex", ComplEx),
+        ("rotate", RotatE),
+    ):
+        if type(model) is cls:
+            return name
+    raise KelmError(
+        f"cannot store a {type(model).__name__}: only TransE, DistMult, ComplEx "
+        "and RotatE are supported"
+    )
+
+
+def model_tensors(model: KGEModel) -> dict[str, torch.Tensor]:
+    """The ``entity`` and ``relation`` tensors of a trained model (see the module layout)."""
+    name = model_name(model)
+    ent = model.node_emb.weight.detach()
+    rel = model.rel_emb.weight.detach()
+    if name in ("complex", "rotate"):
+        ent = torch.cat([ent, model.node_emb_im.weight.detach()], dim=1)
+    if name == "complex":
+        rel = torch.cat([rel, model.rel_emb_im.weight.detach()], dim=1)
+    return {
+        "entity": ent.float().contiguous().clone(),
+        "relation": rel.float().contiguous().clone(),
+    }
+
+
+def save_embeddings(out: str | Path, model: KGEModel, manifest: dict[str, Any]) -> Path:
+    """Write ``model``'s embeddings and ``manifest`` into the directory ``out``, atomically.
+
+    ``manifest`` must hold ``graph.checksum``; ``kind``, ``format_version``, ``model``, ``dim``,
+    ``layout`` and ``files`` are filled in. The files are written into a staging directory
+    beside ``out`` that replaces ``out`` only once complete.
+    """
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    checksum = manifest.get("graph", {}).get("checksum")
+    if not checksum:
+        raise ValueError("manifest['graph']['checksum'] is required")
+    name = model_name(model)
+    remove_stale_staging(out)
+    staged = staging_dir(out)
+    try:
+        save_file(
+            model_tensors(model),
+            str(staged / TENSORS),
+            metadata={"kind": KIND, "model": name, "graph_checksum": checksum},
+        )
+        full = {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "kelm_version": kelm.__version__,
+            **manifest,
+            "model": name,
+            "dim": int(model.hidden_channels),
+            "layout": LAYOUT[name],
+            "files": {TENSORS: sha256_file(staged / TENSORS)},
+        }
+        write_json(staged / MANIFEST, full)
+        publish_dir(staged, out)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return out
+
+
+@dataclass
+class KGEmbeddings:
+    """Embeddings loaded from a directory written by ``kelm embed-kg``."""
+
+    path: Path
+    manifest: dict[str, Any]
+    entity: torch.Tensor
+    relation: torch.Tensor
+
+    @property
+    def model_name(self) -> str:
+        return self.manifest["model"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    def to_model(self) -> KGEModel:
+        """The PyG model with these parameters (scores as the trained model did)."""
+        from kelm.kge.train import make_model
+
+        options = self.manifest.get("options", {})
+        n, r = self.entity.shape[0], self.relation.shape[0]
+        model = make_model(
+            self.model_name,
+            n,
+            r,
+            self.dim,
+            margin=options.get("margin"),
+            p_norm=options.get("p_norm"),
+        )
+        d = self.dim
+        with torch.no_grad():
+            model.node_emb.weight.copy_(self.entity[:, :d])
+            model.rel_emb.weight.copy_(self.relation[:, :d])
+            if self.model_name in ("complex", "rotate"):
+                model.node_emb_im.weight.copy_(self.entity[:, d:])
+            if self.model_name == "complex":
+                model.rel_emb_im.weight.copy_(self.relation[:, d:])
+        return model.eval()
+
+
+def load_embeddings(
+    path: str | Path, graph: GraphIndex | str | Path, *, verify: bool = True
+) -> KGEmbeddings:
+    """Load embeddings for ``graph`` (a loaded index or its directory).
+
+    Raises:
+        KelmError: the directory is not a (complete) embeddings directory, the tensors do not
+            match their checksum, or the embeddings were trained on another graph.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not isinstance(graph, str | Path):
+        checksum, where = graph.checksum, graph.path
+    else:
+        from kelm.graph.index import GraphIndex
+
+        loaded = GraphIndex.load(graph, verify=False)
+        checksum, where = loaded.checksum, loaded.path
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        raise KelmError(f"{path}: not a KG embeddings directory ({MANIFEST} missing)")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise KelmError(f"{manifest_path}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
+        raise KelmError(f"{manifest_path}: not a kelm KG embeddings manifest")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise KelmError(
+            f"{path}: embeddings format version {manifest.get('format_version')} "
+            f"is not supported (reads version {FORMAT_VERSION})"
+        )
+    trained_on = manifest.get("graph", {}).get("checksum")
+    if trained_on != checksum:
+        raise KelmError(
+            f"{path}: these embeddings were trained on another graph "
+            f"({manifest.get('graph', {}).get('path')}, checksum {str(trained_on)[:12]}), "
+            f"not on {where} (checksum {checksum[:12]}); retrain them with `kelm embed-kg`"
+        )
+    file = path / TENSORS
+    if not file.is_file():
+        raise KelmError(f"{path}: {TENSORS} missing")
+    if verify and sha256_file(file) != manifest.get("files", {}).get(TENSORS):
+        raise KelmError(f"{file}: checksum does not match the manifest (corrupt or modified)")
+    try:
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError) as exc:
+        raise KelmError(f"{file}: unreadable safetensors file ({exc})") from None
+    if "entity" not in tensors or "relation" not in tensors:
+        raise KelmError(f"{file}: 'entity' and 'relation' tensors expected")
+    return KGEmbeddings(path, manifest, tensors["entity"], tensors["relation"])
