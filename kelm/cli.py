@@ -163,6 +163,384 @@ def data_list() -> None:
         typer.echo(f"{name:<16} {entry.description}")
 
 
+# ---- retrieval (issue 3) ----
+@app.command("retrieve")
+@user_errors
+def retrieve_command(
+    graph: Annotated[Path, typer.Option("--graph", "-g", help="Graph index directory.")],
+    grounded: Annotated[Path, typer.Option(
+        "--grounded", help="Grounded JSONL from `kelm ground` (with its .manifest.json).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (shards).")],
+    max_nodes: Annotated[int, typer.Option(
+        help="Nodes per subgraph (context node included).")] = 200,
+    hops: Annotated[int, typer.Option(help="Longest question-answer path, in hops.")] = 3,
+    paths: Annotated[int, typer.Option(help="Paths kept per question-answer pair.")] = 100,
+    scorer: Annotated[str, typer.Option(
+        help="Relevance scorer for the node cap: cosine, lm or none.")] = "cosine",
+    model: Annotated[Path | None, typer.Option(
+        help="Model folder: sentence encoder (cosine; default the bundled all-MiniLM-L6-v2) "
+        "or language model (lm).")] = None,
+    context: Annotated[bool, typer.Option(
+        help="Add a context node joined to the question and answer concepts.")] = False,
+    entity_emb: Annotated[Path | None, typer.Option(
+        help="Entity embeddings .npy [nodes, d] for KagNet path scores.")] = None,
+    relation_emb: Annotated[Path | None, typer.Option(
+        help="Relation embeddings .npy [R or 2R, d] for KagNet path scores.")] = None,
+    shard_size: Annotated[int, typer.Option(help="Statements per shard.")] = 1000,
+    batch_size: Annotated[int, typer.Option(help="Scorer batch size.")] = 128,
+    device: Annotated[str, typer.Option(help="Scorer device: cpu, cuda or auto.")] = "auto",
+    force: Annotated[bool, typer.Option(help="Rebuild even if a cached result matches.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Retrieve a subgraph and question-answer paths for every grounded statement."""
+    from kelm.retrieval.retrieve import RetrieveOptions, retrieve, summary
+
+    options = RetrieveOptions(
+        max_nodes=max_nodes, hops=hops, paths=paths, scorer=scorer,
+        model=str(model) if model else None, context=context,
+        entity_emb=str(entity_emb) if entity_emb else None,
+        relation_emb=str(relation_emb) if relation_emb else None, shard_size=shard_size)
+    report = retrieve(graph, grounded, out, options, batch_size=batch_size, device=device,
+                      force=force, progress=progress)
+    typer.echo(summary(report))
+
+
+# ---- end retrieval (issue 3) ----
+
+
+# ---- linking (issue 3) ----
+@app.command("link")
+@user_errors
+def link(
+    text: Annotated[
+        str, typer.Argument(help="The text to link (use -- before a text that starts with '-').")
+    ],
+    graph: Annotated[Path, typer.Option("--graph", "-g", help="Graph index directory.")],
+    mode: Annotated[
+        str, typer.Option(help="concept (lemma n-grams) or entity (aliases).")
+    ] = "concept",
+    pipeline: Annotated[
+        str | None,
+        typer.Option(
+            help="Installed spaCy pipeline whose lemmas to use (default: blank English with "
+            "lookup lemmas)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Link a text to graph nodes and print the matched spans."""
+    from kelm.linking.component import link_text
+
+    result = link_text(graph, text, mode=mode, pipeline=pipeline)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    for span in result["spans"]:
+        typer.echo(f"{span['start']}\t{span['end']}\t{span['text']}\t{'; '.join(span['names'])}")
+    if not result["spans"]:
+        typer.echo("no spans found", err=True)
+
+
+@app.command("ground")
+@user_errors
+def ground(
+    graph: Annotated[Path, typer.Option("--graph", "-g", help="Graph index directory.")],
+    qa: Annotated[
+        Path, typer.Option("--qa", help="CommonsenseQA / OpenBookQA JSONL or COPA XML file.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Grounded JSONL file to write.")],
+    pipeline: Annotated[
+        str | None,
+        typer.Option(
+            help="Installed spaCy pipeline whose lemmas to use (default: blank English with "
+            "lookup lemmas)."
+        ),
+    ] = None,
+    processes: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Statements per batch and flush.")] = 1000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Ground every (question, choice) statement of a QA file in a concept graph."""
+    from kelm.linking.ground import ground_file
+
+    if processes < 1 or batch_size < 1:
+        raise KelmError("--processes and --batch-size must be at least 1")
+    r = ground_file(
+        graph,
+        qa,
+        out,
+        pipeline=pipeline,
+        processes=processes,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    state = "grounded"
+    if r.reused:
+        state = "reused"
+    elif r.resumed_from:
+        state = f"resumed after {r.resumed_from:,} and grounded"
+    typer.echo(
+        f"{state} {r.statements:,} statements -> {r.out} in {r.seconds:.1f}s "
+        f"({r.empty_question:,} without question concepts, {r.empty_answer:,} without "
+        f"answer concepts)"
+    )
+# ---- end linking (issue 3) ----
+
+
+# ---- kge (issue 4) ----
+@app.command("embed-kg")
+@user_errors
+def embed_kg_command(
+    graph: Annotated[Path, typer.Option("--graph", "-g", help="Graph index directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Embeddings directory to write.")],
+    model: Annotated[str, typer.Option(help="transe, distmult, complex or rotate.")] = "distmult",
+    dim: Annotated[
+        int,
+        typer.Option(
+            help="Embedding size (ComplEx/RotatE: of each of the real and imaginary parts)."
+        ),
+    ] = 100,
+    epochs: Annotated[int, typer.Option(help="Passes over the graph's edges.")] = 30,
+    valid: Annotated[
+        Path | None,
+        typer.Option(help="Held-out triples for filtered link prediction (MRR, Hits@1/3/10)."),
+    ] = None,
+    test: Annotated[
+        Path | None,
+        typer.Option(help="Held-out triples for filtered link prediction (MRR, Hits@1/3/10)."),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Held-out file format: cn100k (relation, head, tail[, label]) "
+            "or tsv (head, relation, tail[, label]).",
+        ),
+    ] = "cn100k",
+    classify_dev: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labelled triples (4th column 1/0, e.g. CN-100K dev1.txt) to fit the triple "
+            "classification thresholds on."
+        ),
+    ] = None,
+    classify_test: Annotated[
+        Path | None,
+        typer.Option(help="Labelled triples (e.g. CN-100K dev2.txt) to report accuracy on."),
+    ] = None,
+    threshold: Annotated[
+        str,
+        typer.Option(
+            help="relation (one threshold per relation, the global one for relations with few "
+            "dev triples) or global."
+        ),
+    ] = "relation",
+    batch_size: Annotated[int, typer.Option(help="Positive triples per step.")] = 1000,
+    negatives: Annotated[int, typer.Option(help="Random corruptions per positive.")] = 5,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default per model).")] = None,
+    margin: Annotated[
+        float | None,
+        typer.Option(help="TransE/DistMult loss margin, RotatE score offset (default per model)."),
+    ] = None,
+    reg: Annotated[
+        float | None, typer.Option(help="L2 penalty on the batch's embeddings (default per model).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (torch, numpy).")] = 0,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Train KG embeddings on a graph index, evaluate them and save them (safetensors)."""
+    from kelm.kge.train import KGEConfig, embed_kg
+
+    config = KGEConfig(
+        model=model,
+        dim=dim,
+        epochs=epochs,
+        batch_size=batch_size,
+        negatives=negatives,
+        lr=lr,
+        margin=margin,
+        reg=reg,
+        seed=seed,
+        threads=threads,
+    ).validate()
+    report = embed_kg(
+        graph,
+        out,
+        config,
+        valid=valid,
+        test=test,
+        fmt=fmt,
+        classify_dev=classify_dev,
+        classify_test=classify_test,
+        threshold=threshold,
+        progress=progress,
+    )
+    if as_json:
+        echo_json(
+            {
+                "out": str(report.out),
+                "model": model,
+                "dim": dim,
+                "epochs": epochs,
+                "train_seconds": round(report.train_seconds, 3),
+                "metrics": report.metrics,
+            }
+        )
+        return
+    last = f", final loss {report.losses[-1]:.4f}" if report.losses else ""
+    typer.echo(
+        f"trained {model} (dim {dim}) for {epochs} epoch{'s' if epochs != 1 else ''} in "
+        f"{report.train_seconds:.1f}s{last}; wrote {report.out}"
+    )
+    for name in ("valid", "test"):
+        if name in report.metrics:
+            m = report.metrics[name]
+            typer.echo(
+                f"  {name:<5} filtered MRR {m['mrr']:.4f}  Hits@1 {m['hits@1']:.4f}  "
+                f"Hits@3 {m['hits@3']:.4f}  Hits@10 {m['hits@10']:.4f}  "
+                f"({m['triples']:,} triples, {m['file']['skipped_not_in_graph']:,} "
+                "skipped: not in the graph)"
+            )
+    if "classification" in report.metrics:
+        c = report.metrics["classification"]
+        typer.echo(
+            f"  triple classification ({c['mode']} thresholds): dev accuracy "
+            f"{c['dev_accuracy']:.4f}, test accuracy {c['test_accuracy']:.4f} "
+            f"({c['test']['used']:,} triples, {c['test']['skipped_not_in_graph']:,} "
+            "skipped: not in the graph)"
+        )
+
+
+# ---- end kge (issue 4) ----
+
+
+# ---- training (issue 4) ----
+@app.command("train")
+@user_errors
+def train_command(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Training config YAML (see configs/)."),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set optim.lm_lr=2e-5 (repeatable)."),
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Run directory (overrides run_dir).")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue from the newest checkpoint of the run directory (without --config: "
+            "with the run's config.resolved.yaml).",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Delete an existing run in the run directory.")
+    ] = False,
+    stop_after_epochs: Annotated[
+        int | None,
+        typer.Option(help="Stop after this many epochs of this invocation (resume later)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Train a multiple-choice QA model (runs under `torchrun` / `accelerate launch` too)."""
+    from kelm.training.config import load_train_config
+
+    sets = list(overrides or [])
+    if run_dir is not None:
+        sets.append(f"run_dir={run_dir}")
+    if config is None:
+        if not (resume and run_dir is not None):
+            raise KelmError("--config is required (or --resume with --run-dir)")
+        config = run_dir / "config.resolved.yaml"
+    cfg = load_train_config(config, sets)
+    from kelm.training.loop import train
+
+    result = train(
+        cfg,
+        resume=resume,
+        overwrite=overwrite,
+        stop_after_epochs=stop_after_epochs,
+        progress=progress,
+    )
+    if not _is_main_process():
+        return
+    if as_json:
+        echo_json({"run_dir": str(result.run_dir), "completed": result.completed,
+                   **result.metrics})
+        return
+    epochs = len(result.history["epochs"])
+    if not result.completed:
+        typer.echo(f"stopped after epoch {epochs} of {cfg.epochs}; checkpoint in "
+                   f"{result.run_dir / 'checkpoints'} (continue with --resume)")
+        return
+    m = result.metrics
+    acc = (f"; eval accuracy {m['accuracy']:.4f} on {m['n_labelled']:,} questions"
+           if m.get("accuracy") is not None else "")
+    typer.echo(f"trained {cfg.model.type} for {epochs} epochs ({m['steps']:,} steps), "
+               f"train loss {m['train_loss']:.4f}{acc}; run in {result.run_dir}")
+
+
+def _is_main_process() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate_command(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Run directory of `kelm train`.")],
+    qa: Annotated[Path, typer.Option(
+        "--qa", help="CommonsenseQA / OpenBookQA JSONL or COPA XML (answer keys optional).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Directory for metrics.json and predictions.jsonl.")],
+    batch_size: Annotated[int | None, typer.Option(
+        help="Questions per forward pass (default: the run's eval_batch_size).")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: auto).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Evaluate a trained run on a QA file: metrics.json and predictions.jsonl."""
+    from kelm.evaluation.qa import evaluate_run
+
+    if batch_size is not None and batch_size < 1:
+        raise KelmError("--batch-size must be at least 1")
+    m = evaluate_run(model, qa, out, batch_size=batch_size, device=device, progress=progress)
+    if as_json:
+        echo_json(m)
+        return
+    acc = (f"accuracy {m['accuracy']:.4f} on {m['n_labelled']:,} labelled questions"
+           if "accuracy" in m else "no answer keys, predictions only")
+    typer.echo(f"{m['model']}: {m['n']:,} questions, {acc}; wrote {out}")
+
+
+@app.command("compare")
+@user_errors
+def compare_command(
+    runs: Annotated[list[Path], typer.Argument(help="Run (or evaluation) directories.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+) -> None:
+    """Print a table of runs by model and accuracy."""
+    from kelm.evaluation.compare import compare_runs, format_table
+
+    rows = compare_runs(runs)
+    if as_json:
+        echo_json(rows)
+        return
+    typer.echo(format_table(rows))
+
+
+# ---- end training (issue 4) ----
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app(args=argv if argv is not None else sys.argv[1:], prog_name="kelm")

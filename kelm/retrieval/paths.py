@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kelm.retrieval.subgraph import Adjacency, join, normalize_concepts
+from kelm.retrieval.subgraph import Adjacency, join, join_sorted, normalize_concepts
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -78,14 +78,29 @@ class PathSet:
         rels = self.rels.tolist()
         ptr = self.hop_ptr.tolist()
         for row, n in zip(self.nodes.tolist(), self.length.tolist(), strict=True):
-            out.append((row[: n + 1], [rels[ptr[h]:ptr[h + 1]] for h in range(hop, hop + n)]))
+            out.append((row[: n + 1], [rels[ptr[h] : ptr[h + 1]] for h in range(hop, hop + n)]))
             hop += n
         return out
 
 
-def find_paths(adj: Adjacency, question: Any, answer: Any, *, hops: int = 3,
-               max_paths: int = 100, q_frontier: np.ndarray | None = None,
-               a_frontier: np.ndarray | None = None) -> PathSet:
+#: Left parts are joined in rounds, by rank within their question concept: the first
+#: ``FIRST_CHUNK`` of each concept, then ``CHUNK_GROWTH`` times more per round, until every
+#: pair of the concept has its quota of paths. Later left parts only give paths that come later
+#: in canonical order, so stopping early changes nothing but the time taken.
+FIRST_CHUNK = 64
+CHUNK_GROWTH = 4
+
+
+def find_paths(
+    adj: Adjacency,
+    question: Any,
+    answer: Any,
+    *,
+    hops: int = 3,
+    max_paths: int = 100,
+    q_frontier: tuple[np.ndarray, np.ndarray] | None = None,
+    a_frontier: tuple[np.ndarray, np.ndarray] | None = None,
+) -> PathSet:
     """Every simple path of at most ``hops`` hops between each question and each answer
     concept, at most ``max_paths`` per pair, in canonical order (see the module docstring).
 
@@ -96,61 +111,151 @@ def find_paths(adj: Adjacency, question: Any, answer: Any, *, hops: int = 3,
     k = int(hops)
     if k < 1 or max_paths <= 0 or q.shape[0] == 0 or a.shape[0] == 0:
         return PathSet.empty(max(k, 0))
-    left = [q[:, None]]
-    right = [a[:, None]]
+    # Partial paths from each side: rows of node ids and the simple-graph entry of each hop.
+    # Extension keeps rows in lexicographic order (parents in order, neighbours sorted), which
+    # the rounds of _paths_of_length rely on.
+    none = np.zeros((0,), dtype=np.int64)
+    left = [(q[:, None], none.reshape(q.shape[0], 0))]
+    right = [(a[:, None], none.reshape(a.shape[0], 0))]
     for depth in range(1, k // 2 + 1):
-        left.append(q_frontier if depth == 1 and q_frontier is not None
-                    else adj.extend(left[-1]))
+        given = q_frontier if depth == 1 else None
+        left.append(given if given is not None else adj.extend(*left[-1]))
     for depth in range(1, (k - 1) // 2 + 1):
-        right.append(a_frontier if depth == 1 and a_frontier is not None
-                     else adj.extend(right[-1]))
+        given = a_frontier if depth == 1 else None
+        right.append(given if given is not None else adj.extend(*right[-1]))
 
-    found, lengths = [], []
+    quota = np.full(q.shape[0] * a.shape[0], int(max_paths), dtype=np.int64)
+    blocks = []
     for length in range(1, k + 1):
         lp, rp = left[length // 2], right[(length - 1) // 2]
-        if lp.shape[0] == 0 or rp.shape[0] == 0:
+        if lp[0].shape[0] == 0 or rp[0].shape[0] == 0 or not (quota > 0).any():
             continue
-        l_end, r_end = lp[:, -1], rp[:, -1]
-        xs, ys = adj.edges_between(np.unique(l_end), np.unique(r_end))
+        rows, entry, flip, pair = _paths_of_length(adj, lp, rp, length, q, a, quota)
+        if rows.shape[0] == 0:
+            continue
+        order = np.lexsort([rows[:, c] for c in range(length - 1, 0, -1)] + [pair])
+        keep = order[_rank_in_groups(pair[order]) < quota[pair[order]]]
+        pair = pair[keep]
+        quota -= np.bincount(pair, minlength=quota.shape[0])
+        blocks.append((rows[keep], entry[keep], flip[keep], pair, length))
+    if not blocks:
+        return PathSet.empty(k)
+    n = sum(b[0].shape[0] for b in blocks)
+    nodes = np.full((n, k + 1), -1, dtype=np.int64)
+    entries = np.zeros((n, k), dtype=np.int64)
+    flips = np.zeros((n, k), dtype=bool)
+    at = 0
+    for rows, entry, flip, _, length in blocks:
+        end = at + rows.shape[0]
+        nodes[at:end, : length + 1] = rows
+        entries[at:end, :length] = entry
+        flips[at:end, :length] = flip
+        at = end
+    pair = np.concatenate([b[3] for b in blocks])
+    length = np.concatenate([np.full(b[0].shape[0], b[4], dtype=np.int64) for b in blocks])
+    order = np.argsort(pair, kind="stable")  # blocks are by length, each sorted within pairs
+    nodes, length, entries, flips = nodes[order], length[order], entries[order], flips[order]
+    valid = np.arange(k)[None, :] < length[:, None]
+    hop_ptr, rels = _hop_relations(adj, entries[valid], flips[valid])
+    return PathSet(nodes, length, hop_ptr, rels)
+
+
+def _hop_relations(
+    adj: Adjacency, entry: np.ndarray, flip: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Relations of each hop from its entry; a hop read against its entry's direction
+    (``flip``) swaps forward and inverse ids, and is sorted again."""
+    ptr, rels = adj.entry_relations(entry)
+    r = adj.num_relations
+    if flip.any():
+        hop = np.repeat(np.arange(entry.shape[0], dtype=np.int64), np.diff(ptr))
+        rels = np.where(flip[hop], np.where(rels < r, rels + r, rels - r), rels)
+        span = 2 * max(r, 1)
+        rels = np.sort(hop * span + rels) - hop * span
+    return ptr, rels
+
+
+def _rank_in_groups(sorted_ids: np.ndarray) -> np.ndarray:
+    """Position of each element within its run of equal values."""
+    n = sorted_ids.shape[0]
+    first = np.ones(n, dtype=bool)
+    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    return np.arange(n) - np.maximum.accumulate(np.where(first, np.arange(n), 0))
+
+
+def _paths_of_length(
+    adj: Adjacency,
+    left: tuple[np.ndarray, np.ndarray],
+    right: tuple[np.ndarray, np.ndarray],
+    length: int,
+    q: np.ndarray,
+    a: np.ndarray,
+    quota: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Simple paths ``left part + middle edge + reversed right part`` of ``length`` hops, for
+    the pairs with quota left. Returns ``(rows, entries, flips, pair)``: node rows, the entry
+    of each hop and whether the hop runs against it, and ``pair = qi * len(a) + ai``."""
+    lp, lpe = left
+    rp, rpe = right
+    nq, na = q.shape[0], a.shape[0]
+    r_end = rp[:, -1]
+    r_order = np.argsort(r_end, kind="stable")
+    r_sorted = r_end[r_order]
+    distinct = np.ones(r_sorted.shape[0], dtype=bool)
+    distinct[1:] = r_sorted[1:] != r_sorted[:-1]
+    ys = r_sorted[distinct]
+    rpe = rpe[:, ::-1]  # right parts run backwards in the path: every hop flipped
+    l_hops = lp.shape[1] - 1
+    flip_row = np.zeros(length, dtype=bool)
+    flip_row[l_hops + 1 :] = True
+    qi = np.searchsorted(q, lp[:, 0])  # lp is sorted by its first column
+    rank = np.arange(lp.shape[0]) - np.searchsorted(qi, qi, "left")
+    group_size = np.bincount(qi, minlength=nq)
+    got = np.zeros_like(quota)
+    found = []
+    lo, size = 0, FIRST_CHUNK
+    while True:
+        active = ((quota - got).reshape(nq, na) > 0).any(axis=1) & (group_size > lo)
+        if not active.any():
+            break
+        if lo == 0 and size >= lp.shape[0]:
+            chunk, chunk_e = lp, lpe  # everything in one round
+        else:
+            sel = active[qi] & (rank >= lo) & (rank < lo + size)
+            chunk, chunk_e = lp[sel], lpe[sel]
+        lo, size = lo + size, size * CHUNK_GROWTH
+        l_end = chunk[:, -1]
+        xs, ys_hit, mid = adj.edges_between(np.unique(l_end), ys)
         if xs.shape[0] == 0:
             continue
         li, e = join(l_end, xs)  # left rows ending at the edge's x
-        ri, j = join(r_end, ys[e])  # right rows ending at its y
-        rows = np.concatenate([lp[li[j]], rp[ri][:, ::-1]], axis=1)
+        ri, j = join_sorted(r_order, r_sorted, ys_hit[e])  # right rows ending at its y
+        li, e = li[j], e[j]
+        rows = np.concatenate([chunk[li], rp[ri][:, ::-1]], axis=1)
         ok = np.ones(rows.shape[0], dtype=bool)
-        for lc in range(lp.shape[1]):
-            for rc in range(lp.shape[1], length + 1):
+        for lc in range(l_hops + 1):
+            for rc in range(l_hops + 1, length + 1):
                 ok &= rows[:, lc] != rows[:, rc]
-        rows = rows[ok]
-        if rows.shape[0]:
-            pad = np.full((rows.shape[0], k + 1 - rows.shape[1]), -1, dtype=np.int64)
-            found.append(np.concatenate([rows, pad], axis=1))
-            lengths.append(np.full(rows.shape[0], length, dtype=np.int64))
+        if not ok.any():
+            continue
+        rows, li, e, ri = rows[ok], li[ok], e[ok], ri[ok]
+        entry = np.concatenate([chunk_e[li], mid[e, None], rpe[ri]], axis=1)
+        flip = np.broadcast_to(flip_row, entry.shape).copy()
+        flip[:, l_hops] = adj.nbr[mid[e]] != ys_hit[e]  # found in y's row: runs y -> x
+        pair = np.searchsorted(q, rows[:, 0]) * na + np.searchsorted(a, rows[:, -1])
+        got += np.bincount(pair, minlength=got.shape[0])
+        found.append((rows, entry, flip, pair))
     if not found:
-        return PathSet.empty(k)
-    nodes = np.concatenate(found)
-    length = np.concatenate(lengths)
-    first = nodes[:, 0]
-    last = nodes[np.arange(nodes.shape[0]), length]
-    keys = [nodes[:, c] for c in range(k - 1, 0, -1)] + [length, last, first]
-    order = np.lexsort(keys)
-    nodes, length, first, last = nodes[order], length[order], first[order], last[order]
-    # keep the first max_paths of each (q, a) pair
-    n = nodes.shape[0]
-    new_pair = np.ones(n, dtype=bool)
-    new_pair[1:] = (first[1:] != first[:-1]) | (last[1:] != last[:-1])
-    start = np.maximum.accumulate(np.where(new_pair, np.arange(n), 0))
-    keep = np.arange(n) - start < max_paths
-    if not keep.all():
-        nodes, length = nodes[keep], length[keep]
-    out = PathSet(nodes, length, np.zeros(1, np.int64), np.zeros(0, np.int64))
-    us, vs = out.hop_pairs()
-    out.hop_ptr, out.rels = adj.relations_between(us, vs)
-    return out
+        z = np.zeros(0, np.int64)
+        return z.reshape(0, length + 1), z.reshape(0, length), z.reshape(0, length) > 0, z
+    if len(found) == 1:
+        return found[0]
+    return tuple(np.concatenate(parts) for parts in zip(*found, strict=True))
 
 
-def kagnet_scores(paths: PathSet, entity_emb: np.ndarray, relation_emb: np.ndarray,
-                  num_relations: int) -> np.ndarray:
+def kagnet_scores(
+    paths: PathSet, entity_emb: np.ndarray, relation_emb: np.ndarray, num_relations: int
+) -> np.ndarray:
     """KagNet path scores: product over hops of the best ``(1 + cos(r, t - h)) / 2`` over the
     hop's relations (inverse ids: forward embedding with ``h``/``t`` swapped, unless
     ``relation_emb`` has ``2 * num_relations`` rows). A zero vector gives cosine 0."""
@@ -169,8 +274,9 @@ def kagnet_scores(paths: PathSet, entity_emb: np.ndarray, relation_emb: np.ndarr
         tails = np.where(inverse, us[hop], vs[hop])
         rvec = relation_emb[np.where(inverse, rels - r, rels)]
     rvec = np.asarray(rvec, dtype=np.float32)
-    diff = np.asarray(entity_emb[tails], dtype=np.float32) - np.asarray(entity_emb[heads],
-                                                                         dtype=np.float32)
+    diff = np.asarray(entity_emb[tails], dtype=np.float32) - np.asarray(
+        entity_emb[heads], dtype=np.float32
+    )
     norm = np.linalg.norm(rvec, axis=1) * np.linalg.norm(diff, axis=1)
     dot = np.einsum("ij,ij->i", rvec, diff)
     cos = np.divide(dot, norm, out=np.zeros_like(dot), where=norm > 0)
@@ -182,8 +288,9 @@ def kagnet_scores(paths: PathSet, entity_emb: np.ndarray, relation_emb: np.ndarr
 
 
 # ---------------------------------------------------------------------- networkx reference
-def reference_paths(graph: nx.Graph, question, answer, hops: int = 3, max_paths: int = 100,
-                    num_relations: int = 0) -> list[tuple[list[int], list[list[int]]]]:
+def reference_paths(
+    graph: nx.Graph, question, answer, hops: int = 3, max_paths: int = 100, num_relations: int = 0
+) -> list[tuple[list[int], list[list[int]]]]:
     """The path definition written with ``networkx.all_simple_paths`` on the graph of
     :func:`kelm.retrieval.subgraph.networkx_graph`: every path of every pair, sorted
     canonically, the first ``max_paths`` of each pair kept."""
@@ -194,10 +301,12 @@ def reference_paths(graph: nx.Graph, question, answer, hops: int = 3, max_paths:
     out = []
     for q in q_list:
         for a in sorted(a_set):
-            found = sorted(nx.all_simple_paths(graph, q, a, cutoff=hops),
-                           key=lambda p: (len(p), p))
+            found = sorted(nx.all_simple_paths(graph, q, a, cutoff=hops), key=lambda p: (len(p), p))
             for p in found[:max_paths]:
-                rels = [sorted(r if h == u else r + num_relations
-                               for h, r in graph[u][v]["rels"]) for u, v in zip(p, p[1:])]
+                steps = zip(p[:-1], p[1:], strict=True)
+                rels = [
+                    sorted(r if h == u else r + num_relations for h, r in graph[u][v]["rels"])
+                    for u, v in steps
+                ]
                 out.append((list(p), rels))
     return out

@@ -82,13 +82,18 @@ def _device(device: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _check_folder(folder: Path) -> Path:
+    if not folder.is_dir() or not (folder / "config.json").is_file():
+        raise KelmError(f"{folder}: not a Hugging Face model folder (no config.json)")
+    return folder
+
+
 def _load(folder: Path, loader: str):
     """A tokenizer and model from a local folder, never from the network."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import transformers
 
-    if not folder.is_dir() or not (folder / "config.json").is_file():
-        raise KelmError(f"{folder}: not a Hugging Face model folder (no config.json)")
+    _check_folder(folder)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
         model = getattr(transformers, loader).from_pretrained(folder, local_files_only=True)
@@ -109,45 +114,74 @@ class SentenceEncoder:
         device: ``cpu``, ``cuda`` or ``auto``.
     """
 
-    def __init__(self, model_dir: str | os.PathLike[str] | None = None, *, model=None,
-                 tokenizer=None, model_id: str | None = None, max_length: int = 64,
-                 device: str | None = "auto") -> None:
-        import torch
-
+    def __init__(
+        self,
+        model_dir: str | os.PathLike[str] | None = None,
+        *,
+        model=None,
+        tokenizer=None,
+        model_id: str | None = None,
+        max_length: int = 64,
+        device: str | None = "auto",
+    ) -> None:
+        self._folder: Path | None = None
         if model is None or tokenizer is None:
-            folder = Path(model_dir) if model_dir else default_encoder_dir()
-            tokenizer, model = _load(folder, "AutoModel")
-            model_id = model_id or model_fingerprint(folder)
+            # loaded on first use: the cache key needs only the folder's fingerprint
+            self._folder = _check_folder(Path(model_dir) if model_dir else default_encoder_dir())
+            model_id = model_id or model_fingerprint(self._folder)
         elif model_id is None:
             raise ValueError("an in-memory model needs a model_id for cache keys")
-        self.tokenizer = tokenizer
-        self.device = _device(device)
-        self.model = model.to(self.device).eval()
+        self._tokenizer, self._model = tokenizer, model
+        self._device = device
         self.model_id = model_id
         self.max_length = max_length
-        self._torch = torch
+
+    def _loaded(self):
+        if self._model is None:
+            self._tokenizer, self._model = _load(self._folder, "AutoModel")
+        if not hasattr(self, "device"):
+            self.device = _device(self._device)
+            self._model = self._model.to(self.device).eval()
+        return self._tokenizer, self._model
+
+    @property
+    def tokenizer(self):
+        return self._loaded()[0]
+
+    @property
+    def model(self):
+        return self._loaded()[1]
 
     @property
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def encode(self, texts: Sequence[str], batch_size: int = 128, progress: bool = False,
-               desc: str = "embedding") -> np.ndarray:
+    def encode(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 128,
+        progress: bool = False,
+        desc: str = "embedding",
+    ) -> np.ndarray:
         """``float32 [len(texts), dim]`` unit vectors, computed in length-sorted batches."""
+        import torch
         from tqdm.auto import tqdm
 
-        torch = self._torch
+        tokenizer, model = self._loaded()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = np.argsort([len(t) for t in texts], kind="stable")
-        bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not progress,
-                   leave=False)
+        bar = tqdm(total=len(texts), desc=desc, unit="text", disable=not progress, leave=False)
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 idx = order[start : start + batch_size]
-                batch = self.tokenizer([texts[i] or " " for i in idx], padding=True,
-                                       truncation=True, max_length=self.max_length,
-                                       return_tensors="pt").to(self.device)
-                hidden = self.model(**batch).last_hidden_state
+                batch = tokenizer(
+                    [texts[i] or " " for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                hidden = model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
@@ -166,9 +200,15 @@ class CosineScorer:
 
     name = "cosine"
 
-    def __init__(self, index: GraphIndex, encoder: SentenceEncoder | None = None, *,
-                 cache_dir: str | os.PathLike[str] | None = None, batch_size: int = 128,
-                 progress: bool = True) -> None:
+    def __init__(
+        self,
+        index: GraphIndex,
+        encoder: SentenceEncoder | None = None,
+        *,
+        cache_dir: str | os.PathLike[str] | None = None,
+        batch_size: int = 128,
+        progress: bool = True,
+    ) -> None:
         self.index = index
         self.encoder = encoder or SentenceEncoder()
         self.batch_size = batch_size
@@ -182,13 +222,18 @@ class CosineScorer:
         self._statements: dict[str, np.ndarray] = {}
 
     def cache_key(self) -> dict[str, Any]:
-        return {"scorer": self.name, "model": self.encoder.model_id,
-                "max_length": self.encoder.max_length}
+        return {
+            "scorer": self.name,
+            "model": self.encoder.model_id,
+            "max_length": self.encoder.max_length,
+        }
 
     @property
     def node_cache_file(self) -> Path:
-        return self.cache_dir / (f"node-emb-{self.index.checksum[:16]}-"
-                                 f"{self.encoder.model_id[:16]}-{self.encoder.max_length}.npy")
+        return self.cache_dir / (
+            f"node-emb-{self.index.checksum[:16]}-"
+            f"{self.encoder.model_id[:16]}-{self.encoder.max_length}.npy"
+        )
 
     def node_embeddings(self) -> np.ndarray:
         """``float16 [num_nodes, dim]``, from the cache or computed (and cached) now."""
@@ -204,8 +249,9 @@ class CosineScorer:
             except ValueError:
                 pass
             log.warning("%s: unreadable or stale node embedding cache; recomputing", path)
-        emb = self.encoder.encode(node_texts(self.index), self.batch_size, self.progress,
-                                  desc="node embeddings").astype(np.float16)
+        emb = self.encoder.encode(
+            node_texts(self.index), self.batch_size, self.progress, desc="node embeddings"
+        ).astype(np.float16)
         with atomic_file(path, "wb") as fh:
             np.save(fh, emb, allow_pickle=False)
         self._nodes = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -216,8 +262,9 @@ class CosineScorer:
         self.node_embeddings()
         todo = list(dict.fromkeys(s for s in statements if s not in self._statements))
         if todo:
-            vecs = self.encoder.encode(todo, self.batch_size, self.progress,
-                                       desc="statement embeddings")
+            vecs = self.encoder.encode(
+                todo, self.batch_size, self.progress, desc="statement embeddings"
+            )
             self._statements.update(zip(todo, vecs, strict=True))
 
     def score(self, statement: str, node_ids: np.ndarray) -> np.ndarray:
@@ -233,59 +280,85 @@ class LMScorer:
     """QA-GNN's relevance score: minus the mean token NLL of ``"<statement> <node name>"``
     under a causal or masked language model (a masked LM scores the unmasked text, as QA-GNN
     does with RoBERTa). ``kind`` is ``causal``, ``masked`` or ``auto`` (from the config's
-    architectures)."""
+    architectures). A model folder is loaded on first use."""
 
     name = "lm"
 
-    def __init__(self, index: GraphIndex, model_dir: str | os.PathLike[str] | None = None, *,
-                 model=None, tokenizer=None, model_id: str | None = None, kind: str = "auto",
-                 batch_size: int = 64, max_length: int = 96, device: str | None = "auto"
-                 ) -> None:
-        import torch
-
+    def __init__(
+        self,
+        index: GraphIndex,
+        model_dir: str | os.PathLike[str] | None = None,
+        *,
+        model=None,
+        tokenizer=None,
+        model_id: str | None = None,
+        kind: str = "auto",
+        batch_size: int = 64,
+        max_length: int = 96,
+        device: str | None = "auto",
+    ) -> None:
+        self._folder: Path | None = None
         if model is None or tokenizer is None:
             if model_dir is None:
                 raise KelmError("--scorer lm needs --model DIR (a causal or masked LM folder)")
-            folder = Path(model_dir)
+            self._folder = _check_folder(Path(model_dir))
             if kind == "auto":
-                kind = _lm_kind(folder)
-            loader = "AutoModelForMaskedLM" if kind == "masked" else "AutoModelForCausalLM"
-            tokenizer, model = _load(folder, loader)
-            model_id = model_id or model_fingerprint(folder)
+                kind = _lm_kind(self._folder)
+            model_id = model_id or model_fingerprint(self._folder)
         elif model_id is None:
             raise ValueError("an in-memory model needs a model_id for cache keys")
-        if kind == "auto":
+        elif kind == "auto":
             archs = getattr(model.config, "architectures", None) or [type(model).__name__]
             kind = "masked" if any("MaskedLM" in a for a in archs) else "causal"
         if kind not in ("causal", "masked"):
             raise KelmError(f"LM kind must be causal, masked or auto, not {kind!r}")
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         self.index = index
         self.kind = kind
-        self.tokenizer = tokenizer
-        self.device = _device(device)
-        self.model = model.to(self.device).eval()
+        self._tokenizer, self._model = tokenizer, model
+        self._device = device
         self.model_id = model_id
         self.batch_size = batch_size
         self.max_length = max_length
-        self._torch = torch
+
+    def _loaded(self):
+        if self._model is None:
+            loader = "AutoModelForMaskedLM" if self.kind == "masked" else "AutoModelForCausalLM"
+            self._tokenizer, self._model = _load(self._folder, loader)
+        if not hasattr(self, "device"):
+            tok = self._tokenizer
+            if tok.pad_token is None:
+                tok.pad_token = tok.eos_token or tok.unk_token
+            self.device = _device(self._device)
+            self._model = self._model.to(self.device).eval()
+        return self._tokenizer, self._model
 
     def cache_key(self) -> dict[str, Any]:
-        return {"scorer": self.name, "model": self.model_id, "kind": self.kind,
-                "max_length": self.max_length}
+        return {
+            "scorer": self.name,
+            "model": self.model_id,
+            "kind": self.kind,
+            "max_length": self.max_length,
+        }
 
     def score(self, statement: str, node_ids: np.ndarray) -> np.ndarray:
-        torch = self._torch
+        import torch
+
+        tokenizer, model = self._loaded()
         ids = np.asarray(node_ids, dtype=np.int64)
         texts = [f"{statement} {self.index.node_label(int(i)).replace('_', ' ')}" for i in ids]
         out = np.zeros(len(texts), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                batch = self.tokenizer(texts[start : start + self.batch_size], padding=True,
-                                       truncation=True, max_length=self.max_length,
-                                       return_tensors="pt").to(self.device)
-                logits = self.model(**batch).logits.float()
+                batch = tokenizer(
+                    texts[start : start + self.batch_size],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(self.device)
+                logits = model(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                ).logits.float()
                 tokens, mask = batch["input_ids"], batch["attention_mask"].float()
                 if self.kind == "causal":
                     logits, tokens, mask = logits[:, :-1], tokens[:, 1:], mask[:, 1:]
@@ -316,15 +389,27 @@ class NoScorer:
         return np.zeros(len(node_ids), dtype=np.float32)
 
 
-def make_scorer(name: str, index: GraphIndex, *, model: str | os.PathLike[str] | None = None,
-                cache_dir: str | os.PathLike[str] | None = None, batch_size: int = 128,
-                device: str | None = "auto", progress: bool = True):
+def make_scorer(
+    name: str,
+    index: GraphIndex,
+    *,
+    model: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = 128,
+    device: str | None = "auto",
+    progress: bool = True,
+):
     """The scorer called ``name`` (``cosine``, ``lm`` or ``none``)."""
     if name == "none":
         return NoScorer()
     if name == "cosine":
-        return CosineScorer(index, SentenceEncoder(model, device=device), cache_dir=cache_dir,
-                            batch_size=batch_size, progress=progress)
+        return CosineScorer(
+            index,
+            SentenceEncoder(model, device=device),
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+            progress=progress,
+        )
     if name == "lm":
         return LMScorer(index, model, batch_size=batch_size, device=device)
     raise KelmError(f"unknown scorer {name!r}; choose one of {', '.join(SCORERS)}")

@@ -59,8 +59,12 @@ class RetrievalFormatError(KelmError):
 
 def cache_key(parts: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of everything a retrieval result depends on."""
-    text = json.dumps({"format_version": FORMAT_VERSION, **parts}, sort_keys=True,
-                      separators=(",", ":"), default=str)
+    text = json.dumps(
+        {"format_version": FORMAT_VERSION, **parts},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -79,8 +83,14 @@ class ShardWriter:
         self.shard_size = shard_size
         self.statements: list[list[Any]] = []
         self.files: dict[str, dict[str, Any]] = {}
-        self.counts = {"statements": 0, "nodes": 0, "edges": 0, "paths": 0,
-                       "empty_subgraphs": 0, "without_paths": 0}
+        self.counts = {
+            "statements": 0,
+            "nodes": 0,
+            "edges": 0,
+            "paths": 0,
+            "empty_subgraphs": 0,
+            "without_paths": 0,
+        }
         self._pending: list[tuple[Subgraph, PathSet]] = []
         self._shards = 0
 
@@ -92,7 +102,7 @@ class ShardWriter:
         c["nodes"] += subgraph.num_nodes
         c["edges"] += int(subgraph.edge_type.shape[0])
         c["paths"] += len(paths)
-        c["empty_subgraphs"] += int(subgraph.num_nodes == 0)
+        c["empty_subgraphs"] += int(subgraph.num_candidates == 0)
         c["without_paths"] += int(len(paths) == 0)
         if len(self._pending) >= self.shard_size:
             self._flush()
@@ -101,8 +111,7 @@ class ShardWriter:
         if self._pending:
             self._flush()
         path = self.directory / STATEMENTS
-        path.write_text(json.dumps(self.statements, ensure_ascii=False) + "\n",
-                        encoding="utf-8")
+        path.write_text(json.dumps(self.statements, ensure_ascii=False) + "\n", encoding="utf-8")
         self._record(path)
 
     def _record(self, path: Path) -> None:
@@ -113,8 +122,7 @@ class ShardWriter:
 
         arrays = pack_shard(self._pending)
         path = self.directory / shard_name(self._shards)
-        save_file(arrays, str(path), metadata={"kind": KIND,
-                                               "format_version": str(FORMAT_VERSION)})
+        save_file(arrays, str(path), metadata={"kind": KIND, "format_version": str(FORMAT_VERSION)})
         self._record(path)
         self._shards += 1
         self._pending = []
@@ -142,8 +150,9 @@ def pack_shard(items: list[tuple[Subgraph, PathSet]]) -> dict[str, np.ndarray]:
     paths = [p for _, p in items]
     flat = [p.flat_nodes() for p in paths]
     path_node_lengths = [np.diff(ptr) for ptr, _ in flat]
-    scores = [p.score if p.score is not None else np.full(len(p), np.nan, np.float32)
-              for p in paths]
+    scores = [
+        p.score if p.score is not None else np.full(len(p), np.nan, np.float32) for p in paths
+    ]
     return {
         "node_ptr": _ptr([s.num_nodes for s in subs]),
         "node_ids": _cat([s.node_ids for s in subs], np.int32),
@@ -151,8 +160,7 @@ def pack_shard(items: list[tuple[Subgraph, PathSet]]) -> dict[str, np.ndarray]:
         "node_score": _cat([s.node_score for s in subs], np.float32),
         "num_candidates": np.asarray([s.num_candidates for s in subs], dtype=np.int64),
         "edge_ptr": _ptr([int(s.edge_type.shape[0]) for s in subs]),
-        "edge_index": np.ascontiguousarray(_cat([s.edge_index.T for s in subs], np.int32,
-                                                (2,)).T),
+        "edge_index": np.ascontiguousarray(_cat([s.edge_index.T for s in subs], np.int32, (2,)).T),
         "edge_type": _cat([s.edge_type for s in subs], np.int32),
         "path_ptr": _ptr([len(p) for p in paths]),
         "path_node_ptr": _ptr(path_node_lengths),
@@ -165,9 +173,15 @@ def pack_shard(items: list[tuple[Subgraph, PathSet]]) -> dict[str, np.ndarray]:
 
 def publish_manifest(staged: Path, writer: ShardWriter, manifest: dict[str, Any]) -> None:
     """Write the manifest (last) into the staging directory."""
-    manifest = {"kind": KIND, "format_version": FORMAT_VERSION, **manifest,
-                "shard_size": writer.shard_size, "shards": writer._shards,
-                "counts": writer.counts, "files": writer.files}
+    manifest = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        **manifest,
+        "shard_size": writer.shard_size,
+        "shards": writer._shards,
+        "counts": writer.counts,
+        "files": writer.files,
+    }
     write_json(staged / MANIFEST, manifest)
 
 
@@ -189,7 +203,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if manifest.get("format_version") != FORMAT_VERSION:
         raise RetrievalFormatError(
             f"{path}: retrieval format version {manifest.get('format_version')} is not "
-            f"supported (this kelm reads version {FORMAT_VERSION}); run `kelm retrieve` again")
+            f"supported (this kelm reads version {FORMAT_VERSION}); run `kelm retrieve` again"
+        )
     return manifest
 
 
@@ -213,16 +228,20 @@ def check_output_dir(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise KelmError(f"{path}: exists and is not a directory")
     if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST).is_file():
-        raise KelmError(f"{path}: exists and is not a kelm retrieval directory; "
-                        "choose another --out or remove it")
+        raise KelmError(
+            f"{path}: exists and is not a kelm retrieval directory; "
+            "choose another --out or remove it"
+        )
     if (path / MANIFEST).is_file():
         try:
             kind = json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("kind")
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             kind = None
         if kind != KIND:
-            raise KelmError(f"{path}: holds a manifest.json that is not a kelm retrieval "
-                            "manifest; choose another --out")
+            raise KelmError(
+                f"{path}: holds a manifest.json that is not a kelm retrieval "
+                "manifest; choose another --out"
+            )
 
 
 def discard(path: Path) -> None:
@@ -255,8 +274,7 @@ class RetrievalStore:
     :meth:`paths` the paths alone. Shards are read on demand (the last few stay in memory).
     """
 
-    def __init__(self, path: str | Path, *, verify: bool = False, cached_shards: int = 2
-                 ) -> None:
+    def __init__(self, path: str | Path, *, verify: bool = False, cached_shards: int = 2) -> None:
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
         files = self.manifest.get("files", {})
@@ -268,7 +286,8 @@ class RetrievalStore:
                 raise RetrievalFormatError(f"{file}: checksum does not match the manifest")
         try:
             self.keys: list[list[Any]] = json.loads(
-                (self.path / STATEMENTS).read_text(encoding="utf-8"))
+                (self.path / STATEMENTS).read_text(encoding="utf-8")
+            )
         except (OSError, json.JSONDecodeError) as exc:
             raise RetrievalFormatError(f"{self.path / STATEMENTS}: unreadable ({exc})") from None
         self.shard_size = int(self.manifest["shard_size"])
@@ -322,8 +341,15 @@ class RetrievalStore:
         from kelm.retrieval.subgraph import to_data
 
         x = self.arrays(i)
-        return to_data(x["node_ids"], x["node_type"], x["node_score"], x["edge_index"],
-                       x["edge_type"], self.num_relations, with_inverse)
+        return to_data(
+            x["node_ids"],
+            x["node_type"],
+            x["node_score"],
+            x["edge_index"],
+            x["edge_type"],
+            self.num_relations,
+            with_inverse,
+        )
 
     def paths(self, i: int) -> list[RetrievedPath]:
         """Statement ``i``'s paths in canonical order."""
@@ -335,11 +361,14 @@ class RetrievalStore:
         for p in range(p0, p1):
             lo, hi = int(node_ptr[p]), int(node_ptr[p + 1])
             first_hop = lo - p
-            hops = [rels[hop_ptr[h] : hop_ptr[h + 1]].tolist()
-                    for h in range(first_hop, first_hop + hi - lo - 1)]
+            hops = [
+                rels[hop_ptr[h] : hop_ptr[h + 1]].tolist()
+                for h in range(first_hop, first_hop + hi - lo - 1)
+            ]
             score = float(a["path_score"][p])
-            out.append(RetrievedPath(nodes[lo:hi].tolist(), hops,
-                                     None if np.isnan(score) else score))
+            out.append(
+                RetrievedPath(nodes[lo:hi].tolist(), hops, None if np.isnan(score) else score)
+            )
         return out
 
     def __getitem__(self, i: int) -> Retrieved:

@@ -10,7 +10,8 @@ Subgraph of a statement with question concepts ``Q`` and answer concepts ``A``:
   QA-GNN grounding does), each sorted by id and deduplicated;
 * intermediate nodes: the nodes on 2-hop paths between a question and an answer concept,
   ``(N(Q) ∩ N(A)) - (Q ∪ A)`` where ``N(X)`` is the union of the neighbours of ``X``, ordered
-  by relevance score (descending), then degree (descending), then id;
+  by relevance score (descending), then degree (``GraphIndex.degree()``, descending), then id
+  (without a scorer, or with ``none``, every score is 0);
 * node order ``[context], Q, A, intermediates``, cut to ``max_nodes`` (the context node counts):
   question and answer concepts come first and are only cut when they alone exceed the cap;
 * edges: every edge of the index between two kept nodes, **forward only**: ``h -> t`` with the
@@ -39,33 +40,49 @@ if TYPE_CHECKING:
     from kelm.retrieval.scoring import RelevanceScorer
 
 QUESTION, ANSWER, INTERMEDIATE, CONTEXT = 0, 1, 2, 3
-NODE_TYPES = {QUESTION: "question", ANSWER: "answer", INTERMEDIATE: "intermediate",
-              CONTEXT: "context"}
+NODE_TYPES = {
+    QUESTION: "question",
+    ANSWER: "answer",
+    INTERMEDIATE: "intermediate",
+    CONTEXT: "context",
+}
 CONTEXT_NODE = -1
 """The node id of the context node in :attr:`Subgraph.node_ids`."""
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
-def gather_rows(indptr: np.ndarray, data: np.ndarray, rows: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """All entries of the CSR rows ``rows``: ``(owner, values)`` where ``owner[i]`` is the
-    position in ``rows`` of the row that ``values[i]`` came from."""
+def row_positions(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of all entries of the CSR rows ``rows``: ``(owner, position)`` where
+    ``owner[i]`` is the index in ``rows`` of the row holding ``position[i]``."""
     starts = indptr[rows]
     counts = indptr[rows + 1] - starts
     total = int(counts.sum())
     if total == 0:
-        return _EMPTY, data[:0]
+        return _EMPTY, _EMPTY
     ends = np.cumsum(counts)
     pos = np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
-    owner = np.repeat(np.arange(rows.shape[0], dtype=np.int64), counts)
+    return np.repeat(np.arange(rows.shape[0], dtype=np.int64), counts), pos
+
+
+def gather_rows(
+    indptr: np.ndarray, data: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """All entries of the CSR rows ``rows``: ``(owner, values)`` (see :func:`row_positions`)."""
+    owner, pos = row_positions(indptr, rows)
     return owner, data[pos]
 
 
 def join(keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Equi-join: every ``(i, j)`` with ``keys[i] == queries[j]``, grouped by ``j``."""
     order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
+    return join_sorted(order, keys[order], queries)
+
+
+def join_sorted(
+    order: np.ndarray, sorted_keys: np.ndarray, queries: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`join` with the keys' stable sort order and sorted keys given."""
     lo = np.searchsorted(sorted_keys, queries, "left")
     counts = np.searchsorted(sorted_keys, queries, "right") - lo
     total = int(counts.sum())
@@ -80,10 +97,11 @@ class Adjacency:
     """An undirected, relation-labelled view of a graph index, built once for traversal.
 
     Attributes:
-        pair_key: sorted ``u * N + v`` of every (directed reading of an) edge, both ways;
-        pair_rel: its relation id (forward ``r`` for ``u -r-> v``, ``r + R`` for ``v -r-> u``);
         indptr, nbr: the simple undirected graph (distinct neighbours, no self-loops) as CSR,
-            neighbours sorted by id; ``simple_key`` the matching sorted ``u * N + v``;
+            neighbours sorted by id; entry ``e`` is the pair ``(u, nbr[e])``;
+        pair_rel: every reading of every edge, both ways, sorted by ``(u, v, relation)``:
+            forward ``r`` for ``u -r-> v``, inverse ``r + R`` for ``v -r-> u``;
+        entry_start, entry_count: where entry ``e``'s relations lie in ``pair_rel``;
         degree: edges at each node in the index, both directions (``GraphIndex.degree()``).
 
     Not thread-safe: it keeps scratch arrays for set membership tests.
@@ -91,10 +109,16 @@ class Adjacency:
 
     #: a node's row is expanded when its degree is at most this many times the size of the
     #: set it is tested against; otherwise its pairs are looked up by binary search.
-    EXPAND_FACTOR = 8
+    EXPAND_FACTOR = 16
 
-    def __init__(self, heads: np.ndarray, rels: np.ndarray, tails: np.ndarray, num_nodes: int,
-                 num_relations: int) -> None:
+    def __init__(
+        self,
+        heads: np.ndarray,
+        rels: np.ndarray,
+        tails: np.ndarray,
+        num_nodes: int,
+        num_relations: int,
+    ) -> None:
         n = int(num_nodes)
         r_count = int(num_relations)
         heads = np.asarray(heads, dtype=np.int64)
@@ -108,19 +132,20 @@ class Adjacency:
         key = u * n + v
         del u, v
         span = 2 * max(r_count, 1)
-        if n * n * span < 2**62:
-            order = np.argsort(key * span + r)
-        else:  # pragma: no cover - graphs beyond ~10^8 nodes
-            order = np.lexsort((r, key))
-        self.pair_key = key[order]
+        # one int64 sort key when it fits (graphs below ~10^8 nodes), else a two-key sort
+        order = np.argsort(key * span + r) if n * n * span < 2**62 else np.lexsort((r, key))
+        key = key[order]
         self.pair_rel = r[order].astype(np.int32)
-        del key, r, order
-        first = np.ones(self.pair_key.shape[0], dtype=bool)
-        first[1:] = self.pair_key[1:] != self.pair_key[:-1]
-        simple = self.pair_key[first]
-        su, sv = np.divmod(simple, n) if n else (simple, simple)
+        del r, order
+        first = np.ones(key.shape[0], dtype=bool)
+        first[1:] = key[1:] != key[:-1]
+        starts = np.flatnonzero(first)
+        counts = np.diff(np.append(starts, key.shape[0]))
+        su, sv = np.divmod(key[starts], n) if n else (starts, starts)
+        del key, first
         keep = su != sv
-        self.simple_key = simple[keep]
+        self.entry_start = starts[keep]
+        self.entry_count = counts[keep]
         su, self.nbr = su[keep], sv[keep]
         self.indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(su, minlength=n), out=self.indptr[1:])
@@ -147,68 +172,128 @@ class Adjacency:
         finally:
             mark[of] = False
 
-    def extend(self, paths: np.ndarray) -> np.ndarray:
-        """Every one-hop extension of the simple paths (rows of ``paths``) that stays simple."""
-        owner, nxt = self.neighbors_of(paths[:, -1])
+    def extend(
+        self, paths: np.ndarray, entries: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every one-hop extension of the simple paths (rows of ``paths``) that stays simple.
+
+        ``entries`` holds the simple-graph entry of each hop of ``paths`` (``[n, hops]``);
+        returns the extended ``(paths, entries)``, rows in the order of their parents, new
+        nodes ascending (so lexicographically sorted input stays sorted)."""
+        if entries is None:
+            entries = np.zeros((paths.shape[0], paths.shape[1] - 1), dtype=np.int64)
+        owner, pos = row_positions(self.indptr, paths[:, -1])
+        nxt = self.nbr[pos]
         base = paths[owner]
         ok = np.ones(nxt.shape[0], dtype=bool)
         for col in range(paths.shape[1] - 1):  # the last column is the neighbour's own row
             ok &= base[:, col] != nxt
-        return np.concatenate([base[ok], nxt[ok, None]], axis=1)
+        return (
+            np.concatenate([base[ok], nxt[ok, None]], axis=1),
+            np.concatenate([entries[owner[ok]], pos[ok, None]], axis=1),
+        )
 
-    def edges_between(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def edges_between(
+        self, xs: np.ndarray, ys: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every ordered ``(x, y)`` with ``x`` in ``xs``, ``y`` in ``ys`` (sorted, distinct node
-        ids) adjacent in the simple undirected graph.
+        ids) adjacent in the simple undirected graph, with an entry index of the pair (of
+        ``(x, y)`` or of ``(y, x)``: whichever row it was found in).
 
-        Each edge is found from its cheaper side: a node's row is scanned when its degree is
-        small next to the other set, and pairs of two high-degree nodes are looked up in
-        :attr:`simple_key` by binary search.
+        Each edge is found from its cheaper side: the side with the smaller degree sum leads;
+        a node's row is scanned when its degree is small next to the other set, and pairs of
+        two high-degree nodes are looked up by binary search (:meth:`find`).
         """
         if xs.shape[0] == 0 or ys.shape[0] == 0:
-            return _EMPTY, _EMPTY
+            return _EMPTY, _EMPTY, _EMPTY
+        deg = self.simple_degree
+        if deg[xs].sum() > deg[ys].sum():
+            found_y, found_x, entry = self._edges_from(ys, xs)
+            return found_x, found_y, entry
+        return self._edges_from(xs, ys)
+
+    def _edges_from(
+        self, xs: np.ndarray, ys: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         deg = self.simple_degree
         x_scan = deg[xs] <= self.EXPAND_FACTOR * ys.shape[0]
         y_scan = deg[ys] <= self.EXPAND_FACTOR * xs.shape[0]
-        out_x, out_y = [], []
+        out_x, out_y, out_e = [], [], []
         scan = xs[x_scan]
         if scan.shape[0]:  # x scanned: all its edges into ys
-            owner, nb = self.neighbors_of(scan)
+            owner, pos = row_positions(self.indptr, scan)
+            nb = self.nbr[pos]
             hit = self.member(nb, ys)
             out_x.append(scan[owner[hit]])
             out_y.append(nb[hit])
+            out_e.append(pos[hit])
         x_big = xs[~x_scan]
         if x_big.shape[0]:
             scan = ys[y_scan]
             if scan.shape[0]:  # x not scanned, y scanned
-                owner, nb = self.neighbors_of(scan)
+                owner, pos = row_positions(self.indptr, scan)
+                nb = self.nbr[pos]
                 hit = self.member(nb, x_big)
                 out_x.append(nb[hit])
                 out_y.append(scan[owner[hit]])
+                out_e.append(pos[hit])
             y_big = ys[~y_scan]
             if y_big.shape[0]:  # neither scanned: binary search of the pairs
-                keys = (x_big[:, None] * self.num_nodes + y_big[None, :]).ravel()
-                pos = np.searchsorted(self.simple_key, keys)
-                pos_c = np.minimum(pos, self.simple_key.shape[0] - 1)
-                hit = (pos < self.simple_key.shape[0]) & (self.simple_key[pos_c] == keys)
-                out_x.append(keys[hit] // self.num_nodes)
-                out_y.append(keys[hit] % self.num_nodes)
+                us = np.repeat(x_big, y_big.shape[0])
+                vs = np.tile(y_big, x_big.shape[0])
+                entry = self.find(us, vs)
+                hit = entry >= 0
+                out_x.append(us[hit])
+                out_y.append(vs[hit])
+                out_e.append(entry[hit])
         if not out_x:
-            return _EMPTY, _EMPTY
-        return np.concatenate(out_x), np.concatenate(out_y)
+            return _EMPTY, _EMPTY, _EMPTY
+        if len(out_x) == 1:
+            return out_x[0], out_y[0], out_e[0]
+        return np.concatenate(out_x), np.concatenate(out_y), np.concatenate(out_e)
 
-    def relations_between(self, us: np.ndarray, vs: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray]:
-        """For each pair ``(us[i], vs[i])``: every relation id connecting them read from
-        ``us[i]`` (forward ids for ``u -> v`` edges, inverse ids for ``v -> u`` edges), sorted.
+    def find(self, us: np.ndarray, vs: np.ndarray) -> np.ndarray:
+        """Entry index of each pair ``(us[i], vs[i])`` in the simple graph, ``-1`` where the
+        nodes are not adjacent: a binary search in each ``u``'s row, all pairs in lockstep
+        (independent loads, so the memory latency overlaps)."""
+        lo = self.indptr[us]
+        end = self.indptr[us + 1]
+        hi = end.copy()
+        nbr = self.nbr
+        active = np.flatnonzero(lo < hi)
+        while active.shape[0]:
+            a_lo, a_hi = lo[active], hi[active]
+            mid = (a_lo + a_hi) >> 1
+            right = nbr[mid] < vs[active]
+            a_lo = np.where(right, mid + 1, a_lo)
+            a_hi = np.where(right, a_hi, mid)
+            lo[active], hi[active] = a_lo, a_hi
+            active = active[a_lo < a_hi]
+        if nbr.shape[0] == 0:
+            return np.full(us.shape[0], -1, dtype=np.int64)
+        found = (lo < end) & (nbr[np.minimum(lo, nbr.shape[0] - 1)] == vs)
+        return np.where(found, lo, -1)
+
+    def relations_between(self, us: np.ndarray, vs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each pair ``(us[i], vs[i])`` of adjacent nodes: every relation id connecting them
+        read from ``us[i]`` (forward ids for ``u -> v`` edges, inverse ids for ``v -> u``
+        edges), sorted.
 
         Returns ``(ptr, rels)``: pair ``i`` has ``rels[ptr[i]:ptr[i+1]]``."""
-        keys = us * self.num_nodes + vs
-        lo = np.searchsorted(self.pair_key, keys, "left")
-        counts = np.searchsorted(self.pair_key, keys, "right") - lo
-        ptr = np.zeros(keys.shape[0] + 1, dtype=np.int64)
+        entry = self.find(us, vs)
+        if (entry < 0).any():
+            raise ValueError("relations_between: some pairs are not adjacent")
+        return self.entry_relations(entry)
+
+    def entry_relations(self, entry: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(ptr, rels)``: the relations of each simple entry, read from its row's node."""
+        counts = self.entry_count[entry]
+        ptr = np.zeros(entry.shape[0] + 1, dtype=np.int64)
         np.cumsum(counts, out=ptr[1:])
         total = int(ptr[-1])
-        pos = np.arange(total, dtype=np.int64) + np.repeat(lo - ptr[:-1], counts)
+        pos = np.arange(total, dtype=np.int64) + np.repeat(
+            self.entry_start[entry] - ptr[:-1], counts
+        )
         return ptr, self.pair_rel[pos].astype(np.int64)
 
 
@@ -235,12 +320,26 @@ class Subgraph:
         ``with_inverse`` (needs ``num_relations``) appends every edge reversed, typed ``r + R``
         for index relations and ``t + 2`` for the two context types (``2R + 2``, ``2R + 3``).
         """
-        return to_data(self.node_ids, self.node_type, self.node_score, self.edge_index,
-                       self.edge_type, num_relations, with_inverse)
+        return to_data(
+            self.node_ids,
+            self.node_type,
+            self.node_score,
+            self.edge_index,
+            self.edge_type,
+            num_relations,
+            with_inverse,
+        )
 
 
-def to_data(node_ids, node_type, node_score, edge_index, edge_type,
-            num_relations: int | None = None, with_inverse: bool = False) -> Data:
+def to_data(
+    node_ids,
+    node_type,
+    node_score,
+    edge_index,
+    edge_type,
+    num_relations: int | None = None,
+    with_inverse: bool = False,
+) -> Data:
     import torch
     from torch_geometric.data import Data
 
@@ -265,14 +364,18 @@ def to_data(node_ids, node_type, node_score, edge_index, edge_type,
 
 def normalize_concepts(question: Any, answer: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(Q, A)``: sorted distinct answer concepts, and question concepts minus those."""
-    a = np.unique(np.asarray(answer, dtype=np.int64).reshape(-1))
-    q = np.unique(np.asarray(question, dtype=np.int64).reshape(-1))
-    return np.setdiff1d(q, a, assume_unique=True), a
+    a = set(np.asarray(answer, dtype=np.int64).reshape(-1).tolist())
+    q = set(np.asarray(question, dtype=np.int64).reshape(-1).tolist()) - a
+    return np.array(sorted(q), dtype=np.int64), np.array(sorted(a), dtype=np.int64)
 
 
-def intermediate_nodes(adj: Adjacency, q: np.ndarray, a: np.ndarray,
-                       q_nbrs: np.ndarray | None = None, a_nbrs: np.ndarray | None = None
-                       ) -> np.ndarray:
+def intermediate_nodes(
+    adj: Adjacency,
+    q: np.ndarray,
+    a: np.ndarray,
+    q_nbrs: np.ndarray | None = None,
+    a_nbrs: np.ndarray | None = None,
+) -> np.ndarray:
     """``(N(Q) ∩ N(A)) - (Q ∪ A)``, sorted (``q``/``a`` disjoint, sorted, distinct)."""
     if q.shape[0] == 0 or a.shape[0] == 0:
         return _EMPTY
@@ -280,16 +383,25 @@ def intermediate_nodes(adj: Adjacency, q: np.ndarray, a: np.ndarray,
         q_nbrs = adj.neighbors_of(q)[1]
     if a_nbrs is None:
         a_nbrs = adj.neighbors_of(a)[1]
-    both = np.intersect1d(q_nbrs, a_nbrs)
+    both = q_nbrs[adj.member(q_nbrs, a_nbrs)]
     if both.shape[0] == 0:
         return _EMPTY
+    both = np.unique(both)
     return both[~adj.member(both, np.concatenate([q, a]))]
 
 
-def extract_subgraph(adj: Adjacency, question: Any, answer: Any, *, max_nodes: int = 200,
-                     scorer: RelevanceScorer | None = None, statement: str = "",
-                     context: bool = False, q_nbrs: np.ndarray | None = None,
-                     a_nbrs: np.ndarray | None = None) -> Subgraph:
+def extract_subgraph(
+    adj: Adjacency,
+    question: Any,
+    answer: Any,
+    *,
+    max_nodes: int = 200,
+    scorer: RelevanceScorer | None = None,
+    statement: str = "",
+    context: bool = False,
+    q_nbrs: np.ndarray | None = None,
+    a_nbrs: np.ndarray | None = None,
+) -> Subgraph:
     """The subgraph of one statement (see the module docstring for the definition).
 
     Args:
@@ -309,8 +421,7 @@ def extract_subgraph(adj: Adjacency, question: Any, answer: Any, *, max_nodes: i
     if scorer is not None and cand.shape[0]:
         scores = np.asarray(scorer.score(statement, cand), dtype=np.float32).reshape(-1)
         if scores.shape[0] != cand.shape[0]:
-            raise ValueError(f"scorer returned {scores.shape[0]} scores for "
-                             f"{cand.shape[0]} nodes")
+            raise ValueError(f"scorer returned {scores.shape[0]} scores for {cand.shape[0]} nodes")
     else:
         scores = np.zeros(cand.shape[0], dtype=np.float32)
     if inter.shape[0]:
@@ -318,9 +429,13 @@ def extract_subgraph(adj: Adjacency, question: Any, answer: Any, *, max_nodes: i
         order = np.lexsort((inter, -adj.degree[inter], -s))
         cand[n_qa:] = inter[order]
         scores[n_qa:] = s[order]
-    types = np.concatenate([np.full(q.shape[0], QUESTION, np.int8),
-                            np.full(a.shape[0], ANSWER, np.int8),
-                            np.full(inter.shape[0], INTERMEDIATE, np.int8)])
+    types = np.concatenate(
+        [
+            np.full(q.shape[0], QUESTION, np.int8),
+            np.full(a.shape[0], ANSWER, np.int8),
+            np.full(inter.shape[0], INTERMEDIATE, np.int8),
+        ]
+    )
     budget = max(int(max_nodes) - (1 if context else 0), 0)
     nodes, types, scores = cand[:budget], types[:budget], scores[:budget]
 
@@ -336,26 +451,34 @@ def extract_subgraph(adj: Adjacency, question: Any, answer: Any, *, max_nodes: i
         dst = np.concatenate([concept, dst])
         rel = np.concatenate([np.where(types[concept] == QUESTION, r2, r2 + 1), rel])
     order = np.lexsort((rel, dst, src))
-    return Subgraph(nodes.astype(np.int64), types.astype(np.int8), scores.astype(np.float32),
-                    np.stack([src[order], dst[order]]).astype(np.int64),
-                    rel[order].astype(np.int64), int(cand.shape[0]))
+    return Subgraph(
+        nodes.astype(np.int64),
+        types.astype(np.int8),
+        scores.astype(np.float32),
+        np.stack([src[order], dst[order]]).astype(np.int64),
+        rel[order].astype(np.int64),
+        int(cand.shape[0]),
+    )
 
 
-def _edges_among(adj: Adjacency, nodes: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _edges_among(adj: Adjacency, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Forward edges of the index among ``nodes``: (local head, local tail, relation)."""
     if nodes.shape[0] < 2:
         return _EMPTY, _EMPTY, _EMPTY
     ordered = np.sort(nodes)
-    xs, ys = adj.edges_between(ordered, ordered)
+    xs, ys, entry = adj.edges_between(ordered, ordered)
     once = xs < ys
-    xs, ys = xs[once], ys[once]
-    ptr, rels = adj.relations_between(xs, ys)
-    pair = np.repeat(np.arange(xs.shape[0]), np.diff(ptr))
+    xs, ys, entry = xs[once], ys[once], entry[once]
+    ptr, rels = adj.entry_relations(entry)
+    # relations are read from the node whose row holds the entry
+    other = adj.nbr[entry]
+    counts = np.diff(ptr)
+    u = np.repeat(np.where(other == ys, xs, ys), counts)
+    v = np.repeat(other, counts)
     r = adj.num_relations
     forward = rels < r
-    heads = np.where(forward, xs[pair], ys[pair])
-    tails = np.where(forward, ys[pair], xs[pair])
+    heads = np.where(forward, u, v)
+    tails = np.where(forward, v, u)
     rels = np.where(forward, rels, rels - r)
     local = np.searchsorted(ordered, np.stack([heads, tails]))
     position = np.argsort(nodes, kind="stable")  # ordered[i] == nodes[position[i]]
@@ -381,9 +504,14 @@ def networkx_graph(index: GraphIndex) -> nx.Graph:
     return graph
 
 
-def reference_subgraph(graph: nx.Graph, question, answer, degree: np.ndarray,
-                       max_nodes: int = 200, context: bool = False
-                       ) -> tuple[list[int], set[tuple[int, int, int]], int]:
+def reference_subgraph(
+    graph: nx.Graph,
+    question,
+    answer,
+    degree: np.ndarray,
+    max_nodes: int = 200,
+    context: bool = False,
+) -> tuple[list[int], set[tuple[int, int, int]], int]:
     """The subgraph definition written plainly with networkx (unscored: intermediates by
     degree, then id). Returns ``(node ids in order, {(head id, tail id, relation)}, number of
     candidates)`` without the context node."""
