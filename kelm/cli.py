@@ -186,6 +186,9 @@ def retrieve_command(
         help="Entity embeddings .npy [nodes, d] for KagNet path scores.")] = None,
     relation_emb: Annotated[Path | None, typer.Option(
         help="Relation embeddings .npy [R or 2R, d] for KagNet path scores.")] = None,
+    kge: Annotated[Path | None, typer.Option(
+        help="A `kelm embed-kg` output directory for KagNet path scores (checked against "
+        "the graph's checksum).")] = None,
     shard_size: Annotated[int, typer.Option(help="Statements per shard.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Scorer batch size.")] = 128,
     device: Annotated[str, typer.Option(help="Scorer device: cpu, cuda or auto.")] = "auto",
@@ -199,7 +202,8 @@ def retrieve_command(
         max_nodes=max_nodes, hops=hops, paths=paths, scorer=scorer,
         model=str(model) if model else None, context=context,
         entity_emb=str(entity_emb) if entity_emb else None,
-        relation_emb=str(relation_emb) if relation_emb else None, shard_size=shard_size)
+        relation_emb=str(relation_emb) if relation_emb else None,
+        kge=str(kge) if kge else None, shard_size=shard_size)
     report = retrieve(graph, grounded, out, options, batch_size=batch_size, device=device,
                       force=force, progress=progress)
     typer.echo(summary(report))

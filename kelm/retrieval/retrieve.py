@@ -46,6 +46,7 @@ class RetrieveOptions:
     context: bool = False
     entity_emb: str | None = None
     relation_emb: str | None = None
+    kge: str | None = None  # a `kelm embed-kg` directory (alternative to the two .npy files)
     shard_size: int = 1000
 
     def validate(self) -> None:
@@ -61,6 +62,8 @@ class RetrieveOptions:
             raise KelmError(f"--shard-size must be at least 1, not {self.shard_size}")
         if (self.entity_emb is None) != (self.relation_emb is None):
             raise KelmError("KG path scoring needs both --entity-emb and --relation-emb")
+        if self.kge is not None and self.entity_emb is not None:
+            raise KelmError("give either --kge or --entity-emb/--relation-emb, not both")
 
 
 @dataclass
@@ -289,7 +292,14 @@ def retrieve(
     store.check_output_dir(out)
     entity = relation = None
     emb_key = None
-    if options.entity_emb is not None and options.relation_emb is not None:
+    if options.kge is not None:
+        from kelm.kge.store import load_embeddings
+
+        # load_embeddings refuses embeddings trained on another graph (checksum).
+        emb = load_embeddings(options.kge, index)
+        entity, relation = emb.entity.numpy(), emb.relation.numpy()
+        emb_key = {"kge": emb.manifest.get("files", {})}
+    elif options.entity_emb is not None and options.relation_emb is not None:
         entity = _load_embedding(options.entity_emb, "entity")
         relation = _load_embedding(options.relation_emb, "relation")
         if entity.shape[0] != index.num_nodes:
@@ -326,6 +336,7 @@ def retrieve(
     opts.pop("model")
     opts.pop("entity_emb")
     opts.pop("relation_emb")
+    opts.pop("kge")
     opts.pop("scorer")
     parts = {
         "graph_checksum": index.checksum,
