@@ -25,6 +25,7 @@ import kelm
 from kelm._io import publish_dir, remove_stale_staging, sha256_file, staging_dir, write_json
 from kelm.errors import InputError, KelmError
 from kelm.graph.index import FORMAT_VERSION, INVERSE_PREFIX, MANIFEST, content_checksum
+from kelm.graph.sources import _blocks
 from kelm.graph.sources.base import BuildOptions, LineIssues, SourceOutput
 from kelm.graph.strings import StringColumn
 
@@ -85,17 +86,24 @@ def build_index(inputs: Sequence[str | Path], out: str | Path,
     issues = LineIssues(strict=options.strict)
     start = time.perf_counter()
 
-    # Input checksums are computed on a worker thread while the readers parse (hashlib and
-    # Arrow both release the GIL), so they cost almost nothing on top of the read.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        hashes = pool.submit(lambda: [_input_record(p) for p in paths])
+    # Input checksums: plain files read by the block reader are hashed as their bytes stream
+    # by (no second read); other inputs (gzip, directories, rdflib-parsed files) are hashed on
+    # a worker thread meanwhile. hashlib and Arrow release the GIL, so both overlap the parse.
+    inline = {p: _blocks.InlineHash(p) for p in paths if _blocks.InlineHash.applies(p)}
+    others = [p for p in paths if p not in inline]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool, \
+            _blocks.hashing(inline.values()):
+        hashes = pool.submit(lambda: {p: _input_record(p) for p in others})
         source = SourceOutput()
         for path in paths:
             part = reader(path, options, issues)
             if not part.triples and not part.nodes:
                 raise InputError(f"{path}: no usable {options.format} data found in the file")
             source.extend(part)
-        input_records = hashes.result()
+        records = hashes.result()
+    for path, hasher in inline.items():
+        records[path] = hasher.record() or _input_record(path)  # None: not read by _blocks
+    input_records = [records[p] for p in paths]
 
     remove_stale_staging(out)
     staged = staging_dir(out)
@@ -145,19 +153,28 @@ def _write_index(staged: Path, source: SourceOutput, options: BuildOptions, issu
     weights = triples["weight"].fill_null(1.0)
 
     # Node vocabulary: every name used, sorted (byte order) so ids do not depend on input order.
+    # One hash pass (dictionary_encode) yields both the distinct names and every row's code;
+    # sorting the distinct names then gives a code -> id permutation.
     name_parts = [heads, tails] + [pa.chunked_array([a]) for a in source.nodes]
-    names = pc.unique(pa.chunked_array(
-        [c.cast(pa.large_string()) for part in name_parts for c in part.chunks],
-        type=pa.large_string()))
-    names = names.filter(pc.invert(pc.is_null(names)))
-    names = names.take(pc.sort_indices(names))
+    chunks = [c.cast(pa.large_string()) for part in name_parts for c in part.chunks]
+    all_names = pa.concat_arrays(chunks) if chunks else pa.array([], pa.large_string())
+    n_heads, n_tails = len(heads), len(tails)
+    encoded = pc.dictionary_encode(all_names)
+    dictionary = encoded.dictionary
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    order = pc.sort_indices(dictionary).to_numpy()  # nulls (if any) sort last
+    if dictionary.null_count:  # nodes lists may hold nulls: never a node
+        order = order[: len(dictionary) - dictionary.null_count]
+    rank = np.full(len(dictionary), -1, dtype=np.int64)
+    rank[order] = np.arange(order.shape[0], dtype=np.int64)
+    names = dictionary.take(pa.array(order))
     num_nodes = len(names)
+    h = rank[codes[:n_heads]]
+    t = rank[codes[n_heads : n_heads + n_tails]]
+    del all_names, encoded, codes
 
     relation_names = _relation_vocabulary(rels, source.relation_order)
     num_rel = len(relation_names)
-
-    h = _index_of(heads, names)
-    t = _index_of(tails, names)
     r = _index_of(rels, pa.array(relation_names, pa.large_string()))
     w = weights.to_numpy().astype(np.float32)
     raw_edges = int(h.shape[0])
@@ -183,7 +200,9 @@ def _write_index(staged: Path, source: SourceOutput, options: BuildOptions, issu
     del key
 
     out_indptr = _indptr(h, num_nodes)
-    in_order = np.lexsort((h, r, t))  # by tail, then relation, then head
+    # In-CSR order (tail, relation, head): the edges are sorted by head already, so a stable
+    # sort on (tail, relation) alone keeps heads ascending inside each group.
+    in_order = np.argsort(t * num_rel + r, kind="stable")
     in_indptr = _indptr(t[in_order], num_nodes)
 
     arrays: dict[str, np.ndarray] = {

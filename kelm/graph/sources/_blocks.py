@@ -15,6 +15,7 @@ import collections
 import concurrent.futures
 import contextlib
 import gzip
+import hashlib
 import os
 import sys
 import zlib
@@ -47,6 +48,53 @@ def _quiet_unraisable(hook):
 
 
 sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+
+
+class InlineHash:
+    """sha256 of a plain input file, computed from the bytes the block reader reads anyway."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.size = self.path.stat().st_size
+        self.digest = hashlib.sha256()
+        self.seen = 0
+        self.complete = False
+
+    @staticmethod
+    def applies(path: Path) -> bool:
+        path = Path(path)
+        if not path.is_file():
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(2) != b"\x1f\x8b"
+
+    def update(self, data) -> None:
+        self.digest.update(data)
+        self.seen += len(data)
+
+    def record(self) -> dict | None:
+        """The input record, or ``None`` if the file was not read (whole) through here."""
+        if not self.complete or self.seen != self.size:
+            return None
+        return {"path": str(self.path), "sha256": self.digest.hexdigest(), "bytes": self.size}
+
+
+_HASHERS: dict[str, InlineHash] = {}
+
+
+@contextlib.contextmanager
+def hashing(hashers):
+    """Register inline hashers for the duration of a build (keyed by resolved path)."""
+    keys = []
+    for hasher in hashers:
+        key = str(hasher.path.resolve())
+        _HASHERS[key] = hasher
+        keys.append(key)
+    try:
+        yield
+    finally:
+        for key in keys:
+            _HASHERS.pop(key, None)
 
 
 @dataclass
@@ -82,6 +130,9 @@ def iter_raw_blocks(path: Path, block_bytes: int | None = None) -> Iterator[memo
     """Yield blocks of whole lines, read straight into fresh buffers (no concatenation)."""
     block_bytes = block_bytes or BLOCK_BYTES
     rest = b""
+    hasher = _HASHERS.get(str(Path(path).resolve()))
+    if hasher is not None and (hasher.seen or hasher.complete):
+        hasher = None  # read twice by one build: the first pass already hashed it
     try:
         with open_binary(path) as fh:
             while True:
@@ -94,8 +145,12 @@ def iter_raw_blocks(path: Path, block_bytes: int | None = None) -> Iterator[memo
                     n = fh.readinto(view[filled:])
                     if not n:
                         break
+                    if hasher is not None:
+                        hasher.update(view[filled : filled + n])
                     filled += n
                 if filled == len(rest):
+                    if hasher is not None:
+                        hasher.complete = True
                     break
                 cut = _last_newline(buf, filled)
                 if cut < 0:
