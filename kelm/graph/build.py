@@ -156,12 +156,16 @@ def _write_index(staged: Path, source: SourceOutput, options: BuildOptions, issu
     # One hash pass (dictionary_encode) yields both the distinct names and every row's code;
     # sorting the distinct names then gives a code -> id permutation.
     name_parts = [heads, tails] + [pa.chunked_array([a]) for a in source.nodes]
-    chunks = [c.cast(pa.large_string()) for part in name_parts for c in part.chunks]
-    all_names = pa.concat_arrays(chunks) if chunks else pa.array([], pa.large_string())
+    # Chunked encoding shares one dictionary across chunks: no concatenated copy of the names.
+    chunks = [c if c.type == pa.string() else c.cast(pa.string())
+              for part in name_parts for c in part.chunks if len(c)]
     n_heads, n_tails = len(heads), len(tails)
-    encoded = pc.dictionary_encode(all_names)
-    dictionary = encoded.dictionary
-    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.string()))
+    dictionary = (encoded.chunks[-1].dictionary if encoded.num_chunks
+                  else pa.array([], pa.string()))
+    codes = (np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
+             if encoded.num_chunks else np.zeros(0, np.int64))
+    del encoded, chunks, name_parts
     order = pc.sort_indices(dictionary).to_numpy()  # nulls (if any) sort last
     if dictionary.null_count:  # nodes lists may hold nulls: never a node
         order = order[: len(dictionary) - dictionary.null_count]
@@ -171,12 +175,15 @@ def _write_index(staged: Path, source: SourceOutput, options: BuildOptions, issu
     num_nodes = len(names)
     h = rank[codes[:n_heads]]
     t = rank[codes[n_heads : n_heads + n_tails]]
-    del all_names, encoded, codes
+    del codes
 
     relation_names = _relation_vocabulary(rels, source.relation_order)
     num_rel = len(relation_names)
     r = _index_of(rels, pa.array(relation_names, pa.large_string()))
     w = weights.to_numpy().astype(np.float32)
+    # The string columns are no longer needed: let them go before the sorts (peak memory).
+    del triples, heads, tails, rels, weights
+    source.triples.clear()
     raw_edges = int(h.shape[0])
 
     if not options.keep_self_loops:
