@@ -1,0 +1,243 @@
+#!/usr/bin/env python
+"""Benchmark: the three shipped CommonsenseQA configs (text baseline, KagNet, QA-GNN), trained
+and evaluated on the held-out 10% of CommonsenseQA v1.0 train with several seeds.
+
+Every run is ``kelm train`` on ``configs/csqa-{lm,kagnet,qagnn}.yaml`` with the overrides
+below (the same for all three models), evaluated by the run itself on the held-out split
+(``data.holdout: 0.1`` with the shipped ``data.split_seed``: the same questions for every model
+and seed). Seeds change model initialisation, dropout and batch order, not the split.
+
+Default settings are sized to stay under 60 minutes on 2 CPU cores: a seeded subset of
+``--train-questions`` training questions, statements cut to ``--max-length`` tokens, subgraphs
+of ``--max-nodes`` nodes, ``--epochs`` epochs of which the first ``--frozen-epochs`` keep the
+MiniLM encoder frozen (forward only; the GNN and heads learn) and the rest fine-tune it.
+The graph pipeline (CN-100K index, grounding, retrieval, node-name embeddings) runs once, first,
+and is cached in ``--cache`` for every run; ``--scorer none`` (default here) keeps the
+subgraph cap in degree order instead of embedding every statement for the cosine scorer.
+
+``--quick`` checks that everything works: about 100 training questions, 100 held-out
+questions, one seed, one epoch.
+
+Output: one JSON object on stdout (progress on stderr)::
+
+    {"lm": {"mean", "std", "accuracies"}, "kagnet": {...}, "qagnn": {...},
+     "settings": {...},
+     "throughput": {"lm", "kagnet", "qagnn", "kagnet_over_lm", "qagnn_over_lm"},
+     "train_throughput": {...same keys...}, "seconds": {...}}
+
+``throughput`` is inference speed in statements (question-choice pairs) per second on the
+held-out split, the mean over seeds; ``train_throughput`` is training statements per second
+over all epochs; ``*_over_lm`` is the graph model's statements/s divided by the baseline's
+(below 1: slower). ``std`` is the sample standard deviation over seeds (0 for one seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("lm", "kagnet", "qagnn")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="~100 questions, 1 seed, 1 epoch")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--train-questions", type=int, default=600)
+    p.add_argument("--eval-questions", type=int, default=None, help="default: all held out")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--frozen-epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-length", type=int, default=48)
+    p.add_argument("--max-nodes", type=int, default=32)
+    p.add_argument("--scorer", default="none", choices=("none", "cosine", "lm"))
+    p.add_argument("--lm-lr", type=float, default=5e-5)
+    p.add_argument("--gnn-lr", type=float, default=1e-3)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.add_argument("--out", type=Path, default=REPO / "runs" / "bench-qa")
+    p.add_argument("--cache", type=Path, default=None, help="pipeline cache directory")
+    p.add_argument("--data-dir", type=Path, default=None, help="default: $KELM_DATA")
+    p.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep each run's checkpoints/ (default: delete them after the run; model/, "
+        "metrics and predictions stay)",
+    )
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seeds = args.seeds[:1]
+        args.train_questions = 100
+        args.eval_questions = args.eval_questions or 100
+        args.epochs = 1
+        args.frozen_epochs = 0
+        args.out = args.out.with_name(args.out.name + "-quick")
+    return args
+
+
+def overrides(args: argparse.Namespace, model: str, seed: int) -> list[str]:
+    """The ``--set`` overrides of one run."""
+    steps_per_epoch = math.ceil(args.train_questions / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    sets = [
+        f"run_dir={args.out / f'{model}-s{seed}'}",
+        f"seed={seed}",
+        f"epochs={args.epochs}",
+        f"batch_size={args.batch_size}",
+        "eval_batch_size=64",
+        "eval_every_epoch=false",
+        "keep_checkpoints=1",
+        f"data.max_train={args.train_questions}",
+        f"data.max_length={args.max_length}",
+        f"graph.max_nodes={args.max_nodes}",
+        f"graph.scorer={args.scorer}",
+        f"optim.lm_lr={args.lm_lr}",
+        f"optim.gnn_lr={args.gnn_lr}",
+        f"optim.warmup_steps={max(total // 10, 1)}",
+        f"optim.freeze_lm_steps={args.frozen_epochs * steps_per_epoch}",
+    ]
+    if args.eval_questions:
+        sets.append(f"data.max_eval={args.eval_questions}")
+    if args.cache:
+        sets.append(f"graph.cache_dir={args.cache}")
+    if args.threads:
+        sets.append(f"threads={args.threads}")
+    return sets
+
+
+def prepare_graph(args: argparse.Namespace) -> float:
+    """Run the graph pipeline once (index, grounding, retrieval, node-name embeddings) so that
+    every graph run finds it cached; returns its seconds."""
+    from kelm.modeling import default_text_encoder_path
+    from kelm.training import load_train_config
+    from kelm.training.data import GraphResources, read_items, split_items
+    from kelm.training.loop import node_name_embeddings
+
+    start = time.perf_counter()
+    cfg = load_train_config(REPO / "configs" / "csqa-qagnn.yaml", overrides(args, "qagnn", 0))
+    d = cfg.data
+    items = read_items(d.train, need_answers=True)
+    train_items, eval_items = split_items(items, d.holdout, d.split_seed, d.max_train)
+    if d.max_eval is not None:
+        eval_items = eval_items[: d.max_eval]
+    log("graph pipeline: index, grounding, retrieval ...")
+    graph = GraphResources.open(cfg.graph, progress=False)
+    graph.store_for(train_items + eval_items, cfg.graph, progress=False)
+    log("graph pipeline: node-name embeddings ...")
+    encoder = str(cfg.model.encoder or default_text_encoder_path())
+    node_name_embeddings(graph, None, None, encoder, progress=False)
+    return time.perf_counter() - start
+
+
+def run_one(args: argparse.Namespace, model: str, seed: int) -> dict[str, Any]:
+    """Train (and evaluate) one model with one seed; the run's metrics and timings."""
+    from kelm.training import load_train_config, train
+
+    cfg = load_train_config(REPO / "configs" / f"csqa-{model}.yaml", overrides(args, model, seed))
+    start = time.perf_counter()
+    result = train(cfg, overwrite=True, progress=False)
+    seconds = time.perf_counter() - start
+    if not args.keep_checkpoints:
+        shutil.rmtree(Path(cfg.run_dir) / "checkpoints", ignore_errors=True)
+    epochs = result.history["epochs"]
+    train_seconds = sum(e["train_seconds"] for e in epochs)
+    statements = result.metrics["data"]["train_statements"] * len(epochs)
+    return {
+        "accuracy": result.metrics.get("accuracy"),
+        "n": result.metrics.get("n"),
+        "eval_statements_per_second": result.metrics.get("eval_statements_per_second"),
+        "train_statements_per_second": statements / max(train_seconds, 1e-9),
+        "seconds": seconds,
+    }
+
+
+def summarise(values: list[float]) -> dict[str, Any]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "accuracies": values,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if args.data_dir:
+        os.environ["KELM_DATA"] = str(args.data_dir)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    t0 = time.perf_counter()
+    seconds: dict[str, Any] = {}
+    if any(m != "lm" for m in args.models):
+        seconds["graph_pipeline"] = round(prepare_graph(args), 1)
+        log(f"graph pipeline ready in {seconds['graph_pipeline']:.0f}s")
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.models}
+    for seed in args.seeds:
+        for model in args.models:
+            log(f"{model} seed {seed} ...")
+            r = run_one(args, model, seed)
+            runs[model].append(r)
+            log(
+                f"{model} seed {seed}: accuracy {r['accuracy']:.4f} on {r['n']} questions "
+                f"in {r['seconds']:.0f}s"
+            )
+    out: dict[str, Any] = {m: summarise([r["accuracy"] for r in runs[m]]) for m in args.models}
+    throughput: dict[str, Any] = {}
+    train_throughput: dict[str, Any] = {}
+    for m in args.models:
+        throughput[m] = round(statistics.fmean(r["eval_statements_per_second"] for r in runs[m]), 2)
+        train_throughput[m] = round(
+            statistics.fmean(r["train_statements_per_second"] for r in runs[m]), 2
+        )
+        seconds[m] = round(sum(r["seconds"] for r in runs[m]), 1)
+    for table in (throughput, train_throughput):
+        for m in ("kagnet", "qagnn"):
+            if m in table and "lm" in table:
+                table[f"{m}_over_lm"] = round(table[m] / max(table["lm"], 1e-9), 3)
+    seconds["total"] = round(time.perf_counter() - t0, 1)
+    import torch
+
+    out["settings"] = {
+        "quick": args.quick,
+        "seeds": args.seeds,
+        "train_questions": args.train_questions,
+        "eval_questions": runs[args.models[0]][0]["n"],
+        "epochs": args.epochs,
+        "frozen_epochs": args.frozen_epochs,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "max_nodes": args.max_nodes,
+        "scorer": args.scorer,
+        "lm_lr": args.lm_lr,
+        "gnn_lr": args.gnn_lr,
+        "threads": torch.get_num_threads(),
+        "configs": [f"configs/csqa-{m}.yaml" for m in args.models],
+        "throughput_unit": "held-out statements per second (inference)",
+    }
+    out["throughput"] = throughput
+    out["train_throughput"] = train_throughput
+    out["seconds"] = seconds
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

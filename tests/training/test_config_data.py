@@ -1,0 +1,122 @@
+"""Training config (env expansion, unknown keys, shipped configs) and the data layer (reading,
+splitting, batch order, collation) on tiny inputs; no model is trained here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from training_fixtures import QUESTIONS, qa_record, write_config, write_qa
+
+from kelm.data.qa import Choice, QAItem
+from kelm.errors import InputError, KelmError
+from kelm.training.config import expand_env, load_train_config
+from kelm.training.data import (
+    IGNORE_INDEX,
+    Collator,
+    Example,
+    empty_graph,
+    epoch_batches,
+    read_items,
+    split_items,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_env_expansion(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KELM_X", "/data/x")
+    monkeypatch.delenv("KELM_MISSING", raising=False)
+    assert expand_env("${KELM_X}/qa.jsonl") == "/data/x/qa.jsonl"
+    assert expand_env("${KELM_MISSING:-fallback}/a") == "fallback/a"
+    with pytest.raises(KelmError, match="KELM_MISSING is not set"):
+        expand_env("${KELM_MISSING}/a")
+    monkeypatch.delenv("KELM_DATA", raising=False)
+    assert expand_env("${KELM_DATA}/qa").endswith("/qa")  # falls back to the data directory
+
+
+def test_shipped_configs_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KELM_DATA", str(tmp_path))
+    for name in ("lm", "kagnet", "qagnn"):
+        cfg = load_train_config(REPO / "configs" / f"csqa-{name}.yaml", ["seed=4"])
+        assert cfg.model.type == name and cfg.seed == 4
+        assert cfg.data.train == f"{tmp_path}/qa/csqa/train_rand_split_v1.0.jsonl"
+        assert cfg.data.holdout == pytest.approx(0.1)
+        if name != "lm":
+            assert cfg.graph.source == f"{tmp_path}/kg/conceptnet100k/train.txt"
+
+
+def test_unknown_key_names_it_and_lists_valid_keys(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "c.yaml", {"data": {"train": "x.jsonl"}})
+    with pytest.raises(KelmError, match=r"unknown key 'optim.lr' \(valid keys: optim.lm_lr"):
+        load_train_config(path, ["optim.lr=1e-3"])
+    with pytest.raises(KelmError, match="'data.holdout' must be in"):
+        load_train_config(path, ["data.holdout=1.5"])
+    with pytest.raises(KelmError, match="needs a graph"):
+        load_train_config(path, ["model.type=qagnn"])
+    with pytest.raises(KelmError, match="'data.train'"):
+        load_train_config(None, [])
+
+
+def test_read_items_checks(tmp_path: Path) -> None:
+    records = [qa_record(i, s, c, a) for i, (s, c, a) in enumerate(QUESTIONS[:3])]
+    good = write_qa(tmp_path / "good.jsonl", records)
+    assert [i.id for i in read_items(good, need_answers=True)] == ["q0", "q1", "q2"]
+    dup = write_qa(tmp_path / "dup.jsonl", [*records, records[1]])
+    with pytest.raises(InputError, match="duplicate id 'q1'"):
+        read_items(dup, need_answers=False)
+    unlabelled = write_qa(tmp_path / "nokey.jsonl", [*records, qa_record(7, "a", ["b", "c"], None)])
+    assert read_items(unlabelled, need_answers=False)[-1].answer is None
+    with pytest.raises(InputError, match="'q7'.*no answer key"):
+        read_items(unlabelled, need_answers=True)
+
+
+def test_split_is_seeded_disjoint_and_complete() -> None:
+    items = [QAItem(f"q{i}", "?", [Choice("A", "a")], "A") for i in range(50)]
+    train, held = split_items(items, 0.1, split_seed=7)
+    assert len(held) == 5 and len(train) == 45
+    assert {i.id for i in train}.isdisjoint({i.id for i in held})
+    again, held_again = split_items(items, 0.1, split_seed=7)
+    assert held_again == held and again == train
+    assert split_items(items, 0.1, split_seed=8)[1] != held
+    subset, held_sub = split_items(items, 0.1, split_seed=7, max_train=10)
+    assert held_sub == held and len(subset) == 10
+    assert {i.id for i in subset} <= {i.id for i in train}
+
+
+def test_epoch_batches_cover_and_shard() -> None:
+    one = epoch_batches(10, 3, seed=1, epoch=0)
+    assert sorted(i for b in one for i in b) == list(range(10)) and len(one) == 4
+    assert one == epoch_batches(10, 3, seed=1, epoch=0)
+    assert one != epoch_batches(10, 3, seed=1, epoch=1)
+    ranks = [epoch_batches(10, 3, seed=1, epoch=0, rank=r, world=2) for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == 2
+    assert all(len(b) == 3 for r in ranks for b in r)
+    assert set(range(10)) <= {i for r in ranks for b in r for i in b}
+
+
+def _example(num_choices: int, label: int, with_graph: bool = True) -> Example:
+    graphs = [empty_graph() for _ in range(num_choices)] if with_graph else None
+    return Example(
+        id=f"x{num_choices}",
+        labels=list("ABCD"[:num_choices]),
+        input_ids=[[2] + [5 + j] * (j + 1) + [3] for j in range(num_choices)],
+        token_type_ids=[[0] * (j + 3) for j in range(num_choices)],
+        label=label,
+        graphs=graphs,
+        paths=[[([1, 2], [0])] for _ in range(num_choices)],
+    )
+
+
+def test_collator_pads_choices_tokens_graphs_and_paths() -> None:
+    batch = Collator(pad_token_id=0, max_hops=2, max_paths=3)(
+        [_example(2, 1), _example(4, IGNORE_INDEX)]
+    )
+    assert batch["input_ids"].shape == (2, 4, 6)  # B, C, L
+    assert batch["choice_mask"].tolist() == [[True, True, False, False], [True] * 4]
+    assert batch["labels"].tolist() == [1, IGNORE_INDEX]
+    assert torch.equal(batch["input_ids"][0, 2], batch["input_ids"][0, 0])  # padding choice
+    assert batch["attention_mask"][1, 3].sum() == 6
+    assert batch["graphs"].num_graphs == 8
+    assert batch["path_nodes"].shape == (8, 1, 3) and batch["path_rels"].shape == (8, 1, 2)

@@ -1,0 +1,233 @@
+"""``kelm train`` end to end on tiny random models: the run directory contract, exact resume,
+graph models on questions without grounded concepts, one-line errors for bad input, and (slow)
+two CPU processes under torchrun."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from training_fixtures import (
+    QUESTIONS,
+    one_line_error,
+    qa_record,
+    tiny_config,
+    train_run,
+    write_config,
+    write_qa,
+)
+from typer.testing import CliRunner
+
+from kelm.cli import app
+from kelm.training import load_train_config, train
+
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("training")
+
+
+def test_run_directory_contract(root: Path) -> None:
+    cfg = tiny_config(root, "lm", run_dir=str(root / "contract"))
+    path = write_config(root / "contract.yaml", cfg)
+    result = invoke("train", "--config", path, "--set", "epochs=1", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "trained lm for 1 epochs" in result.output
+    run = root / "contract"
+    for name in ("config.resolved.yaml", "curves.png", "metrics.json", "predictions.jsonl"):
+        assert (run / name).is_file(), name
+    assert (run / "model" / "config.json").is_file()
+    assert (run / "model" / "model.safetensors").is_file()
+    assert (run / "model" / "tokenizer_config.json").is_file()
+    assert (run / "checkpoints" / "epoch-0001" / "manifest.json").is_file()
+    assert any((run / "tb").iterdir())
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    resolved = yaml.safe_load((run / "config.resolved.yaml").read_text())
+    assert resolved["epochs"] == 1 and resolved["optim"]["lm_lr"] == pytest.approx(1e-3)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n"] == 3 and 0.0 <= metrics["accuracy"] <= 1.0 and metrics["model"] == "lm"
+    lines = (run / "predictions.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and {"id", "prediction", "answer", "correct", "scores"} <= set(
+        json.loads(lines[0])
+    )
+    # the same run directory again: refused without --resume / --overwrite
+    one_line_error(invoke("train", "--config", path, "--set", "epochs=1"), "--resume")
+
+
+def _losses(run: Path) -> list[float]:
+    history = json.loads((run / "history.json").read_text())
+    return [s["loss"] for s in history["steps"]]
+
+
+def test_cli_resume_equals_uninterrupted(root: Path) -> None:
+    """lm: 2 epochs straight vs 1 epoch, stop, ``--resume`` for the second (CLI)."""
+    cfg = tiny_config(root, "lm", run_dir=str(root / "lm-straight"))
+    straight = write_config(root / "lm-straight.yaml", cfg)
+    assert invoke("train", "-c", straight, "--no-progress").exit_code == 0
+    split = write_config(root / "lm-split.yaml", {**cfg, "run_dir": str(root / "lm-split")})
+    first = invoke("train", "-c", split, "--stop-after-epochs", "1", "--no-progress")
+    assert first.exit_code == 0 and "stopped after epoch 1 of 2" in first.output
+    assert not (root / "lm-split" / "metrics.json").exists()
+    second = invoke("train", "--resume", "--run-dir", root / "lm-split", "--no-progress")
+    assert second.exit_code == 0, second.output
+    a = json.loads((root / "lm-straight" / "metrics.json").read_text())
+    b = json.loads((root / "lm-split" / "metrics.json").read_text())
+    assert _losses(root / "lm-straight") == pytest.approx(_losses(root / "lm-split"), abs=1e-6)
+    assert b["accuracy"] == a["accuracy"] and b["loss"] == pytest.approx(a["loss"], abs=1e-6)
+    assert b["train_loss"] == pytest.approx(a["train_loss"], abs=1e-6)
+    # a changed config cannot resume the run
+    one_line_error(
+        invoke("train", "-c", split, "--resume", "--set", "optim.lm_lr=0.5", "--no-progress"),
+        "optim.lm_lr",
+    )
+
+
+def test_graph_model_resume_equals_uninterrupted(root: Path) -> None:
+    """QA-GNN (dropout, frozen encoder across the epoch boundary): 2 epochs straight vs 1 +
+    resume 1; every step's loss and the held-out metrics agree to 1e-6."""
+    cfg = tiny_config(root, "qagnn", run_dir=str(root / "q-straight"), optim={"freeze_lm_steps": 4})
+    a = train(load_train_config(write_config(root / "q-straight.yaml", cfg)), progress=False)
+    split = load_train_config(
+        write_config(root / "q-split.yaml", {**cfg, "run_dir": str(root / "q-split")})
+    )
+    partial = train(split, stop_after_epochs=1, progress=False)
+    assert not partial.completed and len(partial.history["epochs"]) == 1
+    b = train(split, resume=True, progress=False)
+    assert b.completed and b.resumed_from is not None
+    assert [s["lm_frozen"] for s in b.history["steps"]] == [True] * 4 + [False] * 2
+    assert [s["loss"] for s in b.history["steps"]] == pytest.approx(
+        [s["loss"] for s in a.history["steps"]], abs=1e-6
+    )
+    for key in ("accuracy", "loss", "train_loss", "train_accuracy"):
+        assert b.metrics[key] == pytest.approx(a.metrics[key], abs=1e-6), key
+
+
+def test_questions_without_concepts_still_answered(root: Path) -> None:
+    """KagNet: a question whose words are not in the graph gets an empty graph and no paths."""
+    qa = root / "with-unknown.jsonl"
+    records = [qa_record(i, s, c, a) for i, (s, c, a) in enumerate(QUESTIONS[:4])]
+    records.append(qa_record(9, "qwerty zxcv", ["plugh", "xyzzy", "frob"], 2))
+    write_qa(qa, records)
+    cfg = tiny_config(
+        root,
+        "kagnet",
+        run_dir=str(root / "kag-unknown"),
+        epochs=1,
+        data={"train": str(qa), "holdout": 0.0},
+    )
+    result = train(load_train_config(write_config(root / "kag.yaml", cfg)), progress=False)
+    assert result.metrics["data"]["train_empty_graphs"] >= 3
+    assert result.metrics["train_loss"] > 0
+
+
+@pytest.mark.parametrize(
+    ("qa_lines", "fragments"),
+    [
+        ([qa_record(0, "a dog", ["house", "sky"], None)], ["no answer key"]),
+        (
+            [qa_record(0, "a dog", ["house", "sky"], 0), qa_record(0, "a cat", ["house"], 0)],
+            ["duplicate id 'q0'"],
+        ),
+        ([{"id": "q0", "question": {"stem": "x", "choices": []}, "answerKey": "A"}], ["choices"]),
+    ],
+)
+def test_bad_training_files_are_one_line_errors(root: Path, qa_lines, fragments) -> None:
+    qa = write_qa(root / "bad.jsonl", qa_lines)
+    cfg = tiny_config(root, "lm", run_dir=str(root / "bad-run"), data={"train": str(qa)})
+    path = write_config(root / "bad.yaml", cfg)
+    one_line_error(invoke("train", "-c", path, "--overwrite", "--no-progress"), *fragments)
+
+
+def test_bad_configs_and_checkpoints_are_one_line_errors(root: Path) -> None:
+    cfg = tiny_config(root, "lm", run_dir=str(root / "lm-straight"))
+    path = write_config(root / "again.yaml", cfg)
+    one_line_error(
+        invoke("train", "-c", path, "--set", "optim.lr=1"), "unknown key 'optim.lr'", "lm_lr"
+    )
+    one_line_error(invoke("train", "-c", root / "none.yaml"), "not found")
+    one_line_error(invoke("train", "--resume", "--run-dir", root / "nothing-here"), "not found")
+    # a truncated checkpoint: --resume names it instead of loading garbage
+    run = root / "lm-truncated"
+    shutil.copytree(train_run(root, "lm", run_dir=str(root / "lm-straight")), run)
+    resolved = yaml.safe_load((run / "config.resolved.yaml").read_text())
+    resolved["run_dir"] = str(run)
+    write_config(run / "config.resolved.yaml", resolved)
+    weights = run / "checkpoints" / "epoch-0002" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    one_line_error(
+        invoke("train", "--resume", "--run-dir", run, "--no-progress"),
+        "corrupt or incomplete",
+        "model.safetensors",
+    )
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_with_torchrun(root: Path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not installed")
+    cfg = tiny_config(root, "qagnn", run_dir=str(root / "ddp"))
+    path = write_config(root / "ddp.yaml", cfg)
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "kelm",
+            "train",
+            "--config",
+            str(path),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("trained qagnn") == 1  # the main process reports
+    metrics = json.loads((root / "ddp" / "metrics.json").read_text())
+    assert metrics["steps"] == 4  # 9 questions / (4 per process x 2) = 2 steps per epoch
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] == 3
+    checkpoint = root / "ddp" / "checkpoints" / "epoch-0002"
+    assert (checkpoint / "rng-0.safetensors").is_file()
+    assert (checkpoint / "rng-1.safetensors").is_file()
+
+
+def test_node_and_relation_tables_from_kg_embeddings(root: Path) -> None:
+    """``model.kge_dir``: KagNet's node and relation tables start from the KG embeddings."""
+    import torch
+    from torch_geometric.nn.kge import DistMult
+
+    from kelm.graph.index import GraphIndex
+    from kelm.kge import save_embeddings
+
+    cfg = tiny_config(root, "kagnet", run_dir=str(root / "kag-kge"), epochs=1)
+    index = GraphIndex.load(cfg["graph"]["index"])
+    torch.manual_seed(0)
+    kge = DistMult(index.num_nodes, index.num_relations, 6)
+    emb = save_embeddings(
+        root / "kge", kge, {"graph": {"checksum": index.checksum, "path": str(index.path)}}
+    )
+    cfg["model"] = {**cfg["model"], "kge_dir": str(emb)}
+    result = train(load_train_config(write_config(root / "kge.yaml", cfg)), progress=False)
+    assert result.completed
+    from kelm.evaluation.qa import load_run_model
+
+    model, _, model_type = load_run_model(result.run_dir)
+    assert model_type == "kagnet" and model.config.node_dim == 6
+    assert model.config.relation_dim == 6 and model.config.freeze_node_embeddings
+    # frozen: the node table is still the KG embeddings after training
+    assert torch.equal(model.node_embedding.weight, kge.node_emb.weight.detach())

@@ -1,0 +1,69 @@
+"""``kelm.viz.plot_curves`` on full and partial histories, and the settings of
+``scripts/bench_qa.py`` (its overrides must load with the shipped configs)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from kelm.training.config import load_train_config
+from kelm.viz import plot_curves
+
+REPO = Path(__file__).resolve().parents[2]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_curves_full_and_partial(tmp_path: Path) -> None:
+    history = {
+        "steps": [{"step": s, "loss": 1.1 - 0.01 * s} for s in range(1, 7)],
+        "epochs": [
+            {
+                "epoch": 1,
+                "step": 3,
+                "train_loss": 1.08,
+                "train_accuracy": 0.4,
+                "eval_loss": 1.09,
+                "eval_accuracy": 0.35,
+            },
+            {
+                "epoch": 2,
+                "step": 6,
+                "train_loss": 1.05,
+                "train_accuracy": 0.5,
+                "eval_loss": None,
+                "eval_accuracy": None,
+            },
+        ],
+    }
+    assert plot_curves(history, tmp_path / "a" / "curves.png").read_bytes()[:8] == PNG
+    assert plot_curves({"steps": [], "epochs": []}, tmp_path / "b.png").read_bytes()[:8] == PNG
+    assert not list(tmp_path.glob("**/*.tmp"))
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_qa", REPO / "scripts" / "bench_qa.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_settings_load_with_the_shipped_configs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KELM_DATA", str(tmp_path))
+    bench = _bench()
+    quick = bench.parse_args(["--quick", "--out", str(tmp_path / "out")])
+    assert quick.seeds == [0] and quick.train_questions == 100 and quick.epochs == 1
+    full = bench.parse_args(["--out", str(tmp_path / "out")])
+    assert full.seeds == [0, 1, 2] and full.max_length == 48 and full.max_nodes == 32
+    for model in bench.MODELS:
+        cfg = load_train_config(
+            REPO / "configs" / f"csqa-{model}.yaml", bench.overrides(full, model, 2)
+        )
+        assert cfg.seed == 2 and cfg.data.max_train == full.train_questions
+        assert cfg.data.holdout == pytest.approx(0.1) and cfg.data.max_length == 48
+        steps_per_epoch = -(-full.train_questions // full.batch_size)
+        assert cfg.optim.freeze_lm_steps == full.frozen_epochs * steps_per_epoch
+        assert Path(cfg.run_dir) == tmp_path / "out" / f"{model}-s2"
