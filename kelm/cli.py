@@ -545,6 +545,34 @@ def compare_command(
 # ---- end training (issue 4) ----
 
 
+# ---- show (issue 4) ----
+@app.command("show")
+@user_errors
+def show_command(
+    graph: Annotated[Path, typer.Option("--graph", "-g", help="Graph index directory.")],
+    question: Annotated[str, typer.Option(help="The question text.")],
+    choice: Annotated[str, typer.Option(help="One answer choice.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG file to write.")],
+    max_nodes: Annotated[int, typer.Option(help="Nodes drawn at most.")] = 30,
+    hops: Annotated[int, typer.Option(help="Longest question-answer path, in hops.")] = 2,
+    paths: Annotated[int, typer.Option(help="Paths kept per question-answer pair.")] = 20,
+    kge: Annotated[Path | None, typer.Option(
+        help="`kelm embed-kg` directory: highlight the best paths by KagNet score.")] = None,
+    highlight: Annotated[int, typer.Option(help="How many paths to highlight.")] = 3,
+) -> None:
+    """Draw the subgraph retrieved for one (question, choice) statement as a PNG."""
+    from kelm.viz import show_statement
+
+    if max_nodes < 1 or hops < 0 or paths < 0 or highlight < 0:
+        raise KelmError("--max-nodes must be >= 1; --hops, --paths, --highlight >= 0")
+    written = show_statement(graph, question, choice, out, max_nodes=max_nodes, hops=hops,
+                             paths=paths, kge=kge, highlight=highlight)
+    typer.echo(f"wrote {written}")
+
+
+# ---- end show (issue 4) ----
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app(args=argv if argv is not None else sys.argv[1:], prog_name="kelm")
