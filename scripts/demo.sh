@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end, on the data in $KELM_DATA (default ../shared/data):
 # build the CN-100K and WordNet graph indices and print their summaries, then link a sentence,
-# ground Balanced-COPA against CN-100K and retrieve subgraphs and paths for it.
+# ground Balanced-COPA against CN-100K and retrieve subgraphs and paths for it, draw one
+# statement, then train the plain LM and QA-GNN briefly on CommonsenseQA and compare them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${KELM_DATA:-../shared/data}"
@@ -31,3 +32,19 @@ head -c 400 "$OUT/work/copa.grounded.jsonl"; echo
 echo "== retrieving subgraphs and question-answer paths (MiniLM relevance scores, cached)"
 kelm retrieve --graph "$OUT/cn100k" --grounded "$OUT/work/copa.grounded.jsonl" \
   --out "$OUT/work/copa.retrieved"
+
+echo "== drawing one statement's subgraph"
+kelm show --graph "$OUT/cn100k" --question "Where would you put a dirty dish?" --choice "sink" \
+  --out "$OUT/work/subgraph.png"
+
+# A short training of the plain LM and of QA-GNN on a slice of CommonsenseQA (same backbone,
+# data and seed), each evaluated on 200 held-out questions, then the comparison table. The full
+# settings are in configs/ and scripts/bench_qa.py; this is a smoke run of the whole path.
+SHORT=(--set epochs=1 --set data.max_train=300 --set data.max_eval=200 --set data.max_length=48
+       --set graph.max_nodes=32 --set graph.scorer=none --set eval_every_epoch=false)
+echo "== training the plain LM baseline (short run)"
+kelm train --config configs/csqa-lm.yaml --set run_dir="$OUT/work/runs/lm" "${SHORT[@]}"
+echo "== training QA-GNN (short run)"
+kelm train --config configs/csqa-qagnn.yaml --set run_dir="$OUT/work/runs/qagnn" "${SHORT[@]}"
+echo "== comparison"
+kelm compare "$OUT/work/runs/lm" "$OUT/work/runs/qagnn"

@@ -126,8 +126,9 @@ def node_name_embeddings(
 
     With a local encoder folder (the bundled MiniLM included) these are the mean-pooled,
     L2-normalised sentence embeddings of the node labels that the retrieval's cosine scorer
-    computes and caches (:meth:`kelm.retrieval.scoring.CosineScorer.node_embeddings`, in
-    ``<cache>/scorer``): the graph's names are embedded once for both. Otherwise
+    computes and caches (:meth:`kelm.retrieval.scoring.CosineScorer.node_embeddings`, in its
+    shared cache ``$KELM_CACHE/retrieval``, keyed on graph checksum and model): the graph's
+    names are embedded once for ``kelm retrieve`` and every training run. Otherwise
     (a hub name) the in-memory ``encoder`` embeds them (:func:`kelm.modeling.embed_node_names`)
     into ``<cache>/node-emb/``.
     """
@@ -137,7 +138,7 @@ def node_name_embeddings(
         scorer = CosineScorer(
             graph.index,
             SentenceEncoder(source, device="cpu"),
-            cache_dir=graph.cache / "scorer",
+            cache_dir=None,  # the scorer's shared cache: reused across runs and `kelm retrieve`
             progress=progress,
         )
         return torch.from_numpy(np.asarray(scorer.node_embeddings(), dtype=np.float32))
