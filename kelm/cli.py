@@ -26,8 +26,9 @@ app = typer.Typer(
     add_completion=False,
 )
 graph_app = typer.Typer(help="Build and inspect graph indices.", no_args_is_help=True)
-data_app = typer.Typer(help="Datasets and knowledge graphs: where they are, how to fetch them.",
-                       no_args_is_help=True)
+data_app = typer.Typer(
+    help="Datasets and knowledge graphs: where they are, how to fetch them.", no_args_is_help=True
+)
 app.add_typer(graph_app, name="graph")
 app.add_typer(data_app, name="data")
 
@@ -59,22 +60,39 @@ def echo_json(obj) -> None:
 def graph_build(
     inputs: Annotated[list[Path], typer.Argument(help="Input files (a directory for wordnet).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index directory to write.")],
-    fmt: Annotated[str, typer.Option(
-        "--format", "-f",
-        help="conceptnet (5-column assertions .csv/.csv.gz), cn100k, tsv, rdf (N-Triples, "
-        "Turtle, .gz) or wordnet (database directory).")] = "conceptnet",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="conceptnet (5-column assertions .csv/.csv.gz), cn100k, tsv, rdf (N-Triples, "
+            "Turtle, .gz) or wordnet (database directory).",
+        ),
+    ] = "conceptnet",
     strict: Annotated[bool, typer.Option(help="Fail on the first malformed line.")] = False,
-    relation_map: Annotated[Path | None, typer.Option(
-        help="YAML relation merge mapping (conceptnet) overriding the default 17 groups.")] = None,
-    merge_relations: Annotated[bool, typer.Option(
-        help="conceptnet: merge relations into groups (off: keep ConceptNet's names).")] = True,
-    english_only: Annotated[bool, typer.Option(
-        help="conceptnet: keep only edges with both ends in /c/en/.")] = True,
+    relation_map: Annotated[
+        Path | None,
+        typer.Option(
+            help="YAML relation merge mapping (conceptnet) overriding the default 17 groups."
+        ),
+    ] = None,
+    merge_relations: Annotated[
+        bool,
+        typer.Option(
+            help="conceptnet: merge relations into groups (off: keep ConceptNet's names)."
+        ),
+    ] = True,
+    english_only: Annotated[
+        bool, typer.Option(help="conceptnet: keep only edges with both ends in /c/en/.")
+    ] = True,
     keep_self_loops: Annotated[bool, typer.Option(help="Keep head == tail edges.")] = False,
-    keep_duplicates: Annotated[bool, typer.Option(
-        help="Keep repeated (head, relation, tail) edges instead of merging them.")] = False,
-    literals: Annotated[str, typer.Option(
-        help="rdf: 'keep' non-label literals as node attributes, or 'drop' them.")] = "keep",
+    keep_duplicates: Annotated[
+        bool,
+        typer.Option(help="Keep repeated (head, relation, tail) edges instead of merging them."),
+    ] = False,
+    literals: Annotated[
+        str, typer.Option(help="rdf: 'keep' non-label literals as node attributes, or 'drop' them.")
+    ] = "keep",
     lowercase: Annotated[bool, typer.Option(help="tsv/cn100k: lower-case node names.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
@@ -86,17 +104,25 @@ def graph_build(
         raise KelmError(f"unknown --format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if literals not in ("keep", "drop"):
         raise KelmError(f"--literals must be 'keep' or 'drop', not {literals!r}")
-    options = BuildOptions(format=fmt, strict=strict,
-                           relation_map=str(relation_map) if relation_map else None,
-                           merge_relations=merge_relations, english_only=english_only,
-                           keep_self_loops=keep_self_loops, keep_duplicates=keep_duplicates,
-                           literals=literals, lowercase=lowercase)
+    options = BuildOptions(
+        format=fmt,
+        strict=strict,
+        relation_map=str(relation_map) if relation_map else None,
+        merge_relations=merge_relations,
+        english_only=english_only,
+        keep_self_loops=keep_self_loops,
+        keep_duplicates=keep_duplicates,
+        literals=literals,
+        lowercase=lowercase,
+    )
     report = build_index(inputs, out, options, progress=progress)
     for line in report.issues.summary():
         typer.echo(line, err=True)
     c = report.counts
-    typer.echo(f"built {out}: {c['nodes']:,} nodes, {c['edges']:,} edges, "
-               f"{c['relations']} relations in {report.seconds:.1f}s")
+    typer.echo(
+        f"built {out}: {c['nodes']:,} nodes, {c['edges']:,} edges, "
+        f"{c['relations']} relations in {report.seconds:.1f}s"
+    )
 
 
 @graph_app.command("info")
@@ -118,8 +144,10 @@ def graph_info(
     typer.echo(f"  relations  {len(info['relations']):>12,} (+ as many inverses)")
     if info["degree"]:
         d = info["degree"]
-        typer.echo(f"  degree     min {d['min']}, median {d['median']:g}, mean {d['mean']:.2f}, "
-                   f"max {d['max']}, isolated {d['isolated']:,}")
+        typer.echo(
+            f"  degree     min {d['min']}, median {d['median']:g}, mean {d['mean']:.2f}, "
+            f"max {d['max']}, isolated {d['isolated']:,}"
+        )
     forward = {k: v for k, v in info["relations"].items() if not k.startswith("~")}
     for name, count in sorted(forward.items(), key=lambda kv: -kv[1]):
         typer.echo(f"    {name:<28} {count:>10,}")
@@ -168,27 +196,45 @@ def data_list() -> None:
 @user_errors
 def retrieve_command(
     graph: Annotated[Path, typer.Option("--graph", "-g", help="Graph index directory.")],
-    grounded: Annotated[Path, typer.Option(
-        "--grounded", help="Grounded JSONL from `kelm ground` (with its .manifest.json).")],
+    grounded: Annotated[
+        Path,
+        typer.Option(
+            "--grounded", help="Grounded JSONL from `kelm ground` (with its .manifest.json)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (shards).")],
-    max_nodes: Annotated[int, typer.Option(
-        help="Nodes per subgraph (context node included).")] = 200,
+    max_nodes: Annotated[
+        int, typer.Option(help="Nodes per subgraph (context node included).")
+    ] = 200,
     hops: Annotated[int, typer.Option(help="Longest question-answer path, in hops.")] = 3,
     paths: Annotated[int, typer.Option(help="Paths kept per question-answer pair.")] = 100,
-    scorer: Annotated[str, typer.Option(
-        help="Relevance scorer for the node cap: cosine, lm or none.")] = "cosine",
-    model: Annotated[Path | None, typer.Option(
-        help="Model folder: sentence encoder (cosine; default the bundled all-MiniLM-L6-v2) "
-        "or language model (lm).")] = None,
-    context: Annotated[bool, typer.Option(
-        help="Add a context node joined to the question and answer concepts.")] = False,
-    entity_emb: Annotated[Path | None, typer.Option(
-        help="Entity embeddings .npy [nodes, d] for KagNet path scores.")] = None,
-    relation_emb: Annotated[Path | None, typer.Option(
-        help="Relation embeddings .npy [R or 2R, d] for KagNet path scores.")] = None,
-    kge: Annotated[Path | None, typer.Option(
-        help="A `kelm embed-kg` output directory for KagNet path scores (checked against "
-        "the graph's checksum).")] = None,
+    scorer: Annotated[
+        str, typer.Option(help="Relevance scorer for the node cap: cosine, lm or none.")
+    ] = "cosine",
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Model folder: sentence encoder (cosine; default the bundled all-MiniLM-L6-v2) "
+            "or language model (lm)."
+        ),
+    ] = None,
+    context: Annotated[
+        bool, typer.Option(help="Add a context node joined to the question and answer concepts.")
+    ] = False,
+    entity_emb: Annotated[
+        Path | None, typer.Option(help="Entity embeddings .npy [nodes, d] for KagNet path scores.")
+    ] = None,
+    relation_emb: Annotated[
+        Path | None,
+        typer.Option(help="Relation embeddings .npy [R or 2R, d] for KagNet path scores."),
+    ] = None,
+    kge: Annotated[
+        Path | None,
+        typer.Option(
+            help="A `kelm embed-kg` output directory for KagNet path scores (checked against "
+            "the graph's checksum)."
+        ),
+    ] = None,
     shard_size: Annotated[int, typer.Option(help="Statements per shard.")] = 1000,
     batch_size: Annotated[int, typer.Option(help="Scorer batch size.")] = 128,
     device: Annotated[str, typer.Option(help="Scorer device: cpu, cuda or auto.")] = "auto",
@@ -199,13 +245,27 @@ def retrieve_command(
     from kelm.retrieval.retrieve import RetrieveOptions, retrieve, summary
 
     options = RetrieveOptions(
-        max_nodes=max_nodes, hops=hops, paths=paths, scorer=scorer,
-        model=str(model) if model else None, context=context,
+        max_nodes=max_nodes,
+        hops=hops,
+        paths=paths,
+        scorer=scorer,
+        model=str(model) if model else None,
+        context=context,
         entity_emb=str(entity_emb) if entity_emb else None,
         relation_emb=str(relation_emb) if relation_emb else None,
-        kge=str(kge) if kge else None, shard_size=shard_size)
-    report = retrieve(graph, grounded, out, options, batch_size=batch_size, device=device,
-                      force=force, progress=progress)
+        kge=str(kge) if kge else None,
+        shard_size=shard_size,
+    )
+    report = retrieve(
+        graph,
+        grounded,
+        out,
+        options,
+        batch_size=batch_size,
+        device=device,
+        force=force,
+        progress=progress,
+    )
     typer.echo(summary(report))
 
 
@@ -288,6 +348,8 @@ def ground(
         f"({r.empty_question:,} without question concepts, {r.empty_answer:,} without "
         f"answer concepts)"
     )
+
+
 # ---- end linking (issue 3) ----
 
 
@@ -477,19 +539,25 @@ def train_command(
     if not _is_main_process():
         return
     if as_json:
-        echo_json({"run_dir": str(result.run_dir), "completed": result.completed,
-                   **result.metrics})
+        echo_json({"run_dir": str(result.run_dir), "completed": result.completed, **result.metrics})
         return
     epochs = len(result.history["epochs"])
     if not result.completed:
-        typer.echo(f"stopped after epoch {epochs} of {cfg.epochs}; checkpoint in "
-                   f"{result.run_dir / 'checkpoints'} (continue with --resume)")
+        typer.echo(
+            f"stopped after epoch {epochs} of {cfg.epochs}; checkpoint in "
+            f"{result.run_dir / 'checkpoints'} (continue with --resume)"
+        )
         return
     m = result.metrics
-    acc = (f"; eval accuracy {m['accuracy']:.4f} on {m['n_labelled']:,} questions"
-           if m.get("accuracy") is not None else "")
-    typer.echo(f"trained {cfg.model.type} for {epochs} epochs ({m['steps']:,} steps), "
-               f"train loss {m['train_loss']:.4f}{acc}; run in {result.run_dir}")
+    acc = (
+        f"; eval accuracy {m['accuracy']:.4f} on {m['n_labelled']:,} questions"
+        if m.get("accuracy") is not None
+        else ""
+    )
+    typer.echo(
+        f"trained {cfg.model.type} for {epochs} epochs ({m['steps']:,} steps), "
+        f"train loss {m['train_loss']:.4f}{acc}; run in {result.run_dir}"
+    )
 
 
 def _is_main_process() -> bool:
@@ -502,12 +570,19 @@ def _is_main_process() -> bool:
 @user_errors
 def evaluate_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="Run directory of `kelm train`.")],
-    qa: Annotated[Path, typer.Option(
-        "--qa", help="CommonsenseQA / OpenBookQA JSONL or COPA XML (answer keys optional).")],
-    out: Annotated[Path, typer.Option(
-        "--out", "-o", help="Directory for metrics.json and predictions.jsonl.")],
-    batch_size: Annotated[int | None, typer.Option(
-        help="Questions per forward pass (default: the run's eval_batch_size).")] = None,
+    qa: Annotated[
+        Path,
+        typer.Option(
+            "--qa", help="CommonsenseQA / OpenBookQA JSONL or COPA XML (answer keys optional)."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Directory for metrics.json and predictions.jsonl.")
+    ],
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Questions per forward pass (default: the run's eval_batch_size)."),
+    ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: auto).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
@@ -521,8 +596,11 @@ def evaluate_command(
     if as_json:
         echo_json(m)
         return
-    acc = (f"accuracy {m['accuracy']:.4f} on {m['n_labelled']:,} labelled questions"
-           if "accuracy" in m else "no answer keys, predictions only")
+    acc = (
+        f"accuracy {m['accuracy']:.4f} on {m['n_labelled']:,} labelled questions"
+        if "accuracy" in m
+        else "no answer keys, predictions only"
+    )
     typer.echo(f"{m['model']}: {m['n']:,} questions, {acc}; wrote {out}")
 
 
@@ -556,8 +634,10 @@ def show_command(
     max_nodes: Annotated[int, typer.Option(help="Nodes drawn at most.")] = 30,
     hops: Annotated[int, typer.Option(help="Longest question-answer path, in hops.")] = 2,
     paths: Annotated[int, typer.Option(help="Paths kept per question-answer pair.")] = 20,
-    kge: Annotated[Path | None, typer.Option(
-        help="`kelm embed-kg` directory: highlight the best paths by KagNet score.")] = None,
+    kge: Annotated[
+        Path | None,
+        typer.Option(help="`kelm embed-kg` directory: highlight the best paths by KagNet score."),
+    ] = None,
     highlight: Annotated[int, typer.Option(help="How many paths to highlight.")] = 3,
 ) -> None:
     """Draw the subgraph retrieved for one (question, choice) statement as a PNG."""
@@ -565,8 +645,17 @@ def show_command(
 
     if max_nodes < 1 or hops < 0 or paths < 0 or highlight < 0:
         raise KelmError("--max-nodes must be >= 1; --hops, --paths, --highlight >= 0")
-    written = show_statement(graph, question, choice, out, max_nodes=max_nodes, hops=hops,
-                             paths=paths, kge=kge, highlight=highlight)
+    written = show_statement(
+        graph,
+        question,
+        choice,
+        out,
+        max_nodes=max_nodes,
+        hops=hops,
+        paths=paths,
+        kge=kge,
+        highlight=highlight,
+    )
     typer.echo(f"wrote {written}")
 
 

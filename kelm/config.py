@@ -23,8 +23,9 @@ from kelm.errors import KelmError
 T = TypeVar("T")
 
 
-def load_config(cls: type[T], path: str | Path | None = None,
-                overrides: list[str] | None = None) -> T:
+def load_config(
+    cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None
+) -> T:
     """Build ``cls`` from a YAML file (optional) and ``key.sub=value`` overrides (applied last)."""
     raw: dict[str, Any] = {}
     if path is not None:

@@ -26,9 +26,7 @@ def data_dir(explicit: str | os.PathLike[str] | None = None, *, must_exist: bool
         path = Path("data")
     path = path.expanduser()
     if must_exist and not path.is_dir():
-        raise KelmError(
-            f"data directory {path} does not exist (set KELM_DATA or pass --data-dir)"
-        )
+        raise KelmError(f"data directory {path} does not exist (set KELM_DATA or pass --data-dir)")
     return path
 
 

@@ -102,8 +102,16 @@ NODE_COLOURS = {0: "#4C72B0", 1: "#DD8452", 2: "#BBBBBB", 3: "#55A868"}
 NODE_KINDS = {0: "question concept", 1: "answer concept", 2: "intermediate", 3: "context"}
 
 
-def draw_subgraph(sub: Any, paths: Any, node_names: Any, relation_names: list[str],
-                  path: str | os.PathLike[str], *, title: str = "", highlight: int = 3) -> Path:
+def draw_subgraph(
+    sub: Any,
+    paths: Any,
+    node_names: Any,
+    relation_names: list[str],
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    highlight: int = 3,
+) -> Path:
     """Draw one statement's retrieved subgraph into a PNG, written atomically.
 
     Question concepts sit on the left, answer concepts on the right and intermediate nodes in
@@ -156,23 +164,52 @@ def draw_subgraph(sub: Any, paths: Any, node_names: Any, relation_names: list[st
     fig, ax = plt.subplots(figsize=(width, max(6.0, 0.45 * len(ids) + 2)))
     try:
         cold_edges = [e for e in graph.edges if (min(e), max(e)) not in hot]
-        nx.draw_networkx_edges(graph, pos, edgelist=cold_edges, ax=ax, edge_color="#999999",
-                               width=0.8, alpha=0.7)
-        nx.draw_networkx_edges(graph, pos, edgelist=sorted(hot), ax=ax, edge_color="#C44E52",
-                               width=3.0)
-        nx.draw_networkx_nodes(graph, pos, ax=ax, node_size=500,
-                               node_color=[NODE_COLOURS.get(k, "#BBBBBB") for k in kinds])
+        nx.draw_networkx_edges(
+            graph, pos, edgelist=cold_edges, ax=ax, edge_color="#999999", width=0.8, alpha=0.7
+        )
+        nx.draw_networkx_edges(
+            graph, pos, edgelist=sorted(hot), ax=ax, edge_color="#C44E52", width=3.0
+        )
+        nx.draw_networkx_nodes(
+            graph,
+            pos,
+            ax=ax,
+            node_size=500,
+            node_color=[NODE_COLOURS.get(k, "#BBBBBB") for k in kinds],
+        )
         nx.draw_networkx_labels(graph, pos, labels=labels, ax=ax, font_size=9)
         nx.draw_networkx_edge_labels(
-            graph, pos, ax=ax, font_size=7, rotate=False,
-            edge_labels={e: ", ".join(sorted(r))[:40] for e, r in edge_rels.items()})
-        handles = [plt.Line2D([], [], marker="o", linestyle="", markersize=10,
-                              color=NODE_COLOURS[k], label=NODE_KINDS[k])
-                   for k in sorted(set(kinds))]
-        handles.append(plt.Line2D([], [], color="#C44E52", linewidth=3,
-                                  label=f"top {min(highlight, len(paths))} paths"))
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=5,
-                  frameon=False)
+            graph,
+            pos,
+            ax=ax,
+            font_size=7,
+            rotate=False,
+            edge_labels={e: ", ".join(sorted(r))[:40] for e, r in edge_rels.items()},
+        )
+        handles = [
+            plt.Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                markersize=10,
+                color=NODE_COLOURS[k],
+                label=NODE_KINDS[k],
+            )
+            for k in sorted(set(kinds))
+        ]
+        handles.append(
+            plt.Line2D(
+                [],
+                [],
+                color="#C44E52",
+                linewidth=3,
+                label=f"top {min(highlight, len(paths))} paths",
+            )
+        )
+        ax.legend(
+            handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=5, frameon=False
+        )
         ax.set_title(title, fontsize=11)
         ax.axis("off")
         fig.tight_layout()
@@ -204,10 +241,18 @@ def _layered_positions(kinds: list[int]) -> dict[int, tuple[float, float]]:
     return pos
 
 
-def show_statement(graph: str | os.PathLike[str], question: str, choice: str,
-                   out: str | os.PathLike[str], *, max_nodes: int = 30, hops: int = 2,
-                   paths: int = 20, kge: str | os.PathLike[str] | None = None,
-                   highlight: int = 3) -> Path:
+def show_statement(
+    graph: str | os.PathLike[str],
+    question: str,
+    choice: str,
+    out: str | os.PathLike[str],
+    *,
+    max_nodes: int = 30,
+    hops: int = 2,
+    paths: int = 20,
+    kge: str | os.PathLike[str] | None = None,
+    highlight: int = 3,
+) -> Path:
     """Ground ``question`` + ``choice`` in ``graph``, retrieve its subgraph and paths, and
     draw them (what ``kelm show`` does). Nodes are capped at ``max_nodes`` by degree order."""
     from kelm.errors import KelmError
@@ -227,10 +272,18 @@ def show_statement(graph: str | os.PathLike[str], question: str, choice: str,
 
         emb = load_embeddings(kge, index)
         entity, relation = emb.entity.numpy(), emb.relation.numpy()
-    retriever = Retriever(index, max_nodes=max_nodes, hops=hops, max_paths=paths,
-                          entity_emb=entity, relation_emb=relation)
-    sub, found = retriever(grounding.question_concepts, grounding.answer_concepts,
-                           statement=f"{question} {choice}")
+    retriever = Retriever(
+        index,
+        max_nodes=max_nodes,
+        hops=hops,
+        max_paths=paths,
+        entity_emb=entity,
+        relation_emb=relation,
+    )
+    sub, found = retriever(
+        grounding.question_concepts, grounding.answer_concepts, statement=f"{question} {choice}"
+    )
     title = f"{question}  ->  {choice}"
-    return draw_subgraph(sub, found, index.names, index.relations, out, title=title,
-                         highlight=highlight)
+    return draw_subgraph(
+        sub, found, index.names, index.relations, out, title=title, highlight=highlight
+    )

@@ -34,6 +34,10 @@ def cn100k_index(data_root: Path, tmp_path_factory: pytest.TempPathFactory):
     from kelm.graph.sources.base import BuildOptions
 
     out = tmp_path_factory.mktemp("graphs") / "cn100k"
-    build_index([data_root / "kg/conceptnet100k/train.txt"], out,
-                BuildOptions(format="cn100k"), progress=False)
+    build_index(
+        [data_root / "kg/conceptnet100k/train.txt"],
+        out,
+        BuildOptions(format="cn100k"),
+        progress=False,
+    )
     return GraphIndex.load(out)

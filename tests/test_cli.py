@@ -21,8 +21,16 @@ def invoke(*args: str):
 @pytest.fixture()
 def built(tmp_path: Path) -> Path:
     out = tmp_path / "g"
-    result = invoke("graph", "build", "--format", "tsv", FIXTURES / "tsv/good.tsv", "--out", out,
-                    "--no-progress")
+    result = invoke(
+        "graph",
+        "build",
+        "--format",
+        "tsv",
+        FIXTURES / "tsv/good.tsv",
+        "--out",
+        out,
+        "--no-progress",
+    )
     assert result.exit_code == 0, result.output
     assert "5 nodes, 5 edges, 3 relations" in result.output
     return out
@@ -63,12 +71,27 @@ def test_export_edgelist_and_graphml(built: Path, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["graph", "info", "/nonexistent/index"], "does not exist"),
-        (["graph", "build", "--format", "tsv", "/nonexistent.tsv", "--out", "{tmp}/x"],
-         "no such file"),
-        (["graph", "build", "--format", "nosuch", "{fixtures}/tsv/good.tsv", "--out", "{tmp}/x"],
-         "unknown --format"),
-        (["graph", "build", "--format", "tsv", "--strict", "{fixtures}/tsv/malformed.tsv",
-          "--out", "{tmp}/x"], "malformed.tsv:2: wrong column count"),
+        (
+            ["graph", "build", "--format", "tsv", "/nonexistent.tsv", "--out", "{tmp}/x"],
+            "no such file",
+        ),
+        (
+            ["graph", "build", "--format", "nosuch", "{fixtures}/tsv/good.tsv", "--out", "{tmp}/x"],
+            "unknown --format",
+        ),
+        (
+            [
+                "graph",
+                "build",
+                "--format",
+                "tsv",
+                "--strict",
+                "{fixtures}/tsv/malformed.tsv",
+                "--out",
+                "{tmp}/x",
+            ],
+            "malformed.tsv:2: wrong column count",
+        ),
         (["graph", "export", "{tmp}", "--to", "pdf"], "unknown export format"),
     ],
 )
@@ -82,8 +105,16 @@ def test_user_errors_are_one_line(tmp_path: Path, args: list[str], message: str)
 
 
 def test_malformed_lines_reported(tmp_path: Path) -> None:
-    result = invoke("graph", "build", "--format", "tsv", FIXTURES / "tsv/malformed.tsv", "--out",
-                    tmp_path / "m", "--no-progress")
+    result = invoke(
+        "graph",
+        "build",
+        "--format",
+        "tsv",
+        FIXTURES / "tsv/malformed.tsv",
+        "--out",
+        tmp_path / "m",
+        "--no-progress",
+    )
     assert result.exit_code == 0, result.output
     assert "skipped 5 malformed line(s)" in result.output
     assert "malformed.tsv:2: wrong column count" in result.output
@@ -91,8 +122,16 @@ def test_malformed_lines_reported(tmp_path: Path) -> None:
 
 def test_cn100k_integration(data_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "cn100k"
-    result = invoke("graph", "build", "--format", "cn100k",
-                    data_root / "kg/conceptnet100k/train.txt", "--out", out, "--no-progress")
+    result = invoke(
+        "graph",
+        "build",
+        "--format",
+        "cn100k",
+        data_root / "kg/conceptnet100k/train.txt",
+        "--out",
+        out,
+        "--no-progress",
+    )
     assert result.exit_code == 0, result.output
     info = json.loads(invoke("graph", "info", out, "--json").output)
     assert info["nodes"] > 78_000 and info["edges"] > 99_000

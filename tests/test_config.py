@@ -40,7 +40,10 @@ def test_yaml_then_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["optim.momentum=0.9"], "unknown key 'optim.momentum' (valid keys: optim.lr, optim.betas)"),
+        (
+            ["optim.momentum=0.9"],
+            "unknown key 'optim.momentum' (valid keys: optim.lr, optim.betas)",
+        ),
         (["nosuch=1"], "unknown key 'nosuch'"),
         (["seed=abc"], "'seed' must be int"),
         (["frozen=3"], "'frozen' must be true or false"),

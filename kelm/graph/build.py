@@ -61,8 +61,13 @@ class BuildReport:
     seconds: float
 
 
-def build_index(inputs: Sequence[str | Path], out: str | Path,
-                options: BuildOptions | None = None, *, progress: bool = True) -> BuildReport:
+def build_index(
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    options: BuildOptions | None = None,
+    *,
+    progress: bool = True,
+) -> BuildReport:
     """Build a graph index from ``inputs`` into the directory ``out``.
 
     Args:
@@ -91,8 +96,10 @@ def build_index(inputs: Sequence[str | Path], out: str | Path,
     # a worker thread meanwhile. hashlib and Arrow release the GIL, so both overlap the parse.
     inline = {p: _blocks.InlineHash(p) for p in paths if _blocks.InlineHash.applies(p)}
     others = [p for p in paths if p not in inline]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool, \
-            _blocks.hashing(inline.values()):
+    with (
+        concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool,
+        _blocks.hashing(inline.values()),
+    ):
         hashes = pool.submit(lambda: {p: _input_record(p) for p in others})
         source = SourceOutput()
         for path in paths:
@@ -144,8 +151,13 @@ def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
     return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
 
 
-def _write_index(staged: Path, source: SourceOutput, options: BuildOptions, issues: LineIssues,
-                 input_records: list[dict]) -> dict[str, int]:
+def _write_index(
+    staged: Path,
+    source: SourceOutput,
+    options: BuildOptions,
+    issues: LineIssues,
+    input_records: list[dict],
+) -> dict[str, int]:
     from kelm.graph.sources.base import TRIPLE_SCHEMA
 
     triples = _concat(source.triples, TRIPLE_SCHEMA)
@@ -157,14 +169,20 @@ def _write_index(staged: Path, source: SourceOutput, options: BuildOptions, issu
     # sorting the distinct names then gives a code -> id permutation.
     name_parts = [heads, tails] + [pa.chunked_array([a]) for a in source.nodes]
     # Chunked encoding shares one dictionary across chunks: no concatenated copy of the names.
-    chunks = [c if c.type == pa.string() else c.cast(pa.string())
-              for part in name_parts for c in part.chunks if len(c)]
+    chunks = [
+        c if c.type == pa.string() else c.cast(pa.string())
+        for part in name_parts
+        for c in part.chunks
+        if len(c)
+    ]
     n_heads, n_tails = len(heads), len(tails)
     encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=pa.string()))
-    dictionary = (encoded.chunks[-1].dictionary if encoded.num_chunks
-                  else pa.array([], pa.string()))
-    codes = (np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
-             if encoded.num_chunks else np.zeros(0, np.int64))
+    dictionary = encoded.chunks[-1].dictionary if encoded.num_chunks else pa.array([], pa.string())
+    codes = (
+        np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks])
+        if encoded.num_chunks
+        else np.zeros(0, np.int64)
+    )
     del encoded, chunks, name_parts
     order = pc.sort_indices(dictionary).to_numpy()  # nulls (if any) sort last
     if dictionary.null_count:  # nodes lists may hold nulls: never a node
@@ -244,11 +262,20 @@ def _write_index(staged: Path, source: SourceOutput, options: BuildOptions, issu
         files[file.name] = sha256_file(file)
 
     rel_counts = np.bincount(r, minlength=num_rel)
-    relations = [{"id": i, "name": n, "inverse": False, "edges": int(rel_counts[i])}
-                 for i, n in enumerate(relation_names)]
-    relations += [{"id": num_rel + i, "name": INVERSE_PREFIX + n, "inverse": True,
-                   "inverse_of": i, "edges": int(rel_counts[i])}
-                  for i, n in enumerate(relation_names)]
+    relations = [
+        {"id": i, "name": n, "inverse": False, "edges": int(rel_counts[i])}
+        for i, n in enumerate(relation_names)
+    ]
+    relations += [
+        {
+            "id": num_rel + i,
+            "name": INVERSE_PREFIX + n,
+            "inverse": True,
+            "inverse_of": i,
+            "edges": int(rel_counts[i]),
+        }
+        for i, n in enumerate(relation_names)
+    ]
     (staged / "relations.json").write_text(json.dumps(relations, indent=1) + "\n")
     files["relations.json"] = sha256_file(staged / "relations.json")
 
@@ -290,15 +317,19 @@ def _relation_vocabulary(rels: pa.ChunkedArray, preferred: list[str] | None) -> 
 def _index_of(values: pa.ChunkedArray | pa.Array, vocabulary: pa.Array) -> np.ndarray:
     vocabulary = vocabulary.cast(pa.large_string())
     if isinstance(values, pa.ChunkedArray):
-        values = pa.chunked_array([c.cast(pa.large_string()) for c in values.chunks],
-                                  type=pa.large_string())
+        values = pa.chunked_array(
+            [c.cast(pa.large_string()) for c in values.chunks], type=pa.large_string()
+        )
     else:
         values = values.cast(pa.large_string())
     found = pc.index_in(values, value_set=vocabulary)
     if found.null_count:
         raise AssertionError("value missing from its own vocabulary")
-    return found.to_numpy().astype(np.int64) if isinstance(found, pa.Array) else np.asarray(
-        found.to_numpy(), dtype=np.int64)
+    return (
+        found.to_numpy().astype(np.int64)
+        if isinstance(found, pa.Array)
+        else np.asarray(found.to_numpy(), dtype=np.int64)
+    )
 
 
 def _indptr(sorted_ids: np.ndarray, n: int) -> np.ndarray:
@@ -311,9 +342,14 @@ def _node_column(tables: list[pa.Table], names: pa.Array, field: str) -> StringC
     """A per-node string column (label or text); the first value given for a node wins."""
     values = np.full(len(names), "", dtype=object)
     if tables:
-        table = pa.concat_tables([t.select(["node", field]).cast(
-            pa.schema([("node", pa.large_string()), (field, pa.large_string())]))
-            for t in tables])
+        table = pa.concat_tables(
+            [
+                t.select(["node", field]).cast(
+                    pa.schema([("node", pa.large_string()), (field, pa.large_string())])
+                )
+                for t in tables
+            ]
+        )
         ids = pc.index_in(table["node"], value_set=names).to_numpy(zero_copy_only=False)
         texts = table[field].to_pylist()
         for i in range(len(texts) - 1, -1, -1):  # reversed so the first occurrence wins
@@ -323,8 +359,9 @@ def _node_column(tables: list[pa.Table], names: pa.Array, field: str) -> StringC
     return StringColumn.from_list(values.tolist())
 
 
-def _node_pairs(tables: list[pa.Table], names: pa.Array, fields: list[str]
-                ) -> tuple[np.ndarray, list[StringColumn]]:
+def _node_pairs(
+    tables: list[pa.Table], names: pa.Array, fields: list[str]
+) -> tuple[np.ndarray, list[StringColumn]]:
     """Rows of (node, field...) for known nodes, deduplicated, sorted by node."""
     if not tables:
         return np.zeros(0, np.int64), [StringColumn.from_list([]) for _ in fields]

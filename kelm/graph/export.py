@@ -32,7 +32,8 @@ def export_index(index: str | Path, to: str, out: str | Path | None = None) -> P
         relations = graph.relations
         heads, rels, tails, weights = graph.edges()
         with atomic_file(out, "w", encoding="utf-8") as fh:
-            for h, r, t, w in zip(heads.tolist(), rels.tolist(), tails.tolist(), weights.tolist(),
-                                  strict=True):
+            for h, r, t, w in zip(
+                heads.tolist(), rels.tolist(), tails.tolist(), weights.tolist(), strict=True
+            ):
                 fh.write(f"{names[h]}\t{relations[r]}\t{names[t]}\t{w:g}\n")
     return out

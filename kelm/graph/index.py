@@ -41,10 +41,27 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 INVERSE_PREFIX = "~"
 
-_STRING_COLUMNS = ("nodes.name", "nodes.label", "nodes.text", "aliases.alias", "attrs.key",
-                   "attrs.value")
-_ARRAYS = ("aliases.node", "attrs.node", "out.indptr", "out.indices", "out.type", "out.weight",
-           "in.indptr", "in.indices", "in.type", "in.weight", "in.edge")
+_STRING_COLUMNS = (
+    "nodes.name",
+    "nodes.label",
+    "nodes.text",
+    "aliases.alias",
+    "attrs.key",
+    "attrs.value",
+)
+_ARRAYS = (
+    "aliases.node",
+    "attrs.node",
+    "out.indptr",
+    "out.indices",
+    "out.type",
+    "out.weight",
+    "in.indptr",
+    "in.indices",
+    "in.type",
+    "in.weight",
+    "in.edge",
+)
 
 
 def array_files() -> list[str]:
@@ -60,8 +77,13 @@ class GraphIndex:
     forward relations and ``num_relations .. 2*num_relations-1`` their inverses.
     """
 
-    def __init__(self, path: Path, manifest: dict[str, Any], relations: list[dict[str, Any]],
-                 arrays: dict[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        relations: list[dict[str, Any]],
+        arrays: dict[str, np.ndarray],
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self._relations = relations
@@ -115,8 +137,9 @@ class GraphIndex:
                     f"{file}: checksum does not match the manifest (corrupt or modified index)"
                 )
             try:
-                arrays[name[:-4]] = np.load(file, mmap_mode="r" if mmap else None,
-                                            allow_pickle=False)
+                arrays[name[:-4]] = np.load(
+                    file, mmap_mode="r" if mmap else None, allow_pickle=False
+                )
             except ValueError as exc:
                 raise IndexFormatError(f"{file}: unreadable array ({exc})") from None
         rel_file = path / "relations.json"
@@ -190,8 +213,9 @@ class GraphIndex:
     @cached_property
     def _alias_table(self) -> dict[str, list[int]]:
         table: dict[str, list[int]] = {}
-        for alias, node in zip(self._strings("aliases.alias").to_list(),
-                               self._a["aliases.node"].tolist(), strict=True):
+        for alias, node in zip(
+            self._strings("aliases.alias").to_list(), self._a["aliases.node"].tolist(), strict=True
+        ):
             table.setdefault(alias, []).append(node)
         return table
 
@@ -228,8 +252,9 @@ class GraphIndex:
         ids = [self.relation_id(r) if isinstance(r, str) else int(r) for r in relations]
         return np.asarray(ids, dtype=np.int64)
 
-    def neighbors(self, node: int | str, relations=None, direction: str = "both"
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def neighbors(
+        self, node: int | str, relations=None, direction: str = "both"
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Neighbours of a node.
 
         Args:
@@ -250,13 +275,22 @@ class GraphIndex:
         parts = []
         if direction in ("out", "both"):
             lo, hi = self._a["out.indptr"][node : node + 2]
-            parts.append((self._a["out.indices"][lo:hi], self._a["out.type"][lo:hi],
-                          self._a["out.weight"][lo:hi]))
+            parts.append(
+                (
+                    self._a["out.indices"][lo:hi],
+                    self._a["out.type"][lo:hi],
+                    self._a["out.weight"][lo:hi],
+                )
+            )
         if direction in ("in", "both"):
             lo, hi = self._a["in.indptr"][node : node + 2]
-            parts.append((self._a["in.indices"][lo:hi],
-                          self._a["in.type"][lo:hi] + self.num_relations,
-                          self._a["in.weight"][lo:hi]))
+            parts.append(
+                (
+                    self._a["in.indices"][lo:hi],
+                    self._a["in.type"][lo:hi] + self.num_relations,
+                    self._a["in.weight"][lo:hi],
+                )
+            )
         if not parts:
             raise ValueError(f"direction must be 'out', 'in' or 'both', not {direction!r}")
         nodes = np.concatenate([p[0] for p in parts]).astype(np.int64)
@@ -275,12 +309,14 @@ class GraphIndex:
 
     def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """All forward edges as ``(heads, relation_ids, tails, weights)``."""
-        heads = np.repeat(np.arange(self.num_nodes, dtype=np.int64),
-                          np.diff(self._a["out.indptr"]))
+        heads = np.repeat(np.arange(self.num_nodes, dtype=np.int64), np.diff(self._a["out.indptr"]))
         # Copies, not views: callers (torch.from_numpy) may write, and the arrays are mmapped.
-        return (heads, np.array(self._a["out.type"], dtype=np.int64),
-                np.array(self._a["out.indices"], dtype=np.int64),
-                np.array(self._a["out.weight"], dtype=np.float32))
+        return (
+            heads,
+            np.array(self._a["out.type"], dtype=np.int64),
+            np.array(self._a["out.indices"], dtype=np.int64),
+            np.array(self._a["out.weight"], dtype=np.float32),
+        )
 
     @property
     def csr(self) -> dict[str, np.ndarray]:
@@ -308,7 +344,7 @@ class GraphIndex:
         )
 
     def to_networkx(self) -> nx.MultiDiGraph:
-        """A ``networkx.MultiDiGraph``: node attribute ``name``, edge ``relation`` and ``weight``."""
+        """A ``networkx.MultiDiGraph``: node ``name``, edge ``relation`` and ``weight``."""
         import networkx as nx
 
         graph = nx.MultiDiGraph()
@@ -317,8 +353,9 @@ class GraphIndex:
         names = self.relations
         graph.add_edges_from(
             (h, t, {"relation": names[r], "weight": w})
-            for h, r, t, w in zip(heads.tolist(), rels.tolist(), tails.tolist(),
-                                  weights.tolist(), strict=True)
+            for h, r, t, w in zip(
+                heads.tolist(), rels.tolist(), tails.tolist(), weights.tolist(), strict=True
+            )
         )
         return graph
 
@@ -330,8 +367,13 @@ class GraphIndex:
         deg = self.degree()
         stats = {}
         if deg.size:
-            stats = {"min": int(deg.min()), "max": int(deg.max()), "mean": float(deg.mean()),
-                     "median": float(np.median(deg)), "isolated": int((deg == 0).sum())}
+            stats = {
+                "min": int(deg.min()),
+                "max": int(deg.max()),
+                "mean": float(deg.mean()),
+                "median": float(np.median(deg)),
+                "isolated": int((deg == 0).sum()),
+            }
         return {
             "path": str(self.path),
             "format": self.manifest.get("options", {}).get("format"),
@@ -344,8 +386,10 @@ class GraphIndex:
         }
 
     def __repr__(self) -> str:
-        return (f"GraphIndex({str(self.path)!r}, nodes={self.num_nodes:,}, "
-                f"edges={self.num_edges:,}, relations={self.num_relations})")
+        return (
+            f"GraphIndex({str(self.path)!r}, nodes={self.num_nodes:,}, "
+            f"edges={self.num_edges:,}, relations={self.num_relations})"
+        )
 
 
 def _rows_of(sorted_nodes: np.ndarray, node: int) -> tuple[int, int]:

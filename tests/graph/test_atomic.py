@@ -24,15 +24,29 @@ def write_random_tsv(path: Path, edges: int, seed: int) -> None:
     tails = rng.integers(0, edges // 3, edges)
     rels = rng.integers(0, 20, edges)
     with open(path, "w") as fh:
-        fh.writelines(f"node {h}\trel{r}\tnode {t}\n" for h, r, t in zip(heads, rels, tails,
-                                                                       strict=True))
+        fh.writelines(
+            f"node {h}\trel{r}\tnode {t}\n" for h, r, t in zip(heads, rels, tails, strict=True)
+        )
 
 
 def start_build(inp: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "kelm", "graph", "build", "--format", "tsv", str(inp),
-         "--out", str(out), "--no-progress"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "kelm",
+            "graph",
+            "build",
+            "--format",
+            "tsv",
+            str(inp),
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def kill_when_staging_appears(proc: subprocess.Popen, out: Path, timeout: float = 120) -> bool:
@@ -79,8 +93,9 @@ def test_sigkill_keeps_previous_index(tmp_path: Path, big_tsv: Path) -> None:
 
 
 @pytest.mark.parametrize("delay", [0.2, 0.8, 1.5])
-def test_sigkill_at_any_time_leaves_no_loadable_index(tmp_path: Path, big_tsv: Path,
-                                                      delay: float) -> None:
+def test_sigkill_at_any_time_leaves_no_loadable_index(
+    tmp_path: Path, big_tsv: Path, delay: float
+) -> None:
     out = tmp_path / "fresh"
     proc = start_build(big_tsv, out)
     time.sleep(delay)

@@ -19,15 +19,18 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 @pytest.fixture()
 def tsv_index(tmp_path: Path) -> GraphIndex:
-    build_index([FIXTURES / "tsv/good.tsv"], tmp_path / "g", BuildOptions(format="tsv"),
-                progress=False)
+    build_index(
+        [FIXTURES / "tsv/good.tsv"], tmp_path / "g", BuildOptions(format="tsv"), progress=False
+    )
     return GraphIndex.load(tmp_path / "g")
 
 
 def triples_of(graph: GraphIndex) -> set[tuple[str, str, str, float]]:
     heads, rels, tails, weights = graph.edges()
-    return {(graph.node_name(h), graph.relations[r], graph.node_name(t), float(w))
-            for h, r, t, w in zip(heads, rels, tails, weights, strict=True)}
+    return {
+        (graph.node_name(h), graph.relations[r], graph.node_name(t), float(w))
+        for h, r, t, w in zip(heads, rels, tails, weights, strict=True)
+    }
 
 
 def test_vocabulary_and_edges(tsv_index: GraphIndex) -> None:
@@ -35,12 +38,14 @@ def test_vocabulary_and_edges(tsv_index: GraphIndex) -> None:
     assert g.names.to_list() == sorted(["animal", "cat", "dog", "house", "street"])
     # the duplicate dog-isa-animal keeps its largest weight; the self loop is dropped
     assert triples_of(g) == {
-        ("dog", "isa", "animal", 3.0), ("cat", "isa", "animal", 1.0),
-        ("dog", "atlocation", "house", 0.5), ("cat", "atlocation", "house", 1.0),
+        ("dog", "isa", "animal", 3.0),
+        ("cat", "isa", "animal", 1.0),
+        ("dog", "atlocation", "house", 0.5),
+        ("cat", "atlocation", "house", 1.0),
         ("house", "partof", "street", 1.0),
     }
     assert g.num_relations == 3
-    assert g.relations[g.num_relations:] == ["~" + r for r in g.relations[: g.num_relations]]
+    assert g.relations[g.num_relations :] == ["~" + r for r in g.relations[: g.num_relations]]
     counts = g.manifest["counts"]
     assert counts["self_loops_dropped"] == 1 and counts["duplicates_merged"] == 1
 
@@ -52,7 +57,9 @@ def test_neighbors_both_directions(tsv_index: GraphIndex) -> None:
     assert got == {("dog", "~isa"), ("cat", "~isa")}
     nodes, rels, w = g.neighbors(g.node_id("dog"), direction="out")
     assert {(g.node_name(n), g.relations[r]) for n, r in zip(nodes, rels, strict=True)} == {
-        ("animal", "isa"), ("house", "atlocation")}
+        ("animal", "isa"),
+        ("house", "atlocation"),
+    }
     nodes, _, _ = g.neighbors("house", relations=["~atlocation"])
     assert sorted(g.node_name(n) for n in nodes) == ["cat", "dog"]
     with pytest.raises(KeyError):
@@ -85,8 +92,9 @@ def test_to_pyg_and_networkx(tsv_index: GraphIndex) -> None:
 
 def test_round_trip_is_deterministic(tmp_path: Path) -> None:
     for name in ("a", "b"):
-        build_index([FIXTURES / "tsv/good.tsv"], tmp_path / name, BuildOptions(format="tsv"),
-                    progress=False)
+        build_index(
+            [FIXTURES / "tsv/good.tsv"], tmp_path / name, BuildOptions(format="tsv"), progress=False
+        )
     a, b = GraphIndex.load(tmp_path / "a"), GraphIndex.load(tmp_path / "b")
     assert a.checksum == b.checksum
     assert triples_of(a) == triples_of(b)
@@ -131,8 +139,9 @@ def test_unknown_version_and_missing_files(tmp_path: Path, tsv_index: GraphIndex
 
 
 def test_malformed_lines_are_counted_with_line_numbers(tmp_path: Path) -> None:
-    report = build_index([FIXTURES / "tsv/malformed.tsv"], tmp_path / "m",
-                         BuildOptions(format="tsv"), progress=False)
+    report = build_index(
+        [FIXTURES / "tsv/malformed.tsv"], tmp_path / "m", BuildOptions(format="tsv"), progress=False
+    )
     issues = {(i.line, i.reason.split(" (")[0]) for i in report.issues.first}
     assert report.issues.total == 5  # line 7 holds only tabs: a blank line
     assert (2, "wrong column count") in issues
@@ -147,8 +156,12 @@ def test_malformed_lines_are_counted_with_line_numbers(tmp_path: Path) -> None:
 
 def test_strict_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"malformed\.tsv:2: wrong column count"):
-        build_index([FIXTURES / "tsv/malformed.tsv"], tmp_path / "m",
-                    BuildOptions(format="tsv", strict=True), progress=False)
+        build_index(
+            [FIXTURES / "tsv/malformed.tsv"],
+            tmp_path / "m",
+            BuildOptions(format="tsv", strict=True),
+            progress=False,
+        )
     assert not (tmp_path / "m").exists()
 
 
@@ -178,10 +191,12 @@ def test_gzip_input_matches_plain(tmp_path: Path) -> None:
     path = tmp_path / "good.tsv.gz"
     path.write_bytes(gzip.compress((FIXTURES / "tsv/good.tsv").read_bytes()))
     build_index([path], tmp_path / "gz", BuildOptions(format="tsv"), progress=False)
-    build_index([FIXTURES / "tsv/good.tsv"], tmp_path / "plain", BuildOptions(format="tsv"),
-                progress=False)
+    build_index(
+        [FIXTURES / "tsv/good.tsv"], tmp_path / "plain", BuildOptions(format="tsv"), progress=False
+    )
     assert triples_of(GraphIndex.load(tmp_path / "gz")) == triples_of(
-        GraphIndex.load(tmp_path / "plain"))
+        GraphIndex.load(tmp_path / "plain")
+    )
 
 
 def test_block_boundaries_keep_line_numbers(tmp_path: Path, monkeypatch) -> None:

@@ -293,8 +293,18 @@ def test_out_is_not_a_retrieval_directory(files, tmp_path: Path) -> None:
 def test_kge_directory_scores_paths_and_is_checked(files, tmp_path: Path) -> None:
     graph, grounded, out = files
     emb = tmp_path / "emb"
-    result = invoke("embed-kg", "--graph", graph.path, "--out", emb, "--epochs", "1", "--dim", "4",
-                    "--no-progress")
+    result = invoke(
+        "embed-kg",
+        "--graph",
+        graph.path,
+        "--out",
+        emb,
+        "--epochs",
+        "1",
+        "--dim",
+        "4",
+        "--no-progress",
+    )
     assert result.exit_code == 0, result.output
     result = invoke(*retrieve_args(graph, grounded, out, "--scorer", "none", "--kge", emb))
     assert result.exit_code == 0, result.output
@@ -304,11 +314,29 @@ def test_kge_directory_scores_paths_and_is_checked(files, tmp_path: Path) -> Non
     # embeddings of another graph are refused in one line
     other = tmp_path / "other.tsv"
     other.write_text("x\tr\ty\n")
-    assert invoke("graph", "build", "--format", "tsv", other, "--out", tmp_path / "og",
-                  "--no-progress").exit_code == 0
+    assert (
+        invoke(
+            "graph", "build", "--format", "tsv", other, "--out", tmp_path / "og", "--no-progress"
+        ).exit_code
+        == 0
+    )
     other_emb = tmp_path / "other_emb"
-    assert invoke("embed-kg", "--graph", tmp_path / "og", "--out", other_emb, "--epochs", "1",
-                  "--dim", "4", "--no-progress").exit_code == 0
-    result = invoke(*retrieve_args(graph, grounded, tmp_path / "out2", "--scorer", "none",
-                                   "--kge", other_emb))
+    assert (
+        invoke(
+            "embed-kg",
+            "--graph",
+            tmp_path / "og",
+            "--out",
+            other_emb,
+            "--epochs",
+            "1",
+            "--dim",
+            "4",
+            "--no-progress",
+        ).exit_code
+        == 0
+    )
+    result = invoke(
+        *retrieve_args(graph, grounded, tmp_path / "out2", "--scorer", "none", "--kge", other_emb)
+    )
     assert_one_line_error(result, "another graph")

@@ -177,8 +177,13 @@ def _last_newline(buf: np.ndarray, end: int) -> int:
     return -1
 
 
-def parse_block(path: Path, raw, columns: list[str], min_columns: int | None = None,
-                include: list[str] | None = None) -> Block:
+def parse_block(
+    path: Path,
+    raw,
+    columns: list[str],
+    min_columns: int | None = None,
+    include: list[str] | None = None,
+) -> Block:
     """Parse one block of whole lines into binary columns, lines numbered from 1.
 
     Args:
@@ -199,15 +204,23 @@ def parse_block(path: Path, raw, columns: list[str], min_columns: int | None = N
     try:
         table = pacsv.read_csv(
             pa.py_buffer(raw),
-            read_options=pacsv.ReadOptions(column_names=columns, use_threads=False,
-                                           block_size=max(1 << 20, len(raw) + 1)),
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False,
-                                             escape_char=False, double_quote=False,
-                                             ignore_empty_lines=False,
-                                             invalid_row_handler=on_invalid),
+            read_options=pacsv.ReadOptions(
+                column_names=columns, use_threads=False, block_size=max(1 << 20, len(raw) + 1)
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\t",
+                quote_char=False,
+                escape_char=False,
+                double_quote=False,
+                ignore_empty_lines=False,
+                invalid_row_handler=on_invalid,
+            ),
             convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.binary() for c in include}, include_columns=include,
-                strings_can_be_null=False, quoted_strings_can_be_null=False),
+                column_types={c: pa.binary() for c in include},
+                include_columns=include,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
         )
     except Exception:  # noqa: BLE001 - Arrow cannot report some rows (e.g. non-UTF-8 text)
         return _parse_block_slowly(path, raw, columns, min_columns, include)
@@ -222,14 +235,22 @@ def parse_block(path: Path, raw, columns: list[str], min_columns: int | None = N
 
     width = len(columns)
     lowest = min_columns if min_columns is not None else width
-    rejected = [(ln, f"wrong column count (expected {width}, got {n})")
-                for ln, n in sorted(handled.items()) if n and not lowest <= n <= width]
+    rejected = [
+        (ln, f"wrong column count (expected {width}, got {n})")
+        for ln, n in sorted(handled.items())
+        if n and not lowest <= n <= width
+    ]
     short = sorted(ln for ln, n in handled.items() if lowest <= n < width)
     if short:  # re-read those lines (rare) and append them with their line numbers
         text = bytes(raw).split(b"\n")
         rows = [text[ln - 1].rstrip(b"\r").split(b"\t") for ln in short]
-        extra = pa.table({c: pa.array([r[i] if i < len(r) else None for r in rows], pa.binary())
-                          for i, c in enumerate(columns) if c in include})
+        extra = pa.table(
+            {
+                c: pa.array([r[i] if i < len(r) else None for r in rows], pa.binary())
+                for i, c in enumerate(columns)
+                if c in include
+            }
+        )
         table = pa.concat_tables([table, extra.select(table.column_names)])
         lines = np.concatenate([lines, np.asarray(short, dtype=np.int64)])
     return Block(str(path), 1, n_lines, table, lines, rejected)
@@ -249,8 +270,9 @@ def _drop_blank_rows(table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, np.n
     return table.filter(keep), lines[keep.to_numpy(zero_copy_only=False)]
 
 
-def _parse_block_slowly(path: Path, raw, columns: list[str], min_columns: int | None,
-                        include: list[str]) -> Block:
+def _parse_block_slowly(
+    path: Path, raw, columns: list[str], min_columns: int | None, include: list[str]
+) -> Block:
     """Exact pure-Python parse of a block Arrow rejected (rare: a malformed non-UTF-8 row)."""
     width = len(columns)
     lowest = min_columns if min_columns is not None else width
@@ -269,15 +291,28 @@ def _parse_block_slowly(path: Path, raw, columns: list[str], min_columns: int | 
             lines.append(number)
         else:
             rejected.append((number, f"wrong column count (expected {width}, got {len(fields)})"))
-    table = pa.table({c: pa.array([r[i] for r in rows], pa.binary())
-                      for i, c in enumerate(columns) if c in include})
+    table = pa.table(
+        {
+            c: pa.array([r[i] for r in rows], pa.binary())
+            for i, c in enumerate(columns)
+            if c in include
+        }
+    )
     return Block(str(path), 1, len(text), table, np.asarray(lines, dtype=np.int64), rejected)
 
 
-def read_blocks(path: Path, columns: list[str], transform: Callable[[Block, LineIssues], object],
-                issues: LineIssues, *, min_columns: int | None = None,
-                include: list[str] | None = None, threads: int | None = None,
-                block_bytes: int | None = None, progress: bool = False) -> list:
+def read_blocks(
+    path: Path,
+    columns: list[str],
+    transform: Callable[[Block, LineIssues], object],
+    issues: LineIssues,
+    *,
+    min_columns: int | None = None,
+    include: list[str] | None = None,
+    threads: int | None = None,
+    block_bytes: int | None = None,
+    progress: bool = False,
+) -> list:
     """Parse ``path`` block by block on a thread pool and return ``transform``'s results in order.
 
     ``transform(block, issues)`` runs on the worker thread with a per-block issue collector;
@@ -336,12 +371,19 @@ def _progress(path: Path, enabled: bool):
 
     with open(path, "rb") as fh:
         compressed = fh.read(2) == b"\x1f\x8b"
-    return tqdm(total=None if compressed else path.stat().st_size, unit="B", unit_scale=True,
-                desc=f"reading {path.name}", leave=False, disable=None)  # None: terminals only
+    return tqdm(
+        total=None if compressed else path.stat().st_size,
+        unit="B",
+        unit_scale=True,
+        desc=f"reading {path.name}",
+        leave=False,
+        disable=None,
+    )  # None: terminals only
 
 
-def decode_utf8(block: Block, column: pa.Array, issues: LineIssues, what: str
-                ) -> tuple[pa.Array, np.ndarray | None]:
+def decode_utf8(
+    block: Block, column: pa.Array, issues: LineIssues, what: str
+) -> tuple[pa.Array, np.ndarray | None]:
     """Cast a binary column to UTF-8 strings; rows with invalid UTF-8 are reported and masked.
 
     Returns the string array and a boolean keep-mask (``None`` when every row is valid).

@@ -194,8 +194,15 @@ def read_conceptnet(path: Path, options: BuildOptions, issues: LineIssues) -> So
         return _to_triples(block, local, options, rmap), block.n_lines
 
     # The edge URI column is never used: Arrow skips materialising it.
-    parts = read_blocks(path, COLUMNS, transform, issues, include=COLUMNS[1:],
-                        block_bytes=BLOCK_BYTES, progress=options.progress)
+    parts = read_blocks(
+        path,
+        COLUMNS,
+        transform,
+        issues,
+        include=COLUMNS[1:],
+        block_bytes=BLOCK_BYTES,
+        progress=options.progress,
+    )
     out = SourceOutput(
         triples=[t for t, _ in parts if t.num_rows], relation_order=rmap.order if rmap else None
     )

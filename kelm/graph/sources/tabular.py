@@ -26,20 +26,19 @@ def read_cn100k(path: Path, options: BuildOptions, issues: LineIssues) -> Source
     return _read(path, columns, options, issues, fourth="label")
 
 
-def _read(path: Path, columns: list[str], options: BuildOptions, issues: LineIssues,
-          fourth: str) -> SourceOutput:
+def _read(
+    path: Path, columns: list[str], options: BuildOptions, issues: LineIssues, fourth: str
+) -> SourceOutput:
     def transform(block: Block, local: LineIssues) -> tuple[pa.Table, int]:
         return _to_triples(block, local, options, fourth), block.n_lines
 
-    parts = read_blocks(path, columns, transform, issues, min_columns=3,
-                        progress=options.progress)
+    parts = read_blocks(path, columns, transform, issues, min_columns=3, progress=options.progress)
     out = SourceOutput(triples=[t for t, _ in parts if t.num_rows])
     out.lines_read = sum(n for _, n in parts)
     return out
 
 
-def _to_triples(block: Block, issues: LineIssues, options: BuildOptions, fourth: str
-                ) -> pa.Table:
+def _to_triples(block: Block, issues: LineIssues, options: BuildOptions, fourth: str) -> pa.Table:
     table = block.table
     n = table.num_rows
     keep = np.ones(n, dtype=bool)
@@ -54,7 +53,8 @@ def _to_triples(block: Block, issues: LineIssues, options: BuildOptions, fourth:
         cols[name] = text
     for name in ("head", "relation", "tail"):
         empty = (pc.equal(pc.utf8_length(cols[name].fill_null("")), 0)).to_numpy(
-            zero_copy_only=False) & keep
+            zero_copy_only=False
+        ) & keep
         for line in block.line_of(np.flatnonzero(empty)):
             issues.add(block.path, int(line), f"empty {name}")
         keep &= ~empty
@@ -74,12 +74,14 @@ def _to_triples(block: Block, issues: LineIssues, options: BuildOptions, fourth:
         else:
             weight = np.where(present & ~np.isnan(values), values, 1.0).astype(np.float32)
     mask = pa.array(keep)
-    return pa.table({
-        "head": cols["head"].filter(mask),
-        "relation": cols["relation"].filter(mask),
-        "tail": cols["tail"].filter(mask),
-        "weight": pa.array(weight).filter(mask),
-    })
+    return pa.table(
+        {
+            "head": cols["head"].filter(mask),
+            "relation": cols["relation"].filter(mask),
+            "tail": cols["tail"].filter(mask),
+            "weight": pa.array(weight).filter(mask),
+        }
+    )
 
 
 def _parse_floats(array: pa.Array) -> np.ndarray:
