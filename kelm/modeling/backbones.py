@@ -386,6 +386,16 @@ class KelmPreTrainedModel(PreTrainedModel):
         """Width ``H`` of the statement vector (the encoder's hidden size)."""
         return int(self.config.encoder_config.hidden_size)
 
+    @staticmethod
+    def choice_output(scores: Tensor, num_choices: int, labels: Tensor | None = None):
+        """Per-statement scores ``[B * C, 1]`` -> ``logits [B, C]`` and, with ``labels [B]``,
+        the cross-entropy over the choices, as a ``MultipleChoiceModelOutput``."""
+        from transformers.modeling_outputs import MultipleChoiceModelOutput
+
+        logits = scores.view(-1, num_choices)  # [B, C]
+        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
+        return MultipleChoiceModelOutput(loss=loss, logits=logits)
+
     def encode_statements(
         self,
         input_ids: Tensor,

@@ -306,9 +306,7 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
         g = torch.where(has_path.unsqueeze(-1), g, self.no_path.expand(n, -1))  # [N, 2p]
 
         features = torch.cat([self.dropout(statements), g], dim=-1)  # [N, H + 2p]
-        logits = self.classifier(features).view(-1, num_choices)  # [B, C]
-        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return MultipleChoiceModelOutput(loss=loss, logits=logits)
+        return self.choice_output(self.classifier(features), num_choices, labels)  # logits [B, C]
 
 
 __all__ = ["KagnetForMultipleChoice", "pad_paths"]

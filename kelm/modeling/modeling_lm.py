@@ -58,9 +58,9 @@ class KelmLMForMultipleChoice(KelmPreTrainedModel):
         if unknown:
             raise TypeError(f"unexpected inputs: {', '.join(sorted(unknown))}")
         statements, num_choices = self.encode_statements(input_ids, attention_mask, token_type_ids)
-        logits = self.classifier(self.dropout(statements)).view(-1, num_choices)  # [B, C]
-        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return MultipleChoiceModelOutput(loss=loss, logits=logits)
+        return self.choice_output(
+            self.classifier(self.dropout(statements)), num_choices, labels
+        )  # logits [B, C]
 
 
 __all__ = ["KelmLMForMultipleChoice"]

@@ -229,9 +229,7 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
 
         context = h[context_of_graph]  # [N, d]
         features = torch.cat([self.dropout(statements), pooled, context], dim=-1)  # [N, H + 2d]
-        logits = self.classifier(features).view(-1, num_choices)  # [B, C]
-        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return MultipleChoiceModelOutput(loss=loss, logits=logits)
+        return self.choice_output(self.classifier(features), num_choices, labels)  # logits [B, C]
 
 
 __all__ = ["QAGNNForMultipleChoice"]
