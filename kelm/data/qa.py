@@ -73,6 +73,12 @@ class QAItem:
         labels = [c.label for c in self.choices]
         return labels.index(self.answer) if self.answer in labels else None
 
+    @property
+    def grounding_text(self) -> str:
+        """The text whose concepts are the question's: for COPA the premise alone (the
+        made-up "What was the cause?" would ground ``cause`` in every item), else the question."""
+        return self.meta.get("premise", self.question)
+
 
 def read_qa(path: str | Path) -> list[QAItem]:
     """Read a whole QA file (see the module docstring for the formats)."""

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Version of the grounding rules; part of the resume/reuse key of grounded files.
-RULES_VERSION = 1
+RULES_VERSION = 2  # 2: COPA grounds the premise without the asks-for question
 GROUNDED_FORMAT_VERSION = 1
 GROUNDED_KIND = "kelm-grounded"
 
@@ -341,7 +341,7 @@ def ground_file(
 
 def _check_lengths(rows: list[tuple[QAItem, Any]], max_length: int, qa_file: str | Path) -> None:
     for item, choice in rows:
-        longest = max(len(item.question), len(choice.text))
+        longest = max(len(item.grounding_text), len(choice.text))
         if longest > max_length:
             raise InputError(
                 f"{qa_file}: item {item.id!r}: a text of {longest:,} characters "
@@ -509,7 +509,7 @@ def _ground_chunks(
 ) -> Iterator[tuple[list[tuple[QAItem, Any]], list[Grounding]]]:
     """Batches of rows after ``done`` with their groundings, in order."""
     chunks = [rows[i : i + batch_size] for i in range(done, len(rows), max(batch_size, 1))]
-    pairs = [[(item.question, choice.text) for item, choice in chunk] for chunk in chunks]
+    pairs = [[(item.grounding_text, choice.text) for item, choice in chunk] for chunk in chunks]
     if processes <= 1 or len(chunks) <= 1:
         for chunk, chunk_pairs in zip(chunks, pairs, strict=True):
             yield chunk, linker.ground(chunk_pairs)

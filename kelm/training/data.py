@@ -205,7 +205,8 @@ def write_items_jsonl(items: Sequence[QAItem], directory: Path) -> Path:
     """The items as CommonsenseQA-form JSONL named by its content hash (written once).
 
     Grounding reads only ids, question and choice texts, so any source format (COPA,
-    OpenBookQA) grounds the same through this file.
+    OpenBookQA) grounds the same through this file; the stem is the item's
+    :attr:`~kelm.data.qa.QAItem.grounding_text`.
     """
     lines = []
     for item in items:
@@ -214,7 +215,8 @@ def write_items_jsonl(items: Sequence[QAItem], directory: Path) -> Path:
                 {
                     "id": item.id,
                     "question": {
-                        "stem": item.question,
+                        # What grounding reads (COPA: the premise alone).
+                        "stem": item.grounding_text,
                         "choices": [{"label": c.label, "text": c.text} for c in item.choices],
                     },
                     "answerKey": item.answer or "",

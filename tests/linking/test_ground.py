@@ -192,6 +192,7 @@ def test_ground_hf_form_and_copa(graph_dir, cache, tmp_path):
         ("2", "2"),
     ]
     assert copa[0]["question"] == "The dog ran to the house. What was the cause?"
+    # The premise alone is grounded: "What was the cause?" adds no `cause` concept.
     assert copa[0]["question_names"] == ["dog", "house", "run"]
     assert copa[0]["answer_names"] == ["bus", "bus stop", "cat", "stop"]
 
