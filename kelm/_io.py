@@ -34,6 +34,54 @@ def write_json(path: Path, obj: Any) -> None:
         fh.write("\n")
 
 
+def read_json_object(file: Path, error: type[Exception]) -> dict[str, Any]:
+    """A JSON object read from ``file``; anything else raises ``error`` naming the file."""
+    try:
+        obj = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{file}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise error(f"{file}: expected a JSON object")
+    return obj
+
+
+def read_manifest(
+    directory: Path,
+    *,
+    kind: str,
+    version: int,
+    what: str,
+    error: type[Exception],
+    hint: str = "",
+) -> dict[str, Any]:
+    """The ``manifest.json`` of an artifact directory, checked for ``kind`` and ``version``.
+
+    Args:
+        directory: the artifact directory.
+        kind: the manifest's expected ``kind``.
+        version: the format version this kelm reads.
+        what: the artifact in words, for messages ("graph index", "retrieval").
+        error: the exception raised (a :class:`~kelm.errors.KelmError` subclass).
+        hint: appended to the unknown-version message (how to rebuild it).
+    """
+    directory = Path(directory)
+    file = directory / "manifest.json"
+    if not directory.is_dir():
+        raise error(f"{directory}: no {what} here (the directory does not exist)")
+    if not file.is_file():
+        raise error(f"{directory}: not a kelm {what} directory (manifest.json missing)")
+    manifest = read_json_object(file, error)
+    if manifest.get("kind") != kind:
+        raise error(f"{file}: not a kelm {what} manifest")
+    found = manifest.get("format_version")
+    if found != version:
+        raise error(
+            f"{directory}: {what} format version {found} is not supported "
+            f"(this kelm reads version {version}){hint}"
+        )
+    return manifest
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[Any]:
     """Open a temp file next to ``path``; rename it over ``path`` only if the block succeeds."""

@@ -6,11 +6,11 @@ a training run's ``config.resolved.yaml`` adds its seed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from kelm._io import read_json_object
 from kelm.errors import KelmError
 
 
@@ -30,12 +30,7 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
         file = run / "metrics.json"
         if not file.is_file():
             raise KelmError(f"{run}: no metrics.json (not a finished kelm run or evaluation)")
-        try:
-            metrics = json.loads(file.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise KelmError(f"{file}: not valid JSON ({exc})") from None
-        if not isinstance(metrics, dict):
-            raise KelmError(f"{file}: expected a JSON object")
+        metrics = read_json_object(file, KelmError)
         seed = metrics.get("seed")
         config = run / "config.resolved.yaml"
         if seed is None and config.is_file():

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kelm._io import sha256_file
+from kelm._io import read_manifest, sha256_file
 from kelm.errors import IndexFormatError
 from kelm.graph.strings import StringColumn
 
@@ -107,25 +107,14 @@ class GraphIndex:
                 version, or an array does not match its checksum.
         """
         path = Path(path)
-        manifest_path = path / MANIFEST
-        if not path.is_dir():
-            raise IndexFormatError(f"{path}: no graph index here (directory does not exist)")
-        if not manifest_path.is_file():
-            raise IndexFormatError(
-                f"{path}: not a graph index ({MANIFEST} missing; an incomplete build?)"
-            )
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise IndexFormatError(f"{manifest_path}: not valid JSON ({exc})") from None
-        version = manifest.get("format_version") if isinstance(manifest, dict) else None
-        if manifest.get("kind") != "kelm-graph-index" or version is None:
-            raise IndexFormatError(f"{manifest_path}: not a kelm graph index manifest")
-        if version != FORMAT_VERSION:
-            raise IndexFormatError(
-                f"{path}: index format version {version} is not supported by this kelm "
-                f"(reads version {FORMAT_VERSION}); rebuild it with `kelm graph build`"
-            )
+        manifest = read_manifest(
+            path,
+            kind="kelm-graph-index",
+            version=FORMAT_VERSION,
+            what="graph index",
+            error=IndexFormatError,
+            hint="; rebuild it with `kelm graph build`",
+        )
         checksums: dict[str, str] = manifest.get("files", {})
         arrays: dict[str, np.ndarray] = {}
         for name in array_files():

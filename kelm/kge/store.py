@@ -21,7 +21,6 @@ another graph (a different checksum) raises a :class:`~kelm.errors.KelmError`.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,14 @@ import torch
 from torch_geometric.nn.kge import ComplEx, DistMult, KGEModel, RotatE, TransE
 
 import kelm
-from kelm._io import publish_dir, remove_stale_staging, sha256_file, staging_dir, write_json
+from kelm._io import (
+    publish_dir,
+    read_manifest,
+    remove_stale_staging,
+    sha256_file,
+    staging_dir,
+    write_json,
+)
 from kelm.errors import KelmError
 
 if TYPE_CHECKING:
@@ -181,20 +187,9 @@ def load_embeddings(
 
         loaded = GraphIndex.load(graph, verify=False)
         checksum, where = loaded.checksum, loaded.path
-    manifest_path = path / MANIFEST
-    if not manifest_path.is_file():
-        raise KelmError(f"{path}: not a KG embeddings directory ({MANIFEST} missing)")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise KelmError(f"{manifest_path}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
-        raise KelmError(f"{manifest_path}: not a kelm KG embeddings manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise KelmError(
-            f"{path}: embeddings format version {manifest.get('format_version')} "
-            f"is not supported (reads version {FORMAT_VERSION})"
-        )
+    manifest = read_manifest(
+        path, kind=KIND, version=FORMAT_VERSION, what="KG embeddings", error=KelmError
+    )
     trained_on = manifest.get("graph", {}).get("checksum")
     if trained_on != checksum:
         raise KelmError(

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kelm._io import read_manifest as _read_manifest
 from kelm._io import sha256_file, write_json
 from kelm.errors import KelmError
 
@@ -188,24 +189,14 @@ def publish_manifest(staged: Path, writer: ShardWriter, manifest: dict[str, Any]
 # ---------------------------------------------------------------------- reading
 def read_manifest(path: Path) -> dict[str, Any]:
     """The manifest of a retrieval directory, checked for kind and format version."""
-    path = Path(path)
-    file = path / MANIFEST
-    if not path.is_dir():
-        raise RetrievalFormatError(f"{path}: no retrieval results here (no such directory)")
-    if not file.is_file():
-        raise RetrievalFormatError(f"{path}: not a retrieval directory ({MANIFEST} missing)")
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RetrievalFormatError(f"{file}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
-        raise RetrievalFormatError(f"{file}: not a kelm retrieval manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise RetrievalFormatError(
-            f"{path}: retrieval format version {manifest.get('format_version')} is not "
-            f"supported (this kelm reads version {FORMAT_VERSION}); run `kelm retrieve` again"
-        )
-    return manifest
+    return _read_manifest(
+        Path(path),
+        kind=KIND,
+        version=FORMAT_VERSION,
+        what="retrieval",
+        error=RetrievalFormatError,
+        hint="; run `kelm retrieve` again",
+    )
 
 
 def reusable(path: Path, key: str) -> bool:

@@ -200,7 +200,7 @@ def test_incomplete_or_foreign_directories(setup) -> None:
         RetrievalStore(out)
     with pytest.raises(KelmError, match="not a kelm retrieval directory"):
         run(setup)  # a directory with files but no manifest is never replaced
-    with pytest.raises(RetrievalFormatError, match="no such directory"):
+    with pytest.raises(RetrievalFormatError, match="does not exist"):
         RetrievalStore(out.parent / "nowhere")
 
 
