@@ -31,7 +31,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODEL_TYPES = {"kelm_lm": "lm", "kelm_kagnet": "kagnet", "kelm_qagnn": "qagnn"}
+MODEL_TYPES = {
+    "kelm_lm": "lm",
+    "kelm_kagnet": "kagnet",
+    "kelm_qagnn": "qagnn",
+    "kelm_ernie": "ernie",
+}
 """Hugging Face ``model_type`` -> kelm model family."""
 
 
@@ -126,7 +131,8 @@ def write_predictions(
 
 # ---------------------------------------------------------------------------------- runs
 def load_run_model(run_dir: str | Path) -> tuple[Any, Any, str]:
-    """The saved model, its tokenizer and its family (``lm``, ``kagnet``, ``qagnn``).
+    """The saved model, its tokenizer and its family (``lm``, ``kagnet``, ``qagnn``,
+    ``ernie``).
 
     Raises:
         KelmError: not a run directory, or the model cannot be read (corrupt, truncated).
@@ -167,7 +173,8 @@ def evaluate_run(
     """Evaluate a trained run on a QA file (``kelm evaluate``).
 
     Graph models ground and retrieve the file with the run's graph settings (cached) and
-    refuse a graph other than the one they were trained on.
+    refuse a graph other than the one they were trained on; ``ernie`` links its entities
+    with the run's graph (refusing another one too).
 
     Args:
         run_dir: the run directory of ``kelm train``.
@@ -215,8 +222,18 @@ def _evaluate_run(
         graph = GraphResources.open(cfg.graph, progress=progress)
         model.check_graph(graph.index.checksum)
         store = graph.store_for(items, cfg.graph, progress=progress)
+    mentions = None
+    if model_type == "ernie":  # entity linking with the run's graph, no retrieval
+        graph = GraphResources.open(cfg.graph, progress=progress)
+        model.check_graph(graph.index.checksum)
+        mentions = graph.link_entities(items, cfg.graph, progress=progress)
     examples, counts = build_examples(
-        items, tokenizer, cfg.data.max_length, store=store, with_paths=model_type == "kagnet"
+        items,
+        tokenizer,
+        cfg.data.max_length,
+        store=store,
+        with_paths=model_type == "kagnet",
+        mentions=mentions,
     )
     max_hops = int(getattr(model.config, "max_hops", cfg.graph.hops))
     collator = Collator(tokenizer.pad_token_id or 0, max_hops, cfg.model.max_paths)

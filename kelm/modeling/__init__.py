@@ -2,7 +2,15 @@
 
 * ``kelm_lm``: :class:`KelmLMConfig`, :class:`KelmLMForMultipleChoice` - the text baseline;
 * ``kelm_kagnet``: :class:`KagnetConfig`, :class:`KagnetForMultipleChoice` - KagNet paths;
-* ``kelm_qagnn``: :class:`QAGNNConfig`, :class:`QAGNNForMultipleChoice` - QA-GNN.
+* ``kelm_qagnn``: :class:`QAGNNConfig`, :class:`QAGNNForMultipleChoice` - QA-GNN;
+* ``kelm_ernie``: :class:`KelmErnieConfig`, :class:`KelmErnieModel` (``AutoModel``),
+  :class:`KelmErnieForPreTraining` (``AutoModelForPreTraining``),
+  :class:`KelmErnieForSequenceClassification`, :class:`KelmErnieForMultipleChoice` - the
+  ERNIE-style knowledgeable encoder (token-entity fusion layers);
+* ``kelm_gpt``: :class:`KelmGPTConfig`, :class:`KelmGPTForMultipleChoice` - GPT-1-style
+  multiple choice on any causal LM (transfer format, extract-token head, auxiliary LM loss).
+
+:func:`halve_encoder` builds a DistilBERT-style student (every other teacher layer).
 
 ``import kelm.modeling`` makes ``AutoConfig`` / ``AutoModel`` /
 ``AutoModelForMultipleChoice.from_pretrained`` resolve saved kelm models::
@@ -19,18 +27,35 @@ num_relations=index.num_relations, node_dim=d, graph_checksum=index.checksum)``,
 
 from __future__ import annotations
 
-from transformers import AutoConfig, AutoModel, AutoModelForMultipleChoice
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMultipleChoice,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+)
 
 from kelm.modeling.backbones import (
     default_text_encoder_path,
     embed_node_names,
     embed_texts,
+    halve_encoder,
     load_text_encoder,
     load_tokenizer,
 )
+from kelm.modeling.configuration_ernie import KelmErnieConfig
+from kelm.modeling.configuration_gpt import KelmGPTConfig
 from kelm.modeling.configuration_kagnet import KagnetConfig
 from kelm.modeling.configuration_lm import KelmLMConfig
 from kelm.modeling.configuration_qagnn import QAGNNConfig
+from kelm.modeling.modeling_ernie import (
+    KelmErnieForMultipleChoice,
+    KelmErnieForPreTraining,
+    KelmErnieForSequenceClassification,
+    KelmErnieModel,
+    dea_noise,
+)
+from kelm.modeling.modeling_gpt import KelmGPTForMultipleChoice
 from kelm.modeling.modeling_kagnet import KagnetForMultipleChoice, pad_paths
 from kelm.modeling.modeling_lm import KelmLMForMultipleChoice
 from kelm.modeling.modeling_qagnn import QAGNNForMultipleChoice
@@ -39,22 +64,39 @@ _MODELS = (
     (KelmLMConfig, KelmLMForMultipleChoice),
     (KagnetConfig, KagnetForMultipleChoice),
     (QAGNNConfig, QAGNNForMultipleChoice),
+    (KelmGPTConfig, KelmGPTForMultipleChoice),
 )
 for _config, _model in _MODELS:
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
     AutoModel.register(_config, _model, exist_ok=True)
     AutoModelForMultipleChoice.register(_config, _model, exist_ok=True)
+AutoConfig.register(KelmErnieConfig.model_type, KelmErnieConfig, exist_ok=True)
+AutoModel.register(KelmErnieConfig, KelmErnieModel, exist_ok=True)
+AutoModelForPreTraining.register(KelmErnieConfig, KelmErnieForPreTraining, exist_ok=True)
+AutoModelForSequenceClassification.register(
+    KelmErnieConfig, KelmErnieForSequenceClassification, exist_ok=True
+)
+AutoModelForMultipleChoice.register(KelmErnieConfig, KelmErnieForMultipleChoice, exist_ok=True)
 
 __all__ = [
     "KagnetConfig",
     "KagnetForMultipleChoice",
+    "KelmErnieConfig",
+    "KelmErnieForMultipleChoice",
+    "KelmErnieForPreTraining",
+    "KelmErnieForSequenceClassification",
+    "KelmErnieModel",
+    "KelmGPTConfig",
+    "KelmGPTForMultipleChoice",
     "KelmLMConfig",
     "KelmLMForMultipleChoice",
     "QAGNNConfig",
     "QAGNNForMultipleChoice",
+    "dea_noise",
     "default_text_encoder_path",
     "embed_node_names",
     "embed_texts",
+    "halve_encoder",
     "load_text_encoder",
     "load_tokenizer",
     "pad_paths",

@@ -25,9 +25,12 @@ from typing import Any, Literal
 from kelm.config import load_config
 from kelm.errors import KelmError
 
-ModelType = Literal["lm", "kagnet", "qagnn"]
-MODEL_TYPES: tuple[str, ...] = ("lm", "kagnet", "qagnn")
+ModelType = Literal["lm", "kagnet", "qagnn", "ernie", "gpt"]
+MODEL_TYPES: tuple[str, ...] = ("lm", "kagnet", "qagnn", "ernie", "gpt")
 GRAPH_MODELS: tuple[str, ...] = ("kagnet", "qagnn")
+"""Model types that run the ground -> retrieve pipeline."""
+ENTITY_MODELS: tuple[str, ...] = ("ernie",)
+"""Model types that need the graph index (entity linking, KG embeddings) but no retrieval."""
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -59,7 +62,8 @@ class DataConfig:
 
 @dataclass
 class GraphConfig:
-    """The knowledge graph and the ground -> retrieve pipeline (graph models only).
+    """The knowledge graph and the ground -> retrieve pipeline (graph models; ``ernie`` uses
+    ``index``/``source``, ``pipeline`` and ``cache_dir`` to link entities, no retrieval).
 
     Args:
         index: a graph index directory (``kelm graph build``).
@@ -94,17 +98,25 @@ class ModelConfig:
     """The model family and its sizes.
 
     Args:
-        type: ``lm`` (text baseline), ``kagnet`` or ``qagnn``.
-        encoder: Hugging Face name or folder of the text encoder (``None``: bundled MiniLM).
+        type: ``lm`` (text baseline), ``kagnet``, ``qagnn`` or ``ernie`` (ERNIE-style
+            token-entity fusion inside the encoder; its statements are entity-linked with the
+            graph's concept linker, no subgraph retrieval) or ``gpt`` (GPT-1-style: a causal
+            LM reads ``<start> question <delim> choice <extract>``, a linear head on the extract
+            token, the auxiliary LM loss weighted by ``lm_loss_weight``).
+        encoder: Hugging Face name or folder of the text encoder (``None``: bundled MiniLM;
+            ``gpt``: a causal LM, a folder or a ``.gguf`` file, ``None``: the offline
+            SmolLM2-135M). Any ``AutoModel`` encoder works with ``lm`` (BERT, ALBERT, ELECTRA,
+            DistilBERT, TinyBERT, a ``kelm pretrain`` run's ``model/`` folder); a folder with
+            only a ``config.json`` is a family preset with random weights.
         tokenizer: tokenizer name or folder (``None``: the encoder's).
         pooling: statement vector, ``mean`` or ``cls``.
         classifier_dropout: dropout before the scoring head.
         kge_dir: KG embeddings directory (``kelm embed-kg``) to initialise the node table
-            (and KagNet's relation table) from.
+            (and KagNet's relation table; ERNIE's entity table) from.
         node_init: ``auto`` (KG embeddings when ``kge_dir`` is given, else node-name text
             embeddings), ``kge``, ``names`` or ``random``.
         node_dim: width of a random node table (the others take their width from the vectors).
-        freeze_node_embeddings: keep the node table fixed in training.
+        freeze_node_embeddings: keep the node table (ERNIE: the entity table) fixed in training.
         gnn_dim, gnn_layers, gnn_dropout: GNN width, depth (``None``: the family default,
             KagNet 2, QA-GNN 5) and dropout.
         gnn_heads, pool_heads: QA-GNN attention heads (GAT layers, pooling).
@@ -112,6 +124,12 @@ class ModelConfig:
         relation_dim: KagNet relation table width (``None``: the KG embeddings' width, else 100).
         path_dim: KagNet path LSTM width.
         max_paths: KagNet paths per statement fed to the model (the first ones).
+        knowledge_layers: ERNIE: top encoder layers turned into knowledgeable (K-Encoder)
+            layers.
+        entity_hidden_size: ERNIE: width of the K-Encoder entity stream (``None``: the entity
+            table's width; otherwise the table is projected).
+        entity_heads: ERNIE: heads of the entity self-attention (divides the stream width).
+        lm_loss_weight: ``gpt``: weight of the auxiliary LM loss (GPT-1 used 0.5; 0: off).
     """
 
     type: ModelType = "lm"
@@ -132,6 +150,10 @@ class ModelConfig:
     relation_dim: int | None = None
     path_dim: int = 64
     max_paths: int = 32
+    knowledge_layers: int = 2
+    entity_hidden_size: int | None = None
+    entity_heads: int = 4
+    lm_loss_weight: float = 0.5
 
 
 @dataclass
@@ -202,6 +224,11 @@ class TrainConfig:
         """Whether the model needs the graph pipeline."""
         return self.model.type in GRAPH_MODELS
 
+    @property
+    def needs_graph(self) -> bool:
+        """Whether the model needs a graph index (graph and entity models)."""
+        return self.model.type in GRAPH_MODELS + ENTITY_MODELS
+
     def validate(self) -> TrainConfig:
         """Check value ranges; returns ``self``.
 
@@ -225,6 +252,14 @@ class TrainConfig:
             ("model.max_paths", self.model.max_paths >= 1, "at least 1"),
             ("model.node_dim", self.model.node_dim >= 1, "at least 1"),
             ("model.gnn_dim", self.model.gnn_dim >= 1, "at least 1"),
+            ("model.knowledge_layers", self.model.knowledge_layers >= 1, "at least 1"),
+            ("model.entity_heads", self.model.entity_heads >= 1, "at least 1"),
+            (
+                "model.entity_hidden_size",
+                self.model.entity_hidden_size is None or self.model.entity_hidden_size >= 1,
+                "at least 1",
+            ),
+            ("model.lm_loss_weight", self.model.lm_loss_weight >= 0, "0 or more"),
             ("optim.lm_lr", self.optim.lm_lr >= 0, "0 or more"),
             ("optim.gnn_lr", self.optim.gnn_lr >= 0, "0 or more"),
             ("optim.warmup_steps", self.optim.warmup_steps >= 0, "0 or more"),
@@ -236,7 +271,7 @@ class TrainConfig:
                 raise KelmError(f"config: {key!r} must be {what}")
         if not self.data.train:
             raise KelmError("config: 'data.train' (the training QA file) is required")
-        if self.uses_graph and not (self.graph.index or self.graph.source):
+        if self.needs_graph and not (self.graph.index or self.graph.source):
             raise KelmError(
                 f"config: model.type {self.model.type!r} needs a graph: set 'graph.index' "
                 "(an index directory) or 'graph.source' (KG files to build one from)"
@@ -302,6 +337,7 @@ def load_train_config(
 
 
 __all__ = [
+    "ENTITY_MODELS",
     "GRAPH_MODELS",
     "MODEL_TYPES",
     "DataConfig",

@@ -15,6 +15,15 @@ Pipeline, per QA file (graph models only for steps 2-4):
    grounded concepts gets the retrieval's empty graph; one missing from the retrieval gets an
    empty ``Data``: graph models still answer it.
 
+The ``ernie`` model (no retrieval) instead links every question and choice text to graph
+nodes with the concept linker (:func:`link_entities`: non-overlapping mentions, longest
+first), and :func:`build_examples` puts each mention's node id on the first wordpiece of the
+mention (``entity_ids``, ``-1`` elsewhere).
+
+The ``gpt`` model's tokenizer carries the GPT-1 transfer tokens
+(:func:`kelm.modeling.modeling_gpt.add_gpt1_special_tokens`); :func:`build_examples` then writes
+each statement as ``<start> question <delim> choice <extract>`` (:func:`transfer_statements`).
+
 :class:`Collator` pads a list of :class:`Example` into model inputs (shapes below); questions
 with fewer choices than the widest one in the batch get padding choices (copies of their first
 choice) masked out by ``choice_mask``.
@@ -200,6 +209,124 @@ class GraphResources:
         )
         return RetrievalStore(out)
 
+    def link_entities(
+        self, items: Sequence[QAItem], gcfg: GraphConfig, *, progress: bool = False
+    ) -> list[StatementMentions]:
+        """:func:`link_entities` with this graph and the cache's linker index."""
+        return link_entities(
+            items,
+            self.index,
+            pipeline=gcfg.pipeline,
+            cache_dir=self.cache / "linker",
+            progress=progress,
+        )
+
+
+# ---------------------------------------------------------------------------------- entities
+EntityMention = tuple[int, int, int]
+"""A linked mention: ``(start_char, end_char, node_id)`` in its text."""
+StatementMentions = tuple[list[EntityMention], list[EntityMention]]
+"""The mentions of one statement's question and of its choice."""
+
+
+def link_entities(
+    items: Sequence[QAItem],
+    graph: GraphIndex,
+    *,
+    pipeline: str | None = None,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 2000,
+    progress: bool = False,
+) -> list[StatementMentions]:
+    """Link the question and the choice text of every statement to graph nodes.
+
+    The concept linker (the grounding's lemma n-gram index, :mod:`kelm.linking.matcher`)
+    finds every match in a text; overlapping matches are resolved longest first (then
+    leftmost), and each kept mention takes the first of its nodes. Each distinct text is
+    linked once.
+
+    Args:
+        items: the questions.
+        graph: the graph index.
+        pipeline: installed spaCy pipeline (default: blank English, lookup lemmas).
+        cache_dir: linker index cache.
+        batch_size: texts per linker batch.
+        progress: a progress bar.
+
+    Returns:
+        Per statement (question-major, choices in file order): ``(question mentions,
+        choice mentions)``, each sorted by position.
+    """
+    from tqdm.auto import tqdm
+
+    from kelm.linking.ground import make_nlp
+    from kelm.linking.matcher import Linker, LinkerOptions
+
+    texts: dict[str, int] = {}
+    for item in items:
+        texts.setdefault(item.question, len(texts))
+        for choice in item.choices:
+            texts.setdefault(choice.text, len(texts))
+    if not texts:
+        return []
+    nlp = make_nlp(pipeline)
+    options = LinkerOptions(lemmas="pipeline" if pipeline else "lookup")
+    linker = Linker(graph, nlp, options, cache_dir=cache_dir)
+    ordered = list(texts)
+    found: list[list[EntityMention]] = []
+    with tqdm(
+        total=len(ordered), desc="linking entities", unit="text", disable=not progress
+    ) as bar:
+        for start in range(0, len(ordered), batch_size):
+            docs = list(nlp.pipe(ordered[start : start + batch_size]))
+            for doc, mentions in zip(docs, linker.mentions(docs), strict=True):
+                taken: set[int] = set()
+                kept: list[EntityMention] = []
+                for m in sorted(mentions, key=lambda m: (m.start - m.end, m.start)):
+                    if m.node_ids and taken.isdisjoint(range(m.start, m.end)):
+                        taken.update(range(m.start, m.end))
+                        span = doc[m.start : m.end]
+                        kept.append((span.start_char, span.end_char, int(m.node_ids[0])))
+                found.append(sorted(kept))
+            bar.update(len(docs))
+    return [
+        (found[texts[item.question]], found[texts[choice.text]])
+        for item in items
+        for choice in item.choices
+    ]
+
+
+def align_entities(
+    offsets: Sequence[Sequence[int]],
+    sequence_ids: Sequence[int | None],
+    mentions: StatementMentions,
+) -> list[int]:
+    """Entity ids of one tokenised statement: each mention's node on the first wordpiece it
+    covers, ``-1`` elsewhere; mentions cut off by truncation are dropped.
+
+    Args:
+        offsets: the statement's ``offset_mapping`` (per token).
+        sequence_ids: which text each token comes from (0: question, 1: choice, None).
+        mentions: the question's and the choice's mentions.
+    """
+    out = [-1] * len(offsets)
+    for sequence, side in enumerate(mentions):
+        if not side:
+            continue
+        # The overlap rule of kelm.linking.align.char_spans_to_tokens, in plain Python: a
+        # statement has a few dozen tokens and mentions, where numpy's per-call cost dominates.
+        tokens = [
+            (i, start, end)
+            for i, ((start, end), seq) in enumerate(zip(offsets, sequence_ids, strict=True))
+            if seq == sequence and end > start
+        ]
+        for span_start, span_end, node in side:
+            for i, start, end in tokens:
+                if start < span_end and end > span_start:
+                    out[i] = node
+                    break
+    return out
+
 
 def write_items_jsonl(items: Sequence[QAItem], directory: Path) -> Path:
     """The items as CommonsenseQA-form JSONL named by its content hash (written once).
@@ -260,6 +387,7 @@ class Example:
         label: index of the right choice, :data:`IGNORE_INDEX` when unknown.
         graphs: per choice, the PyG subgraph (graph models).
         paths: per choice, the ``(node_ids, relation_ids)`` paths (KagNet).
+        entity_ids: per choice, the node id aligned to each token, ``-1`` where none (ERNIE).
     """
 
     id: str
@@ -269,6 +397,7 @@ class Example:
     label: int
     graphs: list[Data] | None = None
     paths: list[list[tuple[list[int], list[int]]]] | None = None
+    entity_ids: list[list[int]] | None = None
 
     @property
     def num_choices(self) -> int:
@@ -282,20 +411,54 @@ def build_examples(
     *,
     store: RetrievalStore | None = None,
     with_paths: bool = False,
+    mentions: Sequence[StatementMentions] | None = None,
 ) -> tuple[list[Example], dict[str, int]]:
-    """Tokenise the statements of ``items`` and attach their graphs (when ``store``).
+    """Tokenise the statements of ``items`` and attach their graphs (when ``store``) or their
+    aligned entities (when ``mentions``, from :func:`link_entities`).
 
     Returns:
         ``(examples, counts)`` with counts of ``statements``, ``empty_graphs`` (no node) and
-        ``missing_graphs`` (not in the retrieval).
+        ``missing_graphs`` (not in the retrieval); with ``mentions`` also ``entities``
+        (aligned) and ``statements_without_entities``.
+
+    Raises:
+        KelmError: ``mentions`` with a tokenizer that gives no character offsets.
     """
     questions = [item.question for item in items for _ in item.choices]
     answers = [choice.text for item in items for choice in item.choices]
     counts = {"statements": len(questions), "empty_graphs": 0, "missing_graphs": 0}
+    if mentions is not None:
+        counts.update(entities=0, statements_without_entities=0)
     if not questions:
         return [], counts
-    enc = tokenizer(questions, answers, truncation=True, max_length=max_length)
-    ids, types = enc["input_ids"], enc.get("token_type_ids")
+    if mentions is not None and not getattr(tokenizer, "is_fast", False):
+        raise KelmError(
+            f"{type(tokenizer).__name__} gives no character offsets, which entity alignment "
+            "needs; use a fast tokenizer (model.tokenizer)"
+        )
+    transfer = _transfer_ids(tokenizer) if mentions is None else None
+    if transfer is not None:  # a causal LM tokenizer with the GPT-1 transfer tokens (``gpt``)
+        ids, types = transfer_statements(questions, answers, tokenizer, transfer, max_length), None
+    else:
+        enc = tokenizer(
+            questions,
+            answers,
+            truncation=True,
+            max_length=max_length,
+            return_offsets_mapping=mentions is not None,
+        )
+        ids, types = enc["input_ids"], enc.get("token_type_ids")
+    entity_rows: list[list[int]] | None = None
+    if mentions is not None:
+        if len(mentions) != len(questions):
+            raise ValueError(f"{len(mentions)} mention lists for {len(questions)} statements")
+        entity_rows = []
+        for row, found in enumerate(mentions):
+            aligned = align_entities(enc["offset_mapping"][row], enc.sequence_ids(row), found)
+            linked = sum(e >= 0 for e in aligned)
+            counts["entities"] += linked
+            counts["statements_without_entities"] += int(linked == 0)
+            entity_rows.append(aligned)
     examples: list[Example] = []
     row = 0
     for item in items:
@@ -325,10 +488,43 @@ def build_examples(
                 label=IGNORE_INDEX if label is None else label,
                 graphs=graphs,
                 paths=paths if with_paths else None,
+                entity_ids=entity_rows[row : row + c] if entity_rows is not None else None,
             )
         )
         row += c
     return examples, counts
+
+
+def _transfer_ids(tokenizer: Any) -> dict[str, int] | None:
+    from kelm.modeling.modeling_gpt import transfer_token_ids
+
+    return transfer_token_ids(tokenizer)
+
+
+def transfer_statements(
+    questions: Sequence[str],
+    answers: Sequence[str],
+    tokenizer: Any,
+    ids: dict[str, int],
+    max_length: int,
+) -> list[list[int]]:
+    """Statements in the GPT-1 transfer format ``<start> question <delim> choice <extract>``
+    (:func:`kelm.modeling.modeling_gpt.encode_transfer`), each distinct text tokenised once.
+
+    Args:
+        questions, answers: one question and one choice text per statement.
+        tokenizer: a tokenizer carrying the transfer tokens.
+        ids: their ids (``start``, ``delimiter``, ``extract``).
+        max_length: tokens per statement (the texts are cut, the special tokens kept).
+    """
+    from kelm.modeling.modeling_gpt import encode_transfer
+
+    texts = list(dict.fromkeys([*questions, *answers]))
+    pieces = dict(zip(texts, tokenizer(texts, add_special_tokens=False)["input_ids"], strict=True))
+    return [
+        encode_transfer(pieces[q], pieces[a], ids, max_length)
+        for q, a in zip(questions, answers, strict=True)
+    ]
 
 
 # ---------------------------------------------------------------------------------- batches
@@ -349,6 +545,7 @@ class Collator:
         - ``graphs``: a PyG ``Batch`` of the ``B * C`` statement graphs, question-major
         - ``path_nodes`` ``[B*C, P, K+1]``, ``path_rels`` ``[B*C, P, K]``, ``path_mask``
           ``[B*C, P]`` (KagNet)
+        - ``entity_ids``: ``[B, C, L]``, ``-1`` where no entity and in padding (ERNIE)
     """
 
     def __init__(self, pad_token_id: int, max_hops: int = 3, max_paths: int = 32) -> None:
@@ -369,6 +566,8 @@ class Collator:
         with_types = all(e.token_type_ids is not None for e in examples)
         token_type_ids = torch.zeros(b, c, length, dtype=torch.long)  # [B, C, L]
         choice_mask = torch.zeros(b, c, dtype=torch.bool)  # [B, C]
+        with_entities = all(e.entity_ids is not None for e in examples)
+        entity_ids = torch.full((b, c, length), -1, dtype=torch.long)  # [B, C, L]
         graphs: list[Data] = []
         paths: list[list[tuple[list[int], list[int]]]] = []
         for i, e in enumerate(examples):
@@ -381,6 +580,9 @@ class Collator:
                     types = e.token_type_ids[k]  # type: ignore[index]
                     token_type_ids[i, j, : len(types)] = torch.tensor(types, dtype=torch.long)
                 choice_mask[i, j] = j < e.num_choices
+                if with_entities:
+                    ents = e.entity_ids[k]  # type: ignore[index]
+                    entity_ids[i, j, : len(ents)] = torch.tensor(ents, dtype=torch.long)
                 if e.graphs is not None:
                     graphs.append(e.graphs[k])
                 if e.paths is not None:
@@ -393,6 +595,8 @@ class Collator:
         }
         if with_types:
             batch["token_type_ids"] = token_type_ids
+        if with_entities:
+            batch["entity_ids"] = entity_ids
         if graphs:
             batch["graphs"] = Batch.from_data_list(graphs)  # B*C graphs
         if examples[0].paths is not None:
@@ -417,6 +621,8 @@ MODEL_INPUTS: dict[str, tuple[str, ...]] = {
         "path_mask",
     ),
     "qagnn": ("input_ids", "attention_mask", "token_type_ids", "graphs"),
+    "ernie": ("input_ids", "attention_mask", "token_type_ids", "entity_ids"),
+    "gpt": ("input_ids", "attention_mask", "choice_mask"),
 }
 """The batch keys each model family's ``forward`` takes."""
 
@@ -460,13 +666,16 @@ __all__ = [
     "Collator",
     "Example",
     "GraphResources",
+    "align_entities",
     "build_examples",
     "default_cache_dir",
     "empty_graph",
     "epoch_batches",
+    "link_entities",
     "model_inputs",
     "move_to",
     "read_items",
     "split_items",
+    "transfer_statements",
     "write_items_jsonl",
 ]

@@ -7,10 +7,12 @@ One run:
 1. **Setup**: an ``accelerate.Accelerator`` (one or several processes: ``torchrun`` /
    ``accelerate launch``; gloo on CPUs), the run directory, seeds.
 2. **Data**: QA file -> training questions and a held-out split (:mod:`kelm.training.data`);
-   graph models run ground -> retrieve (cached) and get one subgraph (+ paths) per statement.
+   graph models run ground -> retrieve (cached) and get one subgraph (+ paths) per statement;
+   ``ernie`` links each statement's question and choice to graph nodes (entity ids aligned to
+   wordpieces).
 3. **Model**: the family of ``model.type`` on the text encoder; graph models get a node table
-   of the graph's size, initialised from KG embeddings or from text embeddings of the node
-   names (cached per graph checksum + encoder).
+   (``ernie``: an entity table) of the graph's size, initialised from KG embeddings or from
+   text embeddings of the node names (cached per graph checksum + encoder).
 4. **Optimizer**: AdamW, one learning rate for the text encoder and one for the rest; a
    warm-up + linear/cosine/constant schedule; the encoder frozen for the first
    ``optim.freeze_lm_steps`` steps.
@@ -44,7 +46,7 @@ from kelm._io import publish_dir, remove_stale_staging, staging_dir, write_json
 from kelm.config import dump_config, to_dict
 from kelm.errors import KelmError
 from kelm.training import checkpoint as ckpt
-from kelm.training.config import TrainConfig, load_train_config
+from kelm.training.config import ENTITY_MODELS, TrainConfig, load_train_config
 from kelm.training.data import (
     IGNORE_INDEX,
     Collator,
@@ -101,6 +103,44 @@ def _encoder_source(cfg: TrainConfig) -> str:
     from kelm.modeling import default_text_encoder_path
 
     return str(cfg.model.encoder or default_text_encoder_path())
+
+
+def _run_tokenizer(cfg: TrainConfig) -> Any:
+    """The run's tokenizer; ``gpt``: the causal LM's, with the GPT-1 transfer tokens added."""
+    if cfg.model.type == "gpt":
+        from kelm.modeling.modeling_gpt import load_gpt_tokenizer
+
+        return load_gpt_tokenizer(cfg.model.tokenizer or cfg.model.encoder)
+    from kelm.modeling import load_tokenizer
+
+    return load_tokenizer(cfg.model.tokenizer or _encoder_source(cfg))
+
+
+def _build_gpt(cfg: TrainConfig, tokenizer: Any) -> nn.Module:
+    """The GPT-1-style model on ``model.encoder`` (a causal LM), its embeddings grown to the
+    tokenizer's transfer tokens."""
+    from huggingface_hub.errors import StrictDataclassError
+
+    from kelm.modeling import KelmGPTForMultipleChoice
+
+    m = cfg.model
+    try:
+        model = KelmGPTForMultipleChoice.from_causal_lm(
+            m.encoder,
+            tokenizer=tokenizer,
+            lm_loss_weight=m.lm_loss_weight,
+            classifier_dropout=m.classifier_dropout,
+        )
+    except (ValueError, TypeError, StrictDataclassError) as exc:
+        detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
+        raise KelmError(f"config: bad model settings ({detail})") from None
+    window = model.max_positions
+    if window is not None and cfg.data.max_length > window:
+        raise KelmError(
+            f"config: 'data.max_length' ({cfg.data.max_length}) exceeds the causal LM's context "
+            f"window ({window} tokens)"
+        )
+    return model
 
 
 def _state_digest(module: nn.Module) -> str:
@@ -193,6 +233,8 @@ def build_model(
             return km.KelmLMForMultipleChoice.from_text_encoder(source, **common)
         except (ValueError, TypeError) as exc:
             raise KelmError(f"config: bad model settings ({exc})") from None
+    if m.type == "gpt":
+        return _build_gpt(cfg, tokenizer)
     assert graph is not None
     index = graph.index
     kge = None
@@ -210,6 +252,8 @@ def build_model(
         node_dim = int(AutoConfig.from_pretrained(source).hidden_size)
     else:
         node_dim = m.node_dim
+    if m.type in ENTITY_MODELS:
+        return _build_ernie(cfg, source, common, graph, kge, init, node_dim, tokenizer, progress)
     kwargs: dict[str, Any] = {
         **common,
         "num_nodes": index.num_nodes,
@@ -243,6 +287,49 @@ def build_model(
             graph, model.text_encoder, tokenizer, source, progress=progress
         )
         model.init_node_embeddings(vectors, freeze=m.freeze_node_embeddings)
+    return model
+
+
+def _build_ernie(
+    cfg: TrainConfig,
+    source: str,
+    common: dict[str, Any],
+    graph: GraphResources,
+    kge: Any,
+    init: str,
+    entity_dim: int,
+    tokenizer: Any,
+    progress: bool,
+) -> nn.Module:
+    """The ERNIE multiple-choice model with an entity table of the graph's size, initialised
+    per ``init`` (``kge``, ``names`` or ``random``)."""
+    from huggingface_hub.errors import StrictDataclassError
+
+    import kelm.modeling as km
+
+    m = cfg.model
+    try:
+        model = km.KelmErnieForMultipleChoice.from_text_encoder(
+            source,
+            **common,
+            num_entities=graph.index.num_nodes,
+            entity_dim=entity_dim,
+            entity_hidden_size=m.entity_hidden_size,
+            entity_attention_heads=m.entity_heads,
+            num_knowledge_layers=m.knowledge_layers,
+            graph_checksum=graph.index.checksum,
+            freeze_entity_embeddings=m.freeze_node_embeddings,
+        )
+    except (ValueError, TypeError, StrictDataclassError) as exc:
+        detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
+        raise KelmError(f"config: bad model settings ({detail})") from None
+    if init == "kge":
+        model.init_entity_embeddings(kge.entity, freeze=m.freeze_node_embeddings)
+    elif init == "names":
+        vectors = node_name_embeddings(
+            graph, model.text_encoder, tokenizer, source, progress=progress
+        )
+        model.init_entity_embeddings(vectors, freeze=m.freeze_node_embeddings)
     return model
 
 
@@ -431,12 +518,28 @@ def load_data(
                 train_store = eval_store = graph.store_for(
                     train_items + eval_items, cfg.graph, progress=progress
                 )
+    train_mentions = eval_mentions = None
+    if cfg.model.type in ENTITY_MODELS:
+        with accelerator.main_process_first():  # the main process builds the linker index
+            graph = GraphResources.open(cfg.graph, progress=progress)
+            train_mentions = graph.link_entities(train_items, cfg.graph, progress=progress)
+            eval_mentions = graph.link_entities(eval_items, cfg.graph, progress=progress)
     with_paths = cfg.model.type == "kagnet"
     train, c1 = build_examples(
-        train_items, tokenizer, d.max_length, store=train_store, with_paths=with_paths
+        train_items,
+        tokenizer,
+        d.max_length,
+        store=train_store,
+        with_paths=with_paths,
+        mentions=train_mentions,
     )
     evaluation, c2 = build_examples(
-        eval_items, tokenizer, d.max_length, store=eval_store, with_paths=with_paths
+        eval_items,
+        tokenizer,
+        d.max_length,
+        store=eval_store,
+        with_paths=with_paths,
+        mentions=eval_mentions,
     )
     counts = {
         "train_questions": len(train),
@@ -506,7 +609,6 @@ def _train(
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
     from kelm.evaluation.qa import predict_logits, score, write_predictions
-    from kelm.modeling import load_tokenizer
     from kelm.viz import plot_curves
 
     cfg.validate()
@@ -547,7 +649,7 @@ def _train(
     show = progress and main
 
     # ---- 2. data
-    tokenizer = load_tokenizer(cfg.model.tokenizer or _encoder_source(cfg))
+    tokenizer = _run_tokenizer(cfg)
     data = load_data(cfg, tokenizer, accelerator, progress=show)
     if not data.train:
         raise KelmError(f"{cfg.data.train}: no training questions")
@@ -631,11 +733,14 @@ def _train(
                 set_lm_trainable(unwrapped, not frozen)
                 lm_frozen = frozen
             batch = move_to(collator([data.train[i] for i in idx]), accelerator.device)
-            logits = model(**model_inputs(batch, model_type)).logits.float()  # [B, C]
+            output = model(**model_inputs(batch, model_type))
+            logits = output.logits.float()  # [B, C]
             logits = logits.masked_fill(~batch["choice_mask"], float("-inf"))  # [B, C]
             labels = batch["labels"]  # [B]
             loss = nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)  # []
-            accelerator.backward(loss)
+            # gpt: the weighted auxiliary LM loss joins the gradient; logs keep the choice loss.
+            aux = getattr(output, "aux_loss", None)
+            accelerator.backward(loss if aux is None else loss + aux)
             if cfg.optim.max_grad_norm:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
             lrs = _lrs(optimizer)  # the rates this step used

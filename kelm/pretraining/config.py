@@ -1,0 +1,380 @@
+"""The pretraining config: dataclasses loaded from YAML with dotted ``--set key=value`` overrides.
+
+    cfg = load_pretrain_config("configs/pretrain-ernie.yaml", ["max_steps=200", "seed=1"])
+
+Top-level keys are the run (directory, seed, steps, batch sizes, checkpoints) and the
+``objective`` (a name from :mod:`kelm.pretraining.objectives`) with its ``objective_options``
+(checked against that objective's own options dataclass). Sections: ``corpus`` (what text),
+``data`` (instances: length, held-out split, cache), ``knowledge`` (the graph that text is linked
+to and the entity vectors, for objectives that use entities), ``model`` (the backbone),
+``masking`` (MLM corruption), ``optim`` (AdamW and schedule) and ``probe`` (the cloze knowledge
+probe run at the end).
+
+String values may use ``${VAR}`` / ``${VAR:-default}``; ``${KELM_DATA}`` falls back to the data
+directory :func:`kelm.paths.data_dir` finds, as in the training configs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kelm.config import from_dict, load_config
+from kelm.errors import KelmError
+from kelm.training.config import _expand_all
+
+
+@dataclass
+class CorpusConfig:
+    """The text to pretrain on.
+
+    Args:
+        kind: ``text`` (the files in ``paths``) or ``wordnet`` (the glosses and example
+            sentences of the WordNet 3.0 database in ``wordnet``).
+        paths: text files or directories (every ``*.txt`` below them, in name order). Each
+            file is one document, UTF-8; see :mod:`kelm.pretraining.corpus` for the layout.
+        units: ``line``: every non-blank line is one unit (a sentence, or a paragraph written
+            on one line); ``paragraph``: the lines of a blank-line separated block are joined
+            into one unit. Instances are packed from consecutive units of one document.
+        wordnet: WordNet database directory (NLTK layout or a plain ``dict`` folder).
+        wordnet_examples: also use the example sentences of each synset.
+        wordnet_label_prefix: write a gloss as ``"<first lemma>: <gloss>"`` so that the
+            defined word is in the text (and can be linked).
+        max_documents: use the first N documents only (``None``: all).
+    """
+
+    kind: Literal["text", "wordnet"] = "text"
+    paths: list[str] = field(default_factory=list)
+    units: Literal["line", "paragraph"] = "line"
+    wordnet: str | None = "${KELM_DATA}/kg/wordnet_nltk"
+    wordnet_examples: bool = True
+    wordnet_label_prefix: bool = True
+    max_documents: int | None = None
+
+
+@dataclass
+class DataConfig:
+    """Instances: packing, held-out split and cache.
+
+    Args:
+        max_length: wordpieces per instance, special tokens included (units longer than the
+            room left are truncated, and counted).
+        holdout: fraction of the documents held out for evaluation.
+        split_seed: seed of the held-out split.
+        max_eval_instances: evaluate on at most this many held-out instances (the first ones).
+        cache_dir: where prepared instances are cached (default ``$KELM_CACHE/pretraining``).
+        shard_documents: documents per preparation shard; an interrupted preparation resumes
+            at the first unfinished shard.
+        link_batch_size: texts per spaCy ``nlp.pipe`` batch when linking.
+    """
+
+    max_length: int = 128
+    holdout: float = 0.05
+    split_seed: int = 0
+    max_eval_instances: int | None = 1000
+    cache_dir: str | None = None
+    shard_documents: int = 5000
+    link_batch_size: int = 256
+
+
+@dataclass
+class KnowledgeConfig:
+    """The graph the text is linked to, and the entity vectors (objectives with entities).
+
+    Args:
+        index: graph index directory (``kelm graph build``).
+        source: KG file(s) to build the index from when ``index`` is not given (built once
+            into the cache, as ``kelm train`` does).
+        format: format of ``source``.
+        linker_mode: ``concept`` (lemma n-grams, ConceptNet-style) or ``entity`` (alias table).
+        pipeline: installed spaCy pipeline whose lemmas the linker uses (default: blank
+            English with lookup lemmas).
+        kge_dir: ``kelm embed-kg`` output for this graph (refused when built from another).
+        entity_init: ``auto`` (``kge`` when ``kge_dir`` is set, else ``train``), ``kge``,
+            ``train`` (train TransE on the graph with ``kge_*`` settings, cached per graph
+            checksum and settings), ``names`` (text embeddings of the node names by the
+            backbone, cached) or ``random``.
+        kge_model, kge_dim, kge_epochs: the embeddings ``train`` trains.
+    """
+
+    index: str | None = None
+    source: str | list[str] | None = None
+    format: str = "cn100k"
+    linker_mode: Literal["concept", "entity"] = "concept"
+    pipeline: str | None = None
+    kge_dir: str | None = None
+    entity_init: Literal["auto", "kge", "train", "names", "random"] = "auto"
+    kge_model: str = "transe"
+    kge_dim: int = 100
+    kge_epochs: int = 5
+
+
+@dataclass
+class ModelConfig:
+    """The backbone.
+
+    Args:
+        encoder: Hugging Face name or folder of a BERT-family checkpoint (``None``: the
+            bundled MiniLM-L6-H384).
+        tokenizer: tokenizer name or folder (``None``: the encoder's).
+        from_scratch: random weights from the encoder's config (plus ``config_overrides``)
+            instead of its pretrained weights.
+        config_overrides: backbone config keys to change (``from_scratch`` only), e.g.
+            ``{num_hidden_layers: 4}``.
+    """
+
+    encoder: str | None = None
+    tokenizer: str | None = None
+    from_scratch: bool = False
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MaskingConfig:
+    """Masked-LM corruption (BERT): of the selected tokens, ``mask_ratio`` become ``[MASK]``,
+    ``random_ratio`` a random token, the rest stay.
+
+    Args:
+        probability: fraction of the (non-special) tokens selected for prediction.
+        mask_ratio, random_ratio: split of the selected tokens (80/10/10 by default).
+        whole_word: select whole words (all wordpieces of a word together).
+    """
+
+    probability: float = 0.15
+    mask_ratio: float = 0.8
+    random_ratio: float = 0.1
+    whole_word: bool = False
+
+
+@dataclass
+class OptimConfig:
+    """AdamW and the learning-rate schedule (:func:`kelm.training.loop.make_scheduler`).
+
+    Args:
+        lr: learning rate of every trained parameter.
+        weight_decay: AdamW decay (not on biases and LayerNorm weights).
+        betas, eps: AdamW constants.
+        schedule: ``linear`` / ``cosine`` decay after warm-up, or ``constant``.
+        warmup_steps: warm-up optimizer steps.
+        max_grad_norm: gradient clipping (``None``: off).
+    """
+
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_steps: int = 0
+    max_grad_norm: float | None = 1.0
+
+
+@dataclass
+class ProbeConfig:
+    """The cloze knowledge probe (:mod:`kelm.pretraining.probe`) run after training.
+
+    Args:
+        enabled: run it at the end of the run (results in ``metrics.json`` and ``probe.json``).
+        files: CN-100K-format triple files (``relation<TAB>head<TAB>tail``).
+        templates: YAML of one cloze template per relation (default: kelm's resource).
+        max_triples: probe at most this many triples (the first kept ones).
+        batch_size: sentences per forward pass.
+    """
+
+    enabled: bool = False
+    files: list[str] = field(
+        default_factory=lambda: [
+            "${KELM_DATA}/kg/conceptnet100k/test.txt",
+            "${KELM_DATA}/kg/conceptnet100k/valid.txt",
+        ]
+    )
+    templates: str | None = None
+    max_triples: int | None = None
+    batch_size: int = 64
+
+
+@dataclass
+class PretrainConfig:
+    """A pretraining run (see the module docstring).
+
+    Args:
+        run_dir: the run directory (config, model, checkpoints, logs, metrics).
+        seed: seed of model init, dropout, batch order and masking.
+        objective: the objective's name (:func:`kelm.pretraining.objectives.objective_names`).
+        objective_options: the objective's own options (its ``Options`` dataclass).
+        max_steps: optimizer steps.
+        batch_size: instances per micro-batch on each process.
+        grad_accum_steps: micro-batches per optimizer step.
+        eval_batch_size: instances per forward pass in evaluation.
+        eval_every: evaluate every N optimizer steps (``None``: at the end only).
+        save_every: checkpoint every N optimizer steps (``None``: at the end only).
+        keep_checkpoints: checkpoints kept (the newest ones).
+        log_every: steps between TensorBoard learning-rate points.
+        threads: torch CPU threads per process.
+        mixed_precision: ``auto`` (bf16 on a GPU that has it, else fp16 on a GPU, else no),
+            ``no``, ``fp16`` or ``bf16``.
+        cpu: run on the CPU even when an accelerator is present.
+    """
+
+    run_dir: str = "runs/pretrain"
+    seed: int = 0
+    objective: str = "mlm"
+    objective_options: dict[str, Any] = field(default_factory=dict)
+    max_steps: int = 1000
+    batch_size: int = 32
+    grad_accum_steps: int = 1
+    eval_batch_size: int = 64
+    eval_every: int | None = None
+    save_every: int | None = None
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    threads: int | None = None
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
+    cpu: bool = False
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+    def objective_class(self) -> type:
+        """The objective class named by ``objective``.
+
+        Raises:
+            KelmError: unknown objective (listing the valid ones).
+        """
+        from kelm.pretraining.objectives import get_objective
+
+        return get_objective(self.objective)
+
+    def options(self) -> Any:
+        """``objective_options`` as the objective's ``Options`` dataclass.
+
+        Raises:
+            KelmError: an unknown option (naming the valid ones) or a bad value.
+        """
+        cls = self.objective_class()
+        return from_dict(cls.Options, dict(self.objective_options), "config", "objective_options.")
+
+    def validate(self) -> PretrainConfig:
+        """Check value ranges and the objective; returns ``self``.
+
+        Raises:
+            KelmError: naming the key and the allowed range.
+        """
+        m = self.masking
+        checks: list[tuple[str, bool, str]] = [
+            ("max_steps", self.max_steps >= 1, "at least 1"),
+            ("batch_size", self.batch_size >= 1, "at least 1"),
+            ("grad_accum_steps", self.grad_accum_steps >= 1, "at least 1"),
+            ("eval_batch_size", self.eval_batch_size >= 1, "at least 1"),
+            ("eval_every", self.eval_every is None or self.eval_every >= 1, "at least 1"),
+            ("save_every", self.save_every is None or self.save_every >= 1, "at least 1"),
+            ("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1"),
+            ("log_every", self.log_every >= 1, "at least 1"),
+            ("threads", self.threads is None or self.threads >= 1, "at least 1"),
+            ("data.max_length", self.data.max_length >= 8, "at least 8"),
+            ("data.holdout", 0.0 <= self.data.holdout < 1.0, "in [0, 1)"),
+            ("data.shard_documents", self.data.shard_documents >= 1, "at least 1"),
+            ("data.link_batch_size", self.data.link_batch_size >= 1, "at least 1"),
+            (
+                "data.max_eval_instances",
+                self.data.max_eval_instances is None or self.data.max_eval_instances >= 1,
+                "at least 1",
+            ),
+            (
+                "corpus.max_documents",
+                self.corpus.max_documents is None or self.corpus.max_documents >= 1,
+                "at least 1",
+            ),
+            ("masking.probability", 0.0 < m.probability < 1.0, "in (0, 1)"),
+            ("masking.mask_ratio", 0.0 <= m.mask_ratio <= 1.0, "in [0, 1]"),
+            ("masking.random_ratio", 0.0 <= m.random_ratio <= 1.0, "in [0, 1]"),
+            (
+                "masking.mask_ratio + masking.random_ratio",
+                m.mask_ratio + m.random_ratio <= 1.0 + 1e-9,
+                "at most 1",
+            ),
+            ("optim.lr", self.optim.lr >= 0, "0 or more"),
+            ("optim.warmup_steps", self.optim.warmup_steps >= 0, "0 or more"),
+            ("optim.betas", len(self.optim.betas) == 2, "a list of two numbers"),
+            ("knowledge.kge_dim", self.knowledge.kge_dim >= 1, "at least 1"),
+            ("knowledge.kge_epochs", self.knowledge.kge_epochs >= 0, "0 or more"),
+            ("probe.batch_size", self.probe.batch_size >= 1, "at least 1"),
+        ]
+        for key, ok, what in checks:
+            if not ok:
+                raise KelmError(f"config: {key!r} must be {what}")
+        if self.corpus.kind == "text" and not self.corpus.paths:
+            raise KelmError("config: 'corpus.paths' (text files or folders) is required")
+        if self.corpus.kind == "wordnet" and not self.corpus.wordnet:
+            raise KelmError("config: 'corpus.wordnet' (the WordNet directory) is required")
+        cls = self.objective_class()
+        self.options()  # unknown or mistyped options fail here, before any work
+        if cls.needs_entities and not (self.knowledge.index or self.knowledge.source):
+            raise KelmError(
+                f"config: objective {self.objective!r} needs a graph: set 'knowledge.index' "
+                "(an index directory) or 'knowledge.source' (KG files to build one from)"
+            )
+        if self.knowledge.entity_init == "kge" and not self.knowledge.kge_dir:
+            raise KelmError("config: knowledge.entity_init 'kge' needs 'knowledge.kge_dir'")
+        if self.model.config_overrides and not self.model.from_scratch:
+            raise KelmError(
+                "config: 'model.config_overrides' change the architecture: they need "
+                "'model.from_scratch: true'"
+            )
+        return self
+
+
+RESUMABLE_CHANGES = frozenset(
+    {"run_dir", "eval_batch_size", "log_every", "threads", "keep_checkpoints", "data.cache_dir"}
+)
+"""Config keys that may differ between a run and its ``--resume`` (they change no number)."""
+
+
+def load_pretrain_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> PretrainConfig:
+    """Load a :class:`PretrainConfig` from YAML and ``key.sub=value`` overrides, expand
+    environment variables and validate it.
+
+    Raises:
+        KelmError: unreadable file, unknown key (naming it and the valid keys), bad value,
+            unknown objective (listing the valid ones).
+    """
+    cfg = load_config(PretrainConfig, path, overrides)
+    _expand_all(cfg, str(path) if path else "config")
+    return cfg.validate()
+
+
+def flat_dict(cfg: PretrainConfig) -> dict[str, Any]:
+    """The config as ``{"a.b": value}`` (``objective_options`` included as one value)."""
+    out: dict[str, Any] = {}
+
+    def walk(d: dict[str, Any], prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict) and k != "objective_options" and k != "config_overrides":
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
+
+    walk(dataclasses.asdict(cfg), "")
+    return out
+
+
+__all__ = [
+    "RESUMABLE_CHANGES",
+    "CorpusConfig",
+    "DataConfig",
+    "KnowledgeConfig",
+    "MaskingConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "PretrainConfig",
+    "ProbeConfig",
+    "flat_dict",
+    "load_pretrain_config",
+]

@@ -1,0 +1,624 @@
+"""Corpus documents -> linked, tokenised, packed instances, cached on disk.
+
+Per document (:mod:`kelm.pretraining.corpus`), per unit of text:
+
+1. **Link** (objectives with entities): the ``kelm_linker`` spaCy component finds mentions of
+   graph nodes (concept or entity mode). Concept mode keeps overlapping matches; one entity
+   per mention is kept here, longest mentions first, so that mentions never overlap; a
+   mention's entity is its best node.
+2. **Tokenise** with the backbone's fast tokenizer (no special tokens) and **align** each
+   mention to its wordpieces (:func:`kelm.linking.align.char_spans_to_tokens`): the entity id
+   goes on the *first* wordpiece of the mention, ``-1`` everywhere else.
+3. **Pack** consecutive units of one document into instances of at most ``max_length``
+   wordpieces, special tokens included: ``[CLS] units [SEP]`` (``single``), or
+   ``[CLS] A [SEP] B [SEP]`` (``pair``, for next-sentence / sentence-order objectives: A is
+   the first half of the packed units, B the rest; an instance of one unit is cut in the
+   middle, at a word start). A unit longer than the room is truncated, and counted
+   (``truncated_units``, ``truncated_tokens``, ``entities_truncated``).
+
+The result, an :class:`InstanceStore`, is cached under
+``<cache_dir>/instances/<key>/`` where the key digests every option that changes it: the
+corpus (options and the sha256 of each input file), the tokenizer (its full serialisation),
+``max_length``, the segment format and the linking setup (graph checksum, linker options,
+lemma source). Preparation writes shards of ``shard_documents`` documents into
+``<key>.partial/``; an interrupted preparation resumes at the first missing shard; the
+finished directory is published whole. Arrays are safetensors, metadata JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kelm._io import publish_dir, write_json
+from kelm.errors import InputError, KelmError
+
+if TYPE_CHECKING:
+    from kelm.graph.index import GraphIndex
+    from kelm.pretraining.corpus import Document
+
+log = logging.getLogger(__name__)
+
+KIND = "kelm-pretrain-instances"
+FORMAT_VERSION = 1
+SEGMENT_FORMATS = ("single", "pair")
+_ARRAYS = ("input_ids", "lengths", "entity_ids", "word_starts", "seps", "docs")
+_COUNTS = (
+    "documents",
+    "units",
+    "empty_units",
+    "instances",
+    "tokens",
+    "truncated_units",
+    "truncated_tokens",
+    "unpairable",
+    "mentions",
+    "mentions_overlapping",
+    "mentions_unaligned",
+    "entities",
+    "entities_truncated",
+    "units_without_entities",
+)
+
+
+def default_cache_dir() -> Path:
+    """``$KELM_CACHE/pretraining`` (``~/.cache/kelm/pretraining``)."""
+    from kelm.paths import cache_dir
+
+    return cache_dir() / "pretraining"
+
+
+# ---------------------------------------------------------------------------------- linking
+class EntityLinker:
+    """``kelm_linker`` on a spaCy pipeline: texts in, non-overlapping entity mentions out.
+
+    Args:
+        graph: graph index directory.
+        mode: ``concept`` or ``entity``.
+        pipeline: installed spaCy pipeline whose lemmas to use (default blank English with
+            lookup lemmas).
+        cache_dir: linker index cache (default ``$KELM_CACHE/linker``).
+    """
+
+    def __init__(
+        self,
+        graph: str | Path,
+        mode: str = "concept",
+        pipeline: str | None = None,
+        *,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        from kelm.linking.ground import make_nlp
+
+        self.graph_path = Path(graph)
+        self.mode = mode
+        self.pipeline = pipeline
+        self.nlp = make_nlp(pipeline)
+        self.component = self.nlp.add_pipe(
+            "kelm_linker",
+            config={
+                "graph": str(graph),
+                "mode": mode,
+                "lemmas": "pipeline" if pipeline else "lookup",
+                "cache_dir": str(cache_dir) if cache_dir else None,
+            },
+        )
+
+    @property
+    def graph(self) -> GraphIndex:
+        return self.component.graph
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the mentions (part of the instance cache key)."""
+        from kelm.linking.matcher import INDEX_VERSION, lemma_source_identity
+
+        options = self.component.options
+        pipes = [p for p in self.nlp.pipe_names if p != self.component.name]
+        return {
+            "graph_checksum": self.graph.checksum,
+            "options": options.to_dict(),
+            "index_version": INDEX_VERSION,
+            "pipeline": self.pipeline,
+            "lemma_source": lemma_source_identity(self.nlp, options.lemmas, pipes),
+        }
+
+    def link(
+        self, texts: Sequence[str], batch_size: int = 256
+    ) -> tuple[list[list[tuple[int, int, int]]], int]:
+        """Mentions of each text as ``(start_char, end_char, node_id)``, sorted, never
+        overlapping (longest first, then leftmost), and the number of overlapping mentions
+        dropped."""
+        max_length = self.nlp.max_length
+        too_long = next((t for t in texts if len(t) > max_length), None)
+        if too_long is not None:
+            raise InputError(
+                f"a corpus unit of {len(too_long):,} characters exceeds the spaCy pipeline's "
+                f"max_length ({max_length:,}); split it into lines"
+            )
+        out: list[list[tuple[int, int, int]]] = []
+        dropped = 0
+        for doc in self.nlp.pipe(texts, batch_size=batch_size):
+            spans = sorted(
+                doc.spans.get("kelm", []), key=lambda s: (-(s.end - s.start), s.start, s.end)
+            )
+            taken: set[int] = set()
+            kept = []
+            for span in spans:
+                tokens = range(span.start, span.end)
+                if taken.isdisjoint(tokens):
+                    taken.update(tokens)
+                    kept.append((span.start_char, span.end_char, int(span._.kelm_node_id)))
+                else:
+                    dropped += 1
+            out.append(sorted(kept))
+        return out, dropped
+
+
+def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
+    """The tokenizer's class and a digest of its full serialisation (vocab, normaliser...)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        text = backend.to_str()
+    else:  # a slow tokenizer: its vocabulary
+        text = json.dumps(sorted(tokenizer.get_vocab().items()))
+    return {
+        "class": type(tokenizer).__name__,
+        "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        "specials": _specials(tokenizer),
+    }
+
+
+def _specials(tokenizer: Any) -> list[int]:
+    """The ids wrapped around instances: ``[CLS]``/``[SEP]`` (else BOS/EOS, else none)."""
+    first = tokenizer.cls_token_id
+    last = tokenizer.sep_token_id
+    if first is None or last is None:
+        first, last = tokenizer.bos_token_id, tokenizer.eos_token_id
+    if first is None or last is None:
+        return []
+    return [int(first), int(last)]
+
+
+# ---------------------------------------------------------------------------------- store
+@dataclass
+class Instance:
+    """One packed instance.
+
+    Attributes:
+        input_ids: wordpiece ids, special tokens included, ``[L]``.
+        entity_ids: graph node id on the first wordpiece of each mention, -1 elsewhere, ``[L]``.
+        word_starts: 1 on the first wordpiece of each word (and on special tokens), ``[L]``.
+        sep: pair format: position of the ``[SEP]`` that closes segment A; -1 otherwise.
+        doc: the document's number in the corpus.
+    """
+
+    input_ids: np.ndarray
+    entity_ids: np.ndarray
+    word_starts: np.ndarray
+    sep: int
+    doc: int
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+class InstanceStore:
+    """Packed instances in memory (flat arrays + offsets), loaded from a cache directory.
+
+    Attributes:
+        path: the directory.
+        manifest: kind, version, key, counts, shards.
+    """
+
+    def __init__(self, path: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray]):
+        self.path = path
+        self.manifest = manifest
+        self.input_ids = arrays["input_ids"]
+        self.entity_ids = arrays["entity_ids"]
+        self.word_starts = arrays["word_starts"]
+        self.seps = arrays["seps"]
+        self.docs = arrays["docs"]
+        lengths = arrays["lengths"].astype(np.int64)
+        self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.offsets[1:])
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(self.manifest["counts"])
+
+    @property
+    def segments(self) -> str:
+        return str(self.manifest["key"]["segments"])
+
+    def __len__(self) -> int:
+        return int(self.seps.shape[0])
+
+    def __getitem__(self, i: int) -> Instance:
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        return Instance(
+            self.input_ids[lo:hi],
+            self.entity_ids[lo:hi],
+            self.word_starts[lo:hi],
+            int(self.seps[i]),
+            int(self.docs[i]),
+        )
+
+    def length(self, i: int) -> int:
+        return int(self.offsets[i + 1] - self.offsets[i])
+
+    def split(
+        self, holdout: float, seed: int, max_eval: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Hold out the instances of ``round(holdout * documents)`` documents chosen by a
+        permutation seeded with ``seed`` (whole documents, so no text is in both parts).
+
+        Returns:
+            ``(train, eval)`` instance indices, ascending; ``eval`` cut to ``max_eval``.
+
+        Raises:
+            KelmError: the split leaves no training instance.
+        """
+        n_docs = int(self.counts["documents"])
+        n_eval = int(round(holdout * n_docs))
+        if holdout > 0 and n_eval == 0 and n_docs > 1:
+            n_eval = 1
+        held = np.zeros(max(n_docs, 1), dtype=bool)
+        held[np.random.default_rng(seed).permutation(n_docs)[:n_eval]] = True
+        is_eval = held[self.docs] if len(self) else np.zeros(0, dtype=bool)
+        train = np.flatnonzero(~is_eval)
+        evaluation = np.flatnonzero(is_eval)
+        if max_eval is not None:
+            evaluation = evaluation[:max_eval]
+        if len(train) == 0:
+            raise KelmError(
+                f"data.holdout={holdout} leaves no training instance out of {len(self)} "
+                f"({n_docs} documents); lower it or add text"
+            )
+        return train, evaluation
+
+    @classmethod
+    def load(cls, path: str | Path) -> InstanceStore:
+        """Load a prepared directory.
+
+        Raises:
+            KelmError: not a complete instance directory.
+        """
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        path = Path(path)
+        try:
+            manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise KelmError(f"{path}: not a prepared instance directory ({exc})") from None
+        if manifest.get("kind") != KIND or manifest.get("format_version") != FORMAT_VERSION:
+            raise KelmError(f"{path}: not a kelm instance directory of version {FORMAT_VERSION}")
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in _ARRAYS}
+        for shard in manifest["shards"]:
+            try:
+                arrays = load_file(str(path / shard))
+            except (SafetensorError, OSError) as exc:
+                raise KelmError(f"{path / shard}: unreadable ({exc}); delete {path}") from None
+            for name in _ARRAYS:
+                parts[name].append(arrays[name])
+        joined = {name: np.concatenate(parts[name]) for name in _ARRAYS}
+        return cls(path, manifest, joined)
+
+
+# ---------------------------------------------------------------------------------- packing
+@dataclass
+class _Unit:
+    ids: np.ndarray  # [n] int32
+    ents: np.ndarray  # [n] int32
+    starts: np.ndarray  # [n] uint8
+
+
+class _Packer:
+    """Packs the units of one document into instances (see the module docstring)."""
+
+    def __init__(self, max_length: int, specials: list[int], segments: str) -> None:
+        self.specials = specials
+        self.segments = segments
+        n_special = len(specials) + (1 if segments == "pair" and specials else 0)
+        self.budget = max_length - n_special
+        self.rows: dict[str, list[Any]] = {name: [] for name in _ARRAYS}
+        self.counts = dict.fromkeys(_COUNTS, 0)
+
+    def add_document(self, doc: int, units: list[_Unit]) -> None:
+        buf: list[_Unit] = []
+        used = 0
+        for unit in units:
+            n = len(unit.ids)
+            if n == 0:
+                continue
+            if n > self.budget:
+                self._flush(doc, buf)
+                buf, used = [], 0
+                self.counts["truncated_units"] += 1
+                self.counts["truncated_tokens"] += n - self.budget
+                self.counts["entities_truncated"] += int((unit.ents[self.budget :] >= 0).sum())
+                cut = self.budget
+                unit = _Unit(unit.ids[:cut], unit.ents[:cut], unit.starts[:cut])
+                self._flush(doc, [unit])
+                continue
+            if used + n > self.budget:
+                self._flush(doc, buf)
+                buf, used = [], 0
+            buf.append(unit)
+            used += n
+        self._flush(doc, buf)
+
+    def _flush(self, doc: int, units: list[_Unit]) -> None:
+        if not units:
+            return
+        if self.segments == "pair":
+            if len(units) >= 2:
+                k = len(units) // 2
+                a, b = units[:k], units[k:]
+            else:
+                only = units[0]
+                if len(only.ids) < 2:
+                    self.counts["unpairable"] += 1
+                    return
+                starts = np.flatnonzero(only.starts[1:]) + 1
+                mid = len(only.ids) // 2
+                cut = int(starts[np.argmin(np.abs(starts - mid))]) if len(starts) else mid
+                a = [_Unit(only.ids[:cut], only.ents[:cut], only.starts[:cut])]
+                b = [_Unit(only.ids[cut:], only.ents[cut:], only.starts[cut:])]
+            pieces = [a, b]
+        else:
+            pieces = [units]
+        ids: list[np.ndarray] = []
+        ents: list[np.ndarray] = []
+        starts: list[np.ndarray] = []
+        one = np.ones(1, np.uint8)
+        none = np.full(1, -1, np.int32)
+        sep = -1
+        if self.specials:
+            ids.append(np.array(self.specials[:1], np.int32))
+            ents.append(none)
+            starts.append(one)
+        for number, piece in enumerate(pieces):
+            for u in piece:
+                ids.append(u.ids)
+                ents.append(u.ents)
+                starts.append(u.starts)
+            if self.specials:
+                if number == 0 and len(pieces) == 2:
+                    sep = sum(len(x) for x in ids)
+                ids.append(np.array(self.specials[1:], np.int32))
+                ents.append(none)
+                starts.append(one)
+            elif number == 0 and len(pieces) == 2:
+                sep = sum(len(x) for x in ids) - 1
+        row_ids = np.concatenate(ids).astype(np.int32)
+        self.rows["input_ids"].append(row_ids)
+        self.rows["entity_ids"].append(np.concatenate(ents).astype(np.int32))
+        self.rows["word_starts"].append(np.concatenate(starts).astype(np.uint8))
+        self.rows["lengths"].append(len(row_ids))
+        self.rows["seps"].append(sep)
+        self.rows["docs"].append(doc)
+        self.counts["instances"] += 1
+        self.counts["tokens"] += len(row_ids)
+        self.counts["entities"] += int(sum(int((u.ents >= 0).sum()) for p in pieces for u in p))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        r = self.rows
+
+        def cat(name: str, dtype: Any) -> np.ndarray:
+            return np.concatenate(r[name]).astype(dtype) if r[name] else np.zeros(0, dtype)
+
+        return {
+            "input_ids": cat("input_ids", np.int32),
+            "entity_ids": cat("entity_ids", np.int32),
+            "word_starts": cat("word_starts", np.uint8),
+            "lengths": np.asarray(r["lengths"], dtype=np.int32),
+            "seps": np.asarray(r["seps"], dtype=np.int32),
+            "docs": np.asarray(r["docs"], dtype=np.int64),
+        }
+
+
+def _units_of_shard(
+    texts: list[str],
+    tokenizer: Any,
+    linker: EntityLinker | None,
+    link_batch_size: int,
+    counts: dict[str, int],
+) -> list[_Unit]:
+    """Link, tokenise and align a shard's texts."""
+    from kelm.linking.align import char_spans_to_tokens
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise KelmError(
+            f"{type(tokenizer).__name__} gives no character offsets; pretraining needs a fast "
+            "tokenizer"
+        )
+    mentions: list[list[tuple[int, int, int]]] | None = None
+    if linker is not None:
+        mentions, dropped = linker.link(texts, batch_size=link_batch_size)
+        counts["mentions_overlapping"] += dropped
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    units: list[_Unit] = []
+    for i in range(len(texts)):
+        ids = np.asarray(enc["input_ids"][i], dtype=np.int32)
+        words = enc.word_ids(i)
+        starts = np.ones(len(ids), dtype=np.uint8)
+        for j in range(1, len(ids)):
+            starts[j] = words[j] is None or words[j] != words[j - 1]
+        ents = np.full(len(ids), -1, dtype=np.int32)
+        if mentions is not None and mentions[i]:
+            spans = [(s, e) for s, e, _ in mentions[i]]
+            counts["mentions"] += len(spans)
+            tokens = char_spans_to_tokens(enc["offset_mapping"][i], spans)
+            for (_, _, node), toks in zip(mentions[i], tokens, strict=True):
+                if not toks or ents[toks[0]] >= 0:
+                    counts["mentions_unaligned"] += 1
+                    continue
+                ents[toks[0]] = node
+        if mentions is not None and not (ents >= 0).any():
+            counts["units_without_entities"] += 1
+        counts["units"] += 1
+        counts["empty_units"] += int(len(ids) == 0)
+        units.append(_Unit(ids, ents, starts))
+    return units
+
+
+# ---------------------------------------------------------------------------------- prepare
+def instance_key(
+    corpus: dict[str, Any],
+    tokenizer: Any,
+    max_length: int,
+    segments: str,
+    linking: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The cache key of a preparation: every option that changes the instances."""
+    return {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "corpus": corpus,
+        "tokenizer": tokenizer_identity(tokenizer),
+        "max_length": int(max_length),
+        "segments": segments,
+        "linking": linking,
+    }
+
+
+def instance_dir(key: dict[str, Any], cache_dir: str | Path) -> Path:
+    """``<cache_dir>/instances/<digest of key>``."""
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
+    return Path(cache_dir) / "instances" / hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def prepare_instances(
+    documents: Sequence[Document],
+    tokenizer: Any,
+    *,
+    key: dict[str, Any],
+    cache_dir: str | Path,
+    linker: EntityLinker | None = None,
+    shard_documents: int = 5000,
+    link_batch_size: int = 256,
+    progress: bool = False,
+) -> InstanceStore:
+    """Prepare (or reuse) the instances of ``documents`` (see the module docstring).
+
+    Args:
+        documents: the corpus.
+        tokenizer: a fast tokenizer.
+        key: :func:`instance_key` of this preparation (names the cache directory).
+        cache_dir: cache root.
+        linker: links the units (objectives with entities); ``None``: no entities.
+        shard_documents: documents per shard (the unit of resumption).
+        link_batch_size: texts per spaCy batch.
+        progress: a tqdm bar over shards.
+
+    Raises:
+        KelmError: a slow tokenizer; InputError: a unit too long for spaCy.
+    """
+    out = instance_dir(key, cache_dir)
+    if (out / "manifest.json").is_file():
+        store = InstanceStore.load(out)
+        if store.manifest.get("key") == json.loads(json.dumps(key, default=str)):
+            return store
+    partial = out.with_name(out.name + ".partial")
+    key_file = partial / "key.json"
+    plain_key = json.loads(json.dumps(key, default=str))
+    if partial.is_dir():
+        try:
+            same = json.loads(key_file.read_text(encoding="utf-8")) == plain_key
+        except (OSError, json.JSONDecodeError):
+            same = False
+        if not same:
+            shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True, exist_ok=True)
+    if not key_file.is_file():
+        write_json(key_file, plain_key)
+
+    segments = key["segments"]
+    if segments not in SEGMENT_FORMATS:
+        raise KelmError(f"unknown segment format {segments!r} ({', '.join(SEGMENT_FORMATS)})")
+    specials = _specials(tokenizer)
+    n_shards = max(1, -(-len(documents) // shard_documents))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_shards, desc="preparing instances", unit="shard", disable=not progress)
+    for s in range(n_shards):
+        name = f"shard-{s:05d}"
+        if (partial / f"{name}.json").is_file() and (partial / f"{name}.safetensors").is_file():
+            bar.update(1)  # done by an earlier, interrupted preparation
+            continue
+        lo, hi = s * shard_documents, min((s + 1) * shard_documents, len(documents))
+        packer = _Packer(int(key["max_length"]), specials, segments)
+        counts = packer.counts
+        texts = [u.text for d in documents[lo:hi] for u in d.units]
+        units = _units_of_shard(texts, tokenizer, linker, link_batch_size, counts)
+        row = 0
+        for number in range(lo, hi):
+            n = len(documents[number].units)
+            packer.add_document(number, units[row : row + n])
+            row += n
+        counts["documents"] = hi - lo
+        _write_shard(partial / f"{name}.safetensors", packer.arrays())
+        write_json(partial / f"{name}.json", counts)
+        bar.update(1)
+    bar.close()
+
+    totals = dict.fromkeys(_COUNTS, 0)
+    shards = []
+    for s in range(n_shards):
+        name = f"shard-{s:05d}"
+        shard_counts = json.loads((partial / f"{name}.json").read_text(encoding="utf-8"))
+        for k in _COUNTS:
+            totals[k] += int(shard_counts.get(k, 0))
+        shards.append(f"{name}.safetensors")
+    if totals["instances"] == 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise InputError(
+            "the corpus gives no instance: every unit is empty after tokenisation"
+            + (" or unpairable" if segments == "pair" else "")
+        )
+    import kelm
+
+    write_json(
+        partial / "manifest.json",
+        {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "kelm_version": kelm.__version__,
+            "key": plain_key,
+            "counts": totals,
+            "shards": shards,
+        },
+    )
+    publish_dir(partial, out)
+    log.info("prepared %d instances in %s", totals["instances"], out)
+    return InstanceStore.load(out)
+
+
+def _write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+    tmp.replace(path)
+
+
+__all__ = [
+    "EntityLinker",
+    "Instance",
+    "InstanceStore",
+    "SEGMENT_FORMATS",
+    "default_cache_dir",
+    "instance_dir",
+    "instance_key",
+    "prepare_instances",
+    "tokenizer_identity",
+]

@@ -1,0 +1,584 @@
+"""The pretraining loop (``kelm pretrain``), one for every objective.
+
+    result = pretrain(load_pretrain_config("configs/pretrain-ernie.yaml"))
+
+One run:
+
+1. **Setup**: an ``accelerate.Accelerator`` (one or several processes under ``torchrun`` /
+   ``accelerate launch``; gloo on CPUs; mixed precision where the device has it), the run
+   directory, seeds.
+2. **Data**: the corpus (:mod:`~kelm.pretraining.corpus`) is linked (objectives with entities),
+   tokenised and packed into cached instances (:mod:`~kelm.pretraining.instances`; the main
+   process prepares them first, the others find the cache), then split by document into
+   training and held-out instances.
+3. **Model and optimizer**: the objective builds its module; AdamW with decay / no-decay groups;
+   warm-up and decay over ``max_steps`` (:func:`kelm.training.loop.make_scheduler`).
+4. **Loop**: micro-batch ``m`` (``grad_accum_steps`` per optimizer step) is batch
+   ``m mod E`` of pass ``m div E`` over the training instances, a permutation seeded by
+   ``(seed, pass)`` (:func:`kelm.training.data.epoch_batches`); the objective collates it with
+   a ``torch.Generator`` per process (masking, noise). Held-out evaluation every
+   ``eval_every`` steps and at the end; checkpoints every ``save_every`` steps and at the end,
+   holding model, optimizer, scheduler, the RNG states and the collate generator's state of
+   every process: ``--resume`` reproduces the uninterrupted run exactly.
+5. **Outputs** (main process): ``model/`` (the objective's kept model, ``save_pretrained`` +
+   tokenizer), ``metrics.json``, ``history.json``, ``curves.png``, ``probe.json`` (when
+   ``probe.enabled``), TensorBoard events in ``tb/``, ``config.resolved.yaml``.
+
+Checkpoints use :mod:`kelm.training.checkpoint`; their directory number is the optimizer step
+(``checkpoints/epoch-0200`` holds the state after step 200).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kelm._io import write_json
+from kelm.config import dump_config
+from kelm.errors import KelmError
+from kelm.pretraining.config import (
+    RESUMABLE_CHANGES,
+    PretrainConfig,
+    flat_dict,
+    load_pretrain_config,
+)
+from kelm.training import checkpoint as ckpt
+from kelm.training.data import epoch_batches, move_to
+from kelm.training.loop import (
+    _bar,
+    _lrs,
+    _summary_writer,
+    hf_progress_bars,
+    make_scheduler,
+    save_model,
+)
+
+log = logging.getLogger(__name__)
+
+RUN_OUTPUTS = (
+    "model",
+    "checkpoints",
+    "tb",
+    "metrics.json",
+    "history.json",
+    "curves.png",
+    "probe.json",
+)
+GENERATOR_FILE = "generator-{rank}.safetensors"
+
+
+@dataclass
+class PretrainResult:
+    """What :func:`pretrain` did.
+
+    Attributes:
+        run_dir: the run directory.
+        metrics: the contents of ``metrics.json`` (empty when the run stopped early).
+        history: per-step losses and the evaluations.
+        completed: ``max_steps`` reached (``False`` after ``stop_after_steps``).
+        resumed_from: the checkpoint the run continued from, if any.
+    """
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    history: dict[str, Any]
+    completed: bool
+    resumed_from: Path | None = None
+
+
+# ---------------------------------------------------------------------------------- run dir
+def prepare_pretrain_run_dir(cfg: PretrainConfig, *, resume: bool, overwrite: bool) -> Path | None:
+    """Check the run directory for this start mode; returns the checkpoint to resume from.
+
+    Raises:
+        KelmError: ``resume`` without checkpoint or with another config; an existing run
+            without ``resume`` or ``overwrite``.
+    """
+    run_dir = Path(cfg.run_dir)
+    if resume and overwrite:
+        raise KelmError("--resume and --overwrite exclude each other")
+    if resume:
+        latest = ckpt.latest_checkpoint(run_dir)
+        if latest is None:
+            raise KelmError(f"{run_dir}: nothing to resume (no checkpoints in {run_dir})")
+        saved_file = run_dir / "config.resolved.yaml"
+        if not saved_file.is_file():
+            raise KelmError(f"{run_dir}: cannot resume, config.resolved.yaml is missing")
+        saved = flat_dict(load_pretrain_config(saved_file))
+        now = flat_dict(cfg)
+        changed = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k)]
+        if changed:
+            shown = ", ".join(f"{k} ({saved.get(k)!r} -> {now[k]!r})" for k in changed[:4])
+            raise KelmError(
+                f"{run_dir}: cannot resume with a different config: {shown}"
+                f"{' ...' if len(changed) > 4 else ''}; resume with the run's own config "
+                "(its config.resolved.yaml) or start a new run"
+            )
+        return latest
+    existing = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+    if existing and not overwrite:
+        raise KelmError(
+            f"{run_dir}: already holds a run ({', '.join(existing[:3])}); pass --resume to "
+            "continue it, --overwrite to start over, or choose another run_dir"
+        )
+    return None
+
+
+def _clear_run_dir(run_dir: Path) -> None:
+    for name in RUN_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+
+
+def resolve_mixed_precision(cfg: PretrainConfig) -> str:
+    """``auto``: bf16 on a GPU that supports it, fp16 on another GPU, ``no`` on the CPU."""
+    if cfg.mixed_precision != "auto":
+        return cfg.mixed_precision
+    if cfg.cpu or not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+# ---------------------------------------------------------------------------------- data
+def prepare_data(
+    cfg: PretrainConfig,
+    objective_cls: Any,
+    options: Any,
+    tokenizer: Any,
+    knowledge: Any,
+    *,
+    progress: bool = False,
+) -> Any:
+    """Read the corpus and prepare (or reuse) its instances for this objective."""
+    from kelm.pretraining.corpus import corpus_identity, read_corpus
+    from kelm.pretraining.instances import (
+        EntityLinker,
+        default_cache_dir,
+        instance_dir,
+        instance_key,
+        prepare_instances,
+    )
+
+    cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
+    # the segment format is a property of the objective's options: a throwaway instance tells
+    probe = objective_cls(cfg, options, tokenizer, knowledge)
+    linker = None
+    if objective_cls.needs_entities:
+        linker = EntityLinker(
+            knowledge.path,
+            cfg.knowledge.linker_mode,
+            cfg.knowledge.pipeline,
+            # the default linker cache is shared with `kelm link`; a run's own cache_dir keeps
+            # everything of the run in one place
+            cache_dir=cache / "linker" if cfg.data.cache_dir else None,
+        )
+    key = instance_key(
+        corpus_identity(cfg.corpus),
+        tokenizer,
+        cfg.data.max_length,
+        probe.segments,
+        linker.identity() if linker is not None else None,
+    )
+    if (instance_dir(key, cache) / "manifest.json").is_file():
+        documents: list[Any] = []  # cached: the corpus need not be read again
+    else:
+        documents = read_corpus(cfg.corpus)
+    return prepare_instances(
+        documents,
+        tokenizer,
+        key=key,
+        cache_dir=cache,
+        linker=linker,
+        shard_documents=cfg.data.shard_documents,
+        link_batch_size=cfg.data.link_batch_size,
+        progress=progress,
+    )
+
+
+# ---------------------------------------------------------------------------------- loop
+def pretrain(
+    cfg: PretrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    stop_after_steps: int | None = None,
+    progress: bool = True,
+) -> PretrainResult:
+    """Pretrain (or continue pretraining) with ``cfg.objective``; see the module docstring.
+
+    Args:
+        cfg: the run's config (:func:`~kelm.pretraining.config.load_pretrain_config`).
+        resume: continue from the newest checkpoint of ``cfg.run_dir``.
+        overwrite: delete an existing run in ``cfg.run_dir`` first.
+        stop_after_steps: stop (after a checkpoint) once this many optimizer steps have run
+            in this call; ``resume=True`` continues.
+        progress: progress bars (main process).
+
+    Raises:
+        KelmError: bad config, corpus, graph or checkpoint; an existing run directory.
+    """
+    with hf_progress_bars(progress):
+        return _pretrain(
+            cfg,
+            resume=resume,
+            overwrite=overwrite,
+            stop_after_steps=stop_after_steps,
+            progress=progress,
+        )
+
+
+def _pretrain(
+    cfg: PretrainConfig,
+    *,
+    resume: bool,
+    overwrite: bool,
+    stop_after_steps: int | None,
+    progress: bool,
+) -> PretrainResult:
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+    from kelm.pretraining.evaluate import evaluate_objective
+    from kelm.pretraining.objectives.base import load_tokenizer_for, open_knowledge
+    from kelm.viz import plot_curves
+
+    cfg.validate()
+    if stop_after_steps is not None and stop_after_steps < 1:
+        raise KelmError("--stop-after-steps must be at least 1")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+    # ---- 1. setup
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    accelerator = Accelerator(
+        cpu=cfg.cpu or (launched > 1 and not torch.cuda.is_available()),
+        mixed_precision=resolve_mixed_precision(cfg),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    if accelerator.num_processes != launched:
+        raise KelmError(
+            f"launched as {launched} processes but accelerate set up "
+            f"{accelerator.num_processes}; check the launcher's settings"
+        )
+    rank, world, main = (
+        accelerator.process_index,
+        accelerator.num_processes,
+        accelerator.is_main_process,
+    )
+    run_dir = Path(cfg.run_dir)
+    resume_from = prepare_pretrain_run_dir(cfg, resume=resume, overwrite=overwrite)
+    accelerator.wait_for_everyone()
+    if main:
+        if overwrite:
+            _clear_run_dir(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resume_from is None:
+            dump_config(cfg, run_dir / "config.resolved.yaml")
+    accelerator.wait_for_everyone()
+    show = progress and main
+
+    # ---- 2. data
+    objective_cls = cfg.objective_class()
+    options = cfg.options()
+    tokenizer = load_tokenizer_for(cfg)
+    knowledge = None
+    with accelerator.main_process_first():  # the main process builds the caches
+        if objective_cls.needs_entities:
+            knowledge = open_knowledge(cfg, progress=show)
+        store = prepare_data(cfg, objective_cls, options, tokenizer, knowledge, progress=show)
+    objective = objective_cls(cfg, options, tokenizer, knowledge)
+    train_idx, eval_idx = store.split(
+        cfg.data.holdout, cfg.data.split_seed, cfg.data.max_eval_instances
+    )
+
+    # ---- 3. model and optimizer (identical on every process: same seed)
+    set_seed(cfg.seed)
+    with accelerator.main_process_first():  # caches of entity vectors
+        model = objective.build_model(progress=show)
+    o = cfg.optim
+    optimizer = torch.optim.AdamW(
+        objective.param_groups(model), lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps
+    )
+    scheduler = make_scheduler(optimizer, cfg, cfg.max_steps)
+    generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + rank + 1)
+
+    history: dict[str, Any] = {"steps": [], "epochs": [], "totals": {"tokens": 0, "seconds": 0.0}}
+    global_step, rng = 0, None
+    if resume_from is not None:
+        state = ckpt.load_checkpoint(resume_from, rank)
+        try:
+            model.load_state_dict(state.model)
+            optimizer.load_state_dict(state.optimizer)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise ckpt.CheckpointError(
+                f"checkpoint {resume_from} does not fit this model "
+                f"({str(exc).splitlines()[0][:200]})"
+            ) from None
+        scheduler.load_state_dict(state.scheduler)
+        global_step = int(state.trainer_state["global_step"])
+        history = state.trainer_state["history"]
+        rng = state.rng
+        gen_file = resume_from / GENERATOR_FILE.format(rank=rank)
+        if gen_file.is_file() and int(state.trainer_state.get("world_size", 1)) == world:
+            from safetensors.torch import load_file
+
+            generator.set_state(load_file(str(gen_file))["state"])
+        else:
+            log.warning(
+                "%s was written by %s processes, this run has %d: the random streams differ "
+                "from an uninterrupted run",
+                resume_from,
+                state.trainer_state.get("world_size"),
+                world,
+            )
+            generator.manual_seed(cfg.seed * 1_000_003 + rank + 1 + 7919 * global_step)
+
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+    if rng is not None:
+        ckpt.set_rng_state(rng["tensors"], rng["meta"])
+    elif resume_from is not None:
+        set_seed(cfg.seed + 1000 * global_step + rank)
+
+    writer = _summary_writer(run_dir, global_step if resume_from else None) if main else None
+    accum = cfg.grad_accum_steps
+    per_epoch = len(epoch_batches(len(train_idx), cfg.batch_size, cfg.seed, 0, rank, world))
+    if main:
+        log.info(
+            "pretraining %s on %d instances (%d held out), %d steps x %d micro-batches of %d "
+            "x %d process(es)",
+            objective.name,
+            len(train_idx),
+            len(eval_idx),
+            cfg.max_steps,
+            accum,
+            cfg.batch_size,
+            world,
+        )
+
+    # ---- 4. the loop
+    batches_of: dict[int, list[list[int]]] = {}
+    started = global_step
+    bar = _bar(cfg.max_steps, f"pretraining {objective.name}", show)
+    bar.update(global_step)
+    since_eval: list[float] = []
+    model.train()
+    while global_step < cfg.max_steps:
+        t0 = time.perf_counter()
+        logged: dict[str, torch.Tensor] = {}
+        tokens = torch.zeros((), dtype=torch.float64)
+        for k in range(accum):
+            micro = global_step * accum + k
+            epoch, pos = divmod(micro, per_epoch)
+            if epoch not in batches_of:
+                batches_of.clear()
+                batches_of[epoch] = epoch_batches(
+                    len(train_idx), cfg.batch_size, cfg.seed, epoch, rank, world
+                )
+            chosen = [store[int(train_idx[i])] for i in batches_of[epoch][pos]]
+            batch = move_to(objective.collate(chosen, generator), accelerator.device)
+            sync = contextlib.nullcontext() if k == accum - 1 else accelerator.no_sync(model)
+            with sync:
+                output = model(**objective.model_inputs(batch))
+                losses = objective.losses(output, batch)
+                accelerator.backward(losses["loss"] / accum)
+            for name, value in losses.items():
+                if value is not None:
+                    logged[name] = logged.get(name, 0.0) + value.detach().double().cpu() / accum
+            tokens += batch["attention_mask"].sum().double().cpu()
+        if o.max_grad_norm:
+            accelerator.clip_grad_norm_(model.parameters(), o.max_grad_norm)
+        lrs = _lrs(optimizer)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        global_step += 1
+
+        names = list(logged)
+        stats = torch.stack([logged[n] for n in names] + [tokens]).to(accelerator.device)
+        stats = accelerator.reduce(stats, "sum").cpu()  # summed over processes
+        step_losses = {n: float(stats[i]) / world for i, n in enumerate(names)}
+        history["totals"]["tokens"] += int(stats[-1])
+        history["totals"]["seconds"] += time.perf_counter() - t0
+        record = {"step": global_step, **step_losses, "lr": next(iter(lrs.values()), 0.0)}
+        history["steps"].append(record)
+        since_eval.append(step_losses["loss"])
+        if writer is not None:
+            for name, value in step_losses.items():
+                writer.add_scalar(f"train/{name}", value, global_step)
+            if global_step % cfg.log_every == 0:
+                for name, lr in lrs.items():
+                    writer.add_scalar(f"lr/{name}", lr, global_step)
+        bar.set_postfix(loss=f"{step_losses['loss']:.4f}")
+        bar.update(1)
+
+        last = global_step == cfg.max_steps
+        if (cfg.eval_every and global_step % cfg.eval_every == 0) or last:
+            evaluation: dict[str, Any] = {}
+            if main and len(eval_idx):
+                evaluation = evaluate_objective(
+                    objective,
+                    unwrapped,
+                    store,
+                    eval_idx,
+                    batch_size=cfg.eval_batch_size,
+                    device=accelerator.device,
+                )
+            passes = global_step * accum * cfg.batch_size * world / max(len(train_idx), 1)
+            entry: dict[str, Any] = {
+                "epoch": round(passes, 4),
+                "step": global_step,
+                "train_loss": float(np.mean(since_eval)) if since_eval else None,
+                **{f"eval_{k}": v for k, v in evaluation.items()},
+            }
+            main_metric = evaluation.get(objective.main_metric)
+            entry["eval_accuracy"] = main_metric
+            entry["eval_loss"] = evaluation.get("mlm_loss", evaluation.get("loss"))
+            since_eval = []
+            history["epochs"].append(entry)
+            if writer is not None:
+                for key, value in evaluation.items():
+                    if isinstance(value, (int, float)) and key != "instances":
+                        writer.add_scalar(f"eval/{key}", value, global_step)
+                writer.flush()
+            if show and evaluation:
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in evaluation.items() if k != "instances")
+                bar.write(f"step {global_step}: {shown}")
+            accelerator.wait_for_everyone()
+        ran = global_step - started
+        stopping = stop_after_steps is not None and ran >= stop_after_steps and not last
+        if (cfg.save_every and global_step % cfg.save_every == 0) or last or stopping:
+            _checkpoint(
+                accelerator,
+                cfg,
+                global_step,
+                unwrapped,
+                optimizer,
+                scheduler,
+                generator,
+                {
+                    "epoch": global_step,
+                    "global_step": global_step,
+                    "unit": "optimizer step",
+                    "history": history,
+                    "world_size": world,
+                    "seed": cfg.seed,
+                },
+            )
+        if stopping:
+            break
+    bar.close()
+
+    # ---- 5. outputs
+    completed = global_step >= cfg.max_steps
+    if writer is not None:
+        writer.close()
+    metrics: dict[str, Any] = {}
+    if completed and main:
+        kept = objective.kept_model(unwrapped)
+        probe = None
+        if cfg.probe.enabled:
+            from kelm.pretraining.probe import probe_model
+
+            probe = probe_model(objective, kept, device=accelerator.device, progress=show)
+            write_json(run_dir / "probe.json", probe)
+        metrics = _final_metrics(cfg, objective, history, store, train_idx, eval_idx, probe)
+        save_model(kept, tokenizer, run_dir / "model")
+        write_json(run_dir / "metrics.json", metrics)
+    if main:
+        write_json(run_dir / "history.json", history)
+        plot_curves(history, run_dir / "curves.png")
+    accelerator.wait_for_everyone()
+    return PretrainResult(run_dir, metrics, history, completed, resume_from)
+
+
+def _final_metrics(
+    cfg: PretrainConfig,
+    objective: Any,
+    history: dict[str, Any],
+    store: Any,
+    train_idx: np.ndarray,
+    eval_idx: np.ndarray,
+    probe: dict[str, Any] | None,
+) -> dict[str, Any]:
+    last_eval = history["epochs"][-1] if history["epochs"] else {}
+    totals = history["totals"]
+    metrics: dict[str, Any] = {
+        "objective": objective.describe(),
+        "seed": cfg.seed,
+        "steps": history["steps"][-1]["step"] if history["steps"] else 0,
+        "train_loss": history["steps"][-1]["loss"] if history["steps"] else None,
+        **{
+            k[5:]: v
+            for k, v in last_eval.items()
+            if k.startswith("eval_") and k not in ("eval_accuracy", "eval_loss", "eval_instances")
+        },
+        "tokens_per_second": round(totals["tokens"] / max(totals["seconds"], 1e-9), 2),
+        "train_tokens": totals["tokens"],
+        "data": {
+            **store.counts,
+            "train_instances": int(len(train_idx)),
+            "eval_instances": int(len(eval_idx)),
+            "cache": str(store.path),
+        },
+    }
+    if probe is not None:
+        metrics["probe"] = {k: v for k, v in probe.items() if k != "per_relation"}
+    return metrics
+
+
+def _checkpoint(
+    accelerator: Any,
+    cfg: PretrainConfig,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    generator: torch.Generator,
+    trainer_state: dict[str, Any],
+) -> None:
+    """Write the checkpoint of ``step``: every process adds its RNG and collate-generator
+    states to the staging directory, the main process the rest (listed in the manifest)."""
+    from safetensors.torch import save_file
+
+    if accelerator.is_main_process:
+        ckpt.begin_checkpoint(cfg.run_dir, step)
+    accelerator.wait_for_everyone()
+    staged = ckpt.staging_path(cfg.run_dir, step)
+    rank = accelerator.process_index
+    ckpt.write_rng(staged, rank)
+    save_file({"state": generator.get_state()}, str(staged / GENERATOR_FILE.format(rank=rank)))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        ckpt.finish_checkpoint(
+            cfg.run_dir,
+            step,
+            model_state=model.state_dict(),
+            optimizer_state=optimizer.state_dict(),
+            scheduler_state=scheduler.state_dict(),
+            trainer_state=trainer_state,
+            keep=cfg.keep_checkpoints,
+        )
+    accelerator.wait_for_everyone()
+
+
+__all__ = [
+    "RUN_OUTPUTS",
+    "PretrainResult",
+    "prepare_data",
+    "prepare_pretrain_run_dir",
+    "pretrain",
+    "resolve_mixed_precision",
+]

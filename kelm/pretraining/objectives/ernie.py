@@ -1,0 +1,186 @@
+"""``ernie``: knowledge-enhanced pretraining of ERNIE (Zhang et al. 2019): masked LM + dEA.
+
+The model is :class:`kelm.modeling.KelmErnieForPreTraining`: the backbone (``model.encoder``)
+with its top ``num_knowledge_layers`` layers turned into knowledgeable (K-Encoder) layers, an
+entity table of the linked graph's size initialised per ``knowledge.entity_init`` (TransE by
+default, see :meth:`kelm.pretraining.objectives.base.Knowledge.entity_vectors`), an MLM head
+and the dEA head.
+
+Instances carry the node id of each linked mention on its first wordpiece. A batch is masked
+as for ``mlm`` (``masking.*``) and its alignments are noised by
+:func:`kelm.modeling.modeling_ernie.dea_noise` (5% replaced by a random entity, 15% removed,
+the rest kept); every aligned position is a dEA target (its true entity among the batch's
+entities). Both draws come from the collate generator. Entity ids outside the table (a cache
+of another graph cannot reach here: the graph checksum is part of the instance key) are
+removed, and counted in ``entity_ids_dropped``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from kelm.errors import KelmError
+from kelm.pretraining.instances import Instance
+from kelm.pretraining.objectives.base import (
+    Objective,
+    backbone_config,
+    encoder_source,
+    mlm_metrics,
+    mlm_sums,
+    pad_instances,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ErnieOptions:
+    """Options of ``ernie``.
+
+    Args:
+        num_knowledge_layers: top backbone layers that become K-Encoder layers.
+        entity_hidden_size: width of the K-Encoder's entity stream (``None``: the entity
+            vectors' width).
+        entity_attention_heads: heads of the entity self-attention.
+        entity_dropout: dropout of the entity stream.
+        entity_dim: entity table width when ``knowledge.entity_init`` is ``random``.
+        freeze_entity_embeddings: keep the entity table fixed (ERNIE does).
+        dea_replace_prob, dea_mask_prob: dEA noise: alignments replaced by a random entity /
+            removed.
+    """
+
+    num_knowledge_layers: int = 2
+    entity_hidden_size: int | None = None
+    entity_attention_heads: int = 4
+    entity_dropout: float = 0.1
+    entity_dim: int = 100
+    freeze_entity_embeddings: bool = True
+    dea_replace_prob: float = 0.05
+    dea_mask_prob: float = 0.15
+
+
+class ErnieObjective(Objective):
+    """Masked LM + denoising entity auto-encoder; see the module docstring."""
+
+    name = "ernie"
+    Options = ErnieOptions
+    needs_entities = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        o = self.options
+        if min(o.dea_replace_prob, o.dea_mask_prob) < 0 or o.dea_replace_prob + o.dea_mask_prob > 1:
+            raise KelmError(
+                "config: objective_options.dea_replace_prob and dea_mask_prob must be >= 0 "
+                "with a sum of at most 1"
+            )
+        self.entity_ids_dropped = 0
+
+    @property
+    def num_entities(self) -> int:
+        if self.knowledge is None:
+            raise KelmError("the ernie objective needs a graph (knowledge.index)")
+        return self.knowledge.num_entities
+
+    def build_model(self, *, progress: bool = False) -> nn.Module:
+        from kelm.modeling import KelmErnieConfig, KelmErnieForPreTraining
+
+        o = self.options
+        vectors = self.knowledge.entity_vectors(self.cfg, progress=progress)  # type: ignore[union-attr]
+        entity_dim = int(vectors.shape[1]) if vectors is not None else o.entity_dim
+        kwargs: dict[str, Any] = {
+            "num_knowledge_layers": o.num_knowledge_layers,
+            "num_entities": self.num_entities,
+            "entity_dim": entity_dim,
+            "entity_hidden_size": o.entity_hidden_size,
+            "entity_attention_heads": o.entity_attention_heads,
+            "entity_dropout": o.entity_dropout,
+            "freeze_entity_embeddings": o.freeze_entity_embeddings,
+            "graph_checksum": self.knowledge.index.checksum,  # type: ignore[union-attr]
+        }
+        try:
+            if self.cfg.model.from_scratch:
+                model = KelmErnieForPreTraining(
+                    KelmErnieConfig(encoder_config=backbone_config(self.cfg), **kwargs)
+                )
+            else:
+                model = KelmErnieForPreTraining.from_text_encoder(
+                    encoder_source(self.cfg), **kwargs
+                )
+        except (ValueError, TypeError) as exc:
+            raise KelmError(f"config: bad ernie settings ({exc})") from None
+        if vectors is not None:
+            model.init_entity_embeddings(vectors, freeze=o.freeze_entity_embeddings)
+        return model
+
+    def load_kept_model(self, path: str | Path) -> nn.Module:
+        from kelm.modeling import KelmErnieForPreTraining
+
+        return KelmErnieForPreTraining.from_pretrained(str(path))
+
+    def _valid_entities(self, entity_ids: Tensor) -> Tensor:
+        bad = (entity_ids < -1) | (entity_ids >= self.num_entities)
+        if bool(bad.any()):
+            if not self.entity_ids_dropped:
+                log.warning("entity ids outside the table [0, %d) removed", self.num_entities)
+            self.entity_ids_dropped += int(bad.sum())
+            entity_ids = entity_ids.masked_fill(bad, -1)
+        return entity_ids
+
+    def collate(self, instances: Sequence[Instance], generator: torch.Generator) -> dict[str, Any]:
+        from kelm.modeling.modeling_ernie import dea_noise
+
+        batch = pad_instances(instances, self.pad_token_id, self.special_ids)
+        batch["input_ids"], batch["labels"] = self.mask(batch, generator)
+        clean = self._valid_entities(batch["entity_ids"])
+        batch["entity_ids"], batch["entity_labels"] = dea_noise(
+            clean,
+            generator,
+            self.num_entities,
+            replace_prob=self.options.dea_replace_prob,
+            mask_prob=self.options.dea_mask_prob,
+        )
+        return batch
+
+    def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        keys = ("input_ids", "attention_mask", "token_type_ids", "entity_ids", "labels")
+        return {**{k: batch[k] for k in keys}, "entity_labels": batch["entity_labels"]}
+
+    def losses(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
+        zero = output.loss.new_zeros(())
+        return {
+            "loss": output.loss,
+            "mlm_loss": output.mlm_loss if output.mlm_loss is not None else zero,
+            "dea_loss": output.dea_loss if output.dea_loss is not None else zero,
+        }
+
+    def eval_sums(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
+        sums = mlm_sums(output.mlm_logits, batch["labels"])
+        sums["dea_correct"] = output.dea_correct.double()
+        sums["dea_targets"] = output.dea_count.double()
+        return sums
+
+    def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        metrics = mlm_metrics(sums)
+        n = sums.get("dea_targets", 0.0)
+        metrics["dea_accuracy"] = sums["dea_correct"] / n if n else float("nan")
+        return metrics
+
+    def mlm_logits(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:
+        out = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            token_type_ids=batch["token_type_ids"],
+            entity_ids=batch["entity_ids"],
+        )
+        return out.mlm_logits
+
+
+OBJECTIVE = ErnieObjective

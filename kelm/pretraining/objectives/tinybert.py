@@ -1,0 +1,373 @@
+"""``tinybert``: TinyBERT's two-stage layer-wise distillation (Jiao et al. 2020).
+
+* **Teacher**: any BERT-family checkpoint (``teacher``, default ``model.encoder``) loaded with
+  ``AutoModelForMaskedLM``, frozen, in evaluation mode, never saved.
+* **Student**: the teacher's config with ``preset`` sizes (e.g. ``tinybert-4``: L4 / H312 / 12
+  heads / FFN 1200) and ``student_overrides`` (default: half the layers, the same width), random
+  weights; or a checkpoint (``student``: the general-stage result for the task stage). The
+  student (``AutoModelForMaskedLM`` of the teacher's class) is the model kept; the projections
+  are training-only.
+* **Layer mapping** (Sec. 3.1, "uniform strategy"): student layer ``m`` (1..L_s) learns from
+  teacher layer ``g(m) = m * L_t / L_s`` (floored when L_s does not divide L_t), the embedding
+  output (layer 0) from the teacher's embedding output.
+* **Losses** (Eq. 7-11): embedding MSE ``MSE(E_s W_e, E_t)``; hidden-state MSE
+  ``MSE(H_s^m W_h, H_t^g(m))`` with one learned projection ``W_h`` shared by the layers (and
+  ``W_e`` for the embeddings; both identity when the widths agree); attention MSE between the
+  student's and the mapped teacher layer's attention matrices, per head when the head counts
+  agree, else of the head-averaged matrices. Padding rows and columns are excluded. TinyBERT
+  compares the unnormalised scores; transformers returns the softmax-normalised attention
+  probabilities, so those are compared here.
+* **Stages** (``stage``): ``general`` — the three intermediate losses on the plain (unmasked)
+  corpus; ``task`` — prediction-layer distillation, the soft cross-entropy between the student's
+  and the teacher's masked-LM distributions at ``temperature`` (TinyBERT uses T = 1), plus the
+  intermediate losses when ``task_intermediate``, on masked text. The task stage needs a teacher
+  with a trained MLM head (else a one-line error) and usually starts from the general-stage
+  student (``student: runs/pretrain-tinybert/model``).
+
+**Task-specific data for multiple-choice QA** (the simplest design over kelm's pieces): the task
+stage runs on the QA *statements* — :func:`write_qa_statements` writes every training question
+with its correct answer as a sentence into a text corpus (``corpus.kind: text``) — so the
+student is distilled on in-domain text, then fine-tuned on the multiple-choice task by
+``kelm train`` like any encoder. The teacher's multiple-choice logits themselves are not
+distilled (that would need a teacher inside ``kelm train``).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from transformers.utils import ModelOutput
+
+from kelm.errors import KelmError
+from kelm.pretraining.instances import Instance
+from kelm.pretraining.masking import IGNORE_INDEX
+from kelm.pretraining.objectives._common import (
+    WithTeacher,
+    check_vocabularies,
+    load_with_info,
+    masked_mse,
+    soft_cross_entropy,
+)
+from kelm.pretraining.objectives.base import (
+    Objective,
+    encoder_source,
+    mlm_metrics,
+    mlm_sums,
+    pad_instances,
+)
+from kelm.pretraining.presets import apply_preset
+
+log = logging.getLogger(__name__)
+
+_LOSSES = ("embedding_loss", "hidden_loss", "attention_loss", "prediction_loss")
+
+
+@dataclass
+class TinyBertOptions:
+    """Options of ``tinybert``.
+
+    Args:
+        stage: ``general`` (intermediate layers, plain text) or ``task`` (prediction layer,
+            plus the intermediate layers with ``task_intermediate``, masked text).
+        teacher: the teacher checkpoint (``None``: ``model.encoder``).
+        student: a student checkpoint (``None``: a new student from the teacher's config).
+        preset: student sizes (:mod:`kelm.pretraining.presets`).
+        student_overrides: student config keys to set (after the preset), e.g.
+            ``{num_hidden_layers: 4, hidden_size: 312}``.
+        temperature: T of the prediction-layer soft targets.
+        task_intermediate: add the intermediate losses in the task stage.
+        embedding_weight, hidden_weight, attention_weight, prediction_weight: loss weights.
+    """
+
+    stage: Literal["general", "task"] = "general"
+    teacher: str | None = None
+    student: str | None = None
+    preset: str | None = None
+    student_overrides: dict[str, Any] | None = None
+    temperature: float = 1.0
+    task_intermediate: bool = True
+    embedding_weight: float = 1.0
+    hidden_weight: float = 1.0
+    attention_weight: float = 1.0
+    prediction_weight: float = 1.0
+
+
+@dataclass
+class TinyBertOutput(ModelOutput):
+    """What :class:`TinyBertDistiller` returns: the weighted ``loss``, its (unweighted) parts,
+    the student's and teacher's MLM logits ``[B, L, V]``."""
+
+    loss: Tensor | None = None
+    embedding_loss: Tensor | None = None
+    hidden_loss: Tensor | None = None
+    attention_loss: Tensor | None = None
+    prediction_loss: Tensor | None = None
+    logits: Tensor | None = None
+    teacher_logits: Tensor | None = None
+
+
+def layer_map(student_layers: int, teacher_layers: int) -> list[int]:
+    """``g(m) = floor(m * L_t / L_s)`` for ``m = 0..L_s`` (0: the embedding output).
+
+    Raises:
+        KelmError: a student deeper than its teacher.
+    """
+    if student_layers > teacher_layers:
+        raise KelmError(
+            f"a {student_layers}-layer student cannot map onto a {teacher_layers}-layer teacher"
+        )
+    return [m * teacher_layers // student_layers for m in range(student_layers + 1)]
+
+
+def attention_mse(s_attn: Tensor, t_attn: Tensor, attention_mask: Tensor) -> Tensor:
+    """MSE of two attention maps over real query rows and key columns.
+
+    Shapes:
+        s_attn: ``[B, Hs, L, L]``; t_attn: ``[B, Ht, L, L]`` (head-averaged when Hs != Ht);
+        attention_mask: ``[B, L]``.
+    """
+    if s_attn.shape[1] != t_attn.shape[1]:
+        s_attn, t_attn = s_attn.mean(1, keepdim=True), t_attn.mean(1, keepdim=True)
+    real = attention_mask.bool()
+    keep = (real[:, None, :, None] & real[:, None, None, :]).expand_as(s_attn)  # [B, H, L, L]
+    diff = (s_attn.float() - t_attn.float())[keep]
+    return diff.pow(2).mean() if diff.numel() else s_attn.sum() * 0.0
+
+
+class TinyBertDistiller(WithTeacher):
+    """Student, frozen teacher and the projections (see the module docstring).
+
+    Attributes:
+        student: the model kept.
+        embedding_projection, hidden_projection: ``W_e``, ``W_h`` (``nn.Linear(Hs, Ht)``, or
+            ``nn.Identity`` when the widths agree).
+        mapping: :func:`layer_map`.
+    """
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, options: TinyBertOptions) -> None:
+        super().__init__(teacher)
+        self.student = student
+        self.options = options
+        hs, ht = int(student.config.hidden_size), int(teacher.config.hidden_size)
+        self.embedding_projection: nn.Module = nn.Linear(hs, ht) if hs != ht else nn.Identity()
+        self.hidden_projection: nn.Module = nn.Linear(hs, ht) if hs != ht else nn.Identity()
+        self.mapping = layer_map(
+            int(student.config.num_hidden_layers), int(teacher.config.num_hidden_layers)
+        )
+        self._token_types = all(
+            "token_type_ids" in inspect.signature(m.forward).parameters for m in (student, teacher)
+        )
+
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor, labels: Tensor
+    ) -> TinyBertOutput:
+        """Shapes: every argument ``[B, L]``."""
+        o = self.options
+        kw: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "output_hidden_states": True,
+            "output_attentions": True,
+        }
+        if self._token_types:
+            kw["token_type_ids"] = token_type_ids
+        s = self.student(**kw)
+        with torch.no_grad():
+            t = self.teacher(**kw)
+        real = attention_mask.bool()
+        zero = s.logits.sum() * 0.0
+        task = o.stage == "task"
+        emb = hid = att = pred = zero
+        if not task or o.task_intermediate:
+            emb = masked_mse(self.embedding_projection(s.hidden_states[0]), t.hidden_states[0], real)
+            hid = torch.stack(
+                [
+                    masked_mse(self.hidden_projection(s.hidden_states[m]), t.hidden_states[g], real)
+                    for m, g in enumerate(self.mapping)
+                    if m > 0
+                ]
+            ).mean()
+            att = torch.stack(
+                [
+                    attention_mse(s.attentions[m - 1], t.attentions[g - 1], attention_mask)
+                    for m, g in enumerate(self.mapping)
+                    if m > 0
+                ]
+            ).mean()
+        if task:
+            pred = soft_cross_entropy(s.logits, t.logits, o.temperature, real)
+        loss = (
+            o.embedding_weight * emb
+            + o.hidden_weight * hid
+            + o.attention_weight * att
+            + o.prediction_weight * pred
+        )
+        return TinyBertOutput(
+            loss=loss,
+            embedding_loss=emb,
+            hidden_loss=hid,
+            attention_loss=att,
+            prediction_loss=pred,
+            logits=s.logits,
+            teacher_logits=t.logits,
+        )
+
+
+def build_student(teacher: nn.Module, preset: str | None, overrides: dict[str, Any] | None) -> nn.Module:
+    """A random student of the teacher's class: the teacher's config with half the layers,
+    then the preset's sizes, then ``overrides``.
+
+    Raises:
+        KelmError: an unknown config key, or a width that the heads do not divide.
+    """
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = max(1, int(config.num_hidden_layers) // 2)
+    apply_preset(config, preset)
+    for key, value in (overrides or {}).items():
+        if not hasattr(config, key):
+            raise KelmError(
+                f"config: objective_options.student_overrides: {config.model_type} has no {key!r}"
+            )
+        setattr(config, key, value)
+    if config.hidden_size % config.num_attention_heads:
+        raise KelmError(
+            f"config: student hidden size {config.hidden_size} is not a multiple of its "
+            f"{config.num_attention_heads} heads"
+        )
+    config._attn_implementation = "eager"  # attention maps are returned by eager attention
+    return type(teacher)(config)
+
+
+def write_qa_statements(
+    qa_path: str | Path, out_dir: str | Path, *, per_file: int = 200
+) -> dict[str, int]:
+    """Write the questions of a QA file with their correct answers as a text corpus for the
+    ``task`` stage: one line ``"<question> <answer>"`` per answered item, ``per_file`` lines
+    per file (files are the corpus's documents, which the held-out split draws).
+
+    Returns:
+        ``{"statements": n, "files": n, "unanswered": n}``.
+    """
+    from kelm._io import atomic_file
+    from kelm.data.qa import read_qa
+
+    items = read_qa(qa_path)
+    lines, unanswered = [], 0
+    for item in items:
+        k = item.answer_index
+        if k is None:
+            unanswered += 1
+            continue
+        lines.append(" ".join(f"{item.question} {item.choices[k].text}".split()))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = 0
+    for start in range(0, len(lines), per_file):
+        with atomic_file(out / f"statements-{files:05d}.txt", encoding="utf-8") as f:
+            f.write("\n".join(lines[start : start + per_file]) + "\n")
+        files += 1
+    return {"statements": len(lines), "files": files, "unanswered": unanswered}
+
+
+class TinyBertObjective(Objective):
+    """TinyBERT distillation; see the module docstring."""
+
+    name = "tinybert"
+    Options = TinyBertOptions
+
+    def __init__(self, cfg: Any, options: Any, tokenizer: Any, knowledge: Any = None) -> None:
+        if options.stage not in ("general", "task"):
+            raise KelmError(
+                f"config: objective_options.stage: {options.stage!r} is not one of general, task"
+            )
+        if options.temperature <= 0:
+            raise KelmError("config: objective_options.temperature must be positive")
+        super().__init__(cfg, options, tokenizer, knowledge)
+        # instance attribute: the loop reports it as eval_accuracy
+        self.main_metric = "mlm_accuracy" if options.stage == "task" else "hidden_loss"
+
+    def teacher_source(self) -> str:
+        return self.options.teacher or encoder_source(self.cfg)
+
+    def build_model(self, *, progress: bool = False) -> nn.Module:
+        from transformers import AutoModelForMaskedLM
+
+        o = self.options
+        source = self.teacher_source()
+        teacher, missing = load_with_info(AutoModelForMaskedLM, source, attn_implementation="eager")
+        if o.stage == "task" and o.prediction_weight > 0 and missing:
+            raise KelmError(
+                f"teacher {source!r} has no trained MLM head for the task stage's prediction-layer "
+                "distillation: give it one with an `mlm` run first"
+            )
+        if o.student:
+            student, _ = load_with_info(AutoModelForMaskedLM, o.student, attn_implementation="eager")
+        else:
+            student = build_student(teacher, o.preset, o.student_overrides)
+        check_vocabularies(teacher, int(student.config.vocab_size), self.tokenizer, source)
+        return TinyBertDistiller(student, teacher, o)
+
+    def kept_model(self, module: nn.Module) -> nn.Module:
+        return module.student  # type: ignore[no-any-return]
+
+    def load_kept_model(self, path: str | Path) -> nn.Module:
+        from transformers import AutoModelForMaskedLM
+
+        return load_with_info(AutoModelForMaskedLM, str(path))[0]
+
+    def collate(self, instances: Sequence[Instance], generator: torch.Generator) -> dict[str, Any]:
+        batch = pad_instances(instances, self.pad_token_id, self.special_ids)
+        if self.options.stage == "task":
+            batch["input_ids"], batch["labels"] = self.mask(batch, generator)
+        else:  # general distillation reads plain text
+            batch["labels"] = torch.full_like(batch["input_ids"], IGNORE_INDEX)
+        return batch
+
+    def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
+        return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
+
+    def losses(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
+        return {"loss": output.loss, **{k: getattr(output, k) for k in _LOSSES}}
+
+    def eval_sums(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
+        sums = mlm_sums(output.logits, batch["labels"])
+        n = len(batch["input_ids"])
+        for k in _LOSSES:
+            sums[f"{k}_sum"] = getattr(output, k).double() * n
+        sums["eval_instances"] = torch.tensor(float(n), dtype=torch.float64)
+        return sums
+
+    def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
+        b = sums.get("eval_instances", 0.0)
+        metrics = {k: (sums[f"{k}_sum"] / b if b else float("nan")) for k in _LOSSES}
+        if self.options.stage == "task":
+            metrics.update(mlm_metrics(sums))
+        return metrics
+
+    def mlm_logits(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:
+        kw = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if "token_type_ids" in inspect.signature(model.forward).parameters:
+            kw["token_type_ids"] = batch["token_type_ids"]
+        return model(**kw).logits
+
+
+OBJECTIVE = TinyBertObjective
+
+__all__ = [
+    "TinyBertDistiller",
+    "TinyBertObjective",
+    "TinyBertOptions",
+    "TinyBertOutput",
+    "attention_mse",
+    "build_student",
+    "layer_map",
+    "write_qa_statements",
+]

@@ -1,0 +1,99 @@
+"""BERT masking: proportions, special tokens, determinism from the generator, whole words."""
+
+from __future__ import annotations
+
+import torch
+
+from kelm.pretraining.masking import IGNORE_INDEX, mask_tokens
+
+MASK, VOCAB = 4, 1000
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.randint(10, VOCAB, (64, 256), generator=torch.Generator().manual_seed(0))
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    special[:, 0] = special[:, -1] = True  # [CLS] ... [SEP]
+    special[:, 200:] = True  # padding
+    return ids, special
+
+
+def test_proportions_80_10_10() -> None:
+    ids, special = _batch()
+    inputs, labels = mask_tokens(
+        ids,
+        special,
+        generator=torch.Generator().manual_seed(1),
+        mask_token_id=MASK,
+        vocab_size=VOCAB,
+    )
+    selected = labels != IGNORE_INDEX
+    candidates = ~special
+    assert not (selected & special).any()  # special tokens and padding are never selected
+    assert torch.equal(labels[selected], ids[selected])
+    rate = selected.sum().item() / candidates.sum().item()
+    assert abs(rate - 0.15) < 0.01
+    n = selected.sum().item()
+    masked = (inputs == MASK) & selected
+    kept = (inputs == ids) & selected
+    changed = selected & ~masked & ~kept
+    assert abs(masked.sum().item() / n - 0.8) < 0.02
+    # a random replacement may draw the original token (1/VOCAB): counted as kept
+    assert abs(changed.sum().item() / n - 0.1) < 0.015
+    assert abs(kept.sum().item() / n - 0.1) < 0.015
+    assert torch.equal(inputs[~selected], ids[~selected])
+
+
+def test_configurable_rate_and_same_generator_same_masks() -> None:
+    ids, special = _batch()
+
+    def run(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return mask_tokens(
+            ids,
+            special,
+            generator=torch.Generator().manual_seed(seed),
+            mask_token_id=MASK,
+            vocab_size=VOCAB,
+            probability=0.4,
+            mask_ratio=1.0,
+            random_ratio=0.0,
+        )
+
+    a, b, c = run(7), run(7), run(8)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], c[1])
+    selected = a[1] != IGNORE_INDEX
+    assert abs(selected.sum().item() / (~special).sum().item() - 0.4) < 0.015
+    assert bool((a[0][selected] == MASK).all())
+
+
+def test_whole_word_masking_takes_every_piece() -> None:
+    ids, special = _batch()
+    starts = torch.zeros_like(ids)
+    starts[:, ::3] = 1  # words of three pieces
+    _, labels = mask_tokens(
+        ids,
+        special,
+        generator=torch.Generator().manual_seed(2),
+        mask_token_id=MASK,
+        vocab_size=VOCAB,
+        word_starts=starts,
+        whole_word=True,
+    )
+    selected = labels != IGNORE_INDEX
+    words = selected[:, 3:198].reshape(64, -1, 3)  # whole words, away from the specials
+    assert bool((words.all(-1) | ~words.any(-1)).all())  # all pieces of a word or none
+    assert 0.1 < selected.sum().item() / (~special).sum().item() < 0.2
+
+
+def test_a_batch_never_ends_without_a_label() -> None:
+    ids = torch.tensor([[2, 11, 3]])
+    special = torch.tensor([[True, False, True]])
+    _, labels = mask_tokens(
+        ids,
+        special,
+        generator=torch.Generator().manual_seed(0),
+        mask_token_id=MASK,
+        vocab_size=VOCAB,
+        probability=0.01,
+    )
+    assert labels.tolist() == [[IGNORE_INDEX, 11, IGNORE_INDEX]]

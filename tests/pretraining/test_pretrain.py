@@ -1,0 +1,160 @@
+"""``kelm pretrain`` end to end on tiny random models: the run directory for ``mlm`` and
+``ernie``, exact resume, the objective registry, one-line errors, the probe, and (slow) two
+CPU processes under torchrun."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pretrain_fixtures import one_line_error, tiny_config, write_config
+from typer.testing import CliRunner
+
+from kelm.cli import app
+from kelm.errors import KelmError
+from kelm.pretraining import load_pretrain_config, pretrain
+from kelm.pretraining.objectives import get_objective, objective_names
+
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pretraining")
+
+
+def _run(root: Path, objective: str, **sections):
+    cfg = tiny_config(root, objective, **sections)
+    path = write_config(root / f"{Path(cfg['run_dir']).name}.yaml", cfg)
+    return pretrain(load_pretrain_config(path), overwrite=True, progress=False), cfg
+
+
+@pytest.mark.parametrize("objective", ["mlm", "ernie"])
+def test_run_directory_contract(root: Path, objective: str) -> None:
+    result, cfg = _run(root, objective)
+    run = Path(cfg["run_dir"])
+    for name in (
+        "config.resolved.yaml",
+        "metrics.json",
+        "history.json",
+        "curves.png",
+        "probe.json",
+        "model/config.json",
+        "model/model.safetensors",
+    ):
+        assert (run / name).exists(), name
+    assert list((run / "tb").iterdir())
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["epoch-0004"]
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["steps"] == 4 and len(result.history["steps"]) == 4
+    assert 0.0 <= m["mlm_accuracy"] <= 1.0 and m["perplexity"] > 1.0
+    assert m["tokens_per_second"] > 0 and m["data"]["train_instances"] > 0
+    assert 0.0 <= m["probe"]["hits@10"] <= 1.0 and m["probe"]["n"] == 3
+    if objective == "ernie":
+        assert 0.0 <= m["dea_accuracy"] <= 1.0
+        assert m["data"]["entities"] > 0 and m["probe"]["heads_linked"] == 3
+        assert {"mlm_loss", "dea_loss"} <= set(result.history["steps"][0])
+        config = json.loads((run / "model" / "config.json").read_text())
+        assert config["model_type"] == "kelm_ernie"
+    else:
+        assert m["data"]["entities"] == 0  # the control is not linked
+
+
+@pytest.mark.parametrize("objective", ["mlm", "ernie"])
+def test_resume_equals_uninterrupted(root: Path, objective: str) -> None:
+    full, _ = _run(root, objective, run_dir=str(root / f"full-{objective}"), save_every=2)
+    cfg = tiny_config(root, objective, run_dir=str(root / f"cut-{objective}"), save_every=2)
+    path = write_config(root / f"cut-{objective}.yaml", cfg)
+    half = pretrain(load_pretrain_config(path), stop_after_steps=2, progress=False)
+    assert not half.completed and not half.metrics
+    done = invoke("pretrain", "--config", path, "--resume", "--no-progress", "--json")
+    assert done.exit_code == 0, done.output
+    resumed = json.loads((root / f"cut-{objective}" / "history.json").read_text())
+    assert [s["loss"] for s in resumed["steps"]] == [s["loss"] for s in full.history["steps"]]
+    assert resumed["epochs"][-1]["eval_mlm_loss"] == full.history["epochs"][-1]["eval_mlm_loss"]
+
+
+def test_unknown_objective_lists_the_valid_ones(root: Path) -> None:
+    assert {"mlm", "ernie"} <= set(objective_names())
+    with pytest.raises(KelmError) as info:
+        get_objective("gpt9")
+    assert "mlm" in str(info.value) and "ernie" in str(info.value)
+    bad = {**tiny_config(root, "mlm"), "objective": "gpt9"}
+    path = write_config(root / "bad.yaml", bad)
+    one_line_error(invoke("pretrain", "--config", path), "unknown objective 'gpt9'", "ernie, mlm")
+    path = write_config(
+        root / "bad-opt.yaml", tiny_config(root, "mlm", objective_options={"nope": 1})
+    )
+    one_line_error(invoke("pretrain", "--config", path), "objective_options.nope")
+
+
+def test_bad_corpora_and_runs_are_one_line_errors(root: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "a.txt").write_text("\n\n", encoding="utf-8")
+    latin = tmp_path / "latin"
+    latin.mkdir()
+    (latin / "a.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    for folder, fragment in ((empty, "corpus is empty"), (latin, "a.txt:1: not UTF-8")):
+        cfg = tiny_config(root, "mlm", run_dir=str(tmp_path / "r"), corpus={"paths": [str(folder)]})
+        path = write_config(tmp_path / "c.yaml", cfg)
+        one_line_error(invoke("pretrain", "--config", path, "--no-progress"), fragment)
+    path = write_config(tmp_path / "ok.yaml", tiny_config(root, "mlm"))
+    one_line_error(invoke("pretrain", "--config", path), "already holds a run")
+    one_line_error(
+        invoke("pretrain", "--config", path, "--resume", "--set", "max_steps=9"),
+        "cannot resume with a different config",
+        "max_steps",
+    )
+
+
+def test_cli_pretrain_and_probe(root: Path) -> None:
+    path = write_config(root / "cli.yaml", tiny_config(root, "mlm", run_dir=str(root / "cli")))
+    result = invoke("pretrain", "--config", path, "--set", "max_steps=2", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "pretrained mlm for 2 steps" in result.output
+    result = invoke("probe", "--run", root / "cli", "--no-progress", "--json")
+    assert result.exit_code == 0, result.output
+    probe = json.loads(result.output)
+    assert probe["n"] == 3 and set(probe["per_relation"]) == {"IsA", "AtLocation", "CapableOf"}
+    assert probe["counts"]["multi_piece_tail"] == 1  # "zebra" is not one wordpiece here
+    assert probe == json.loads((root / "cli" / "probe.json").read_text())
+    one_line_error(invoke("probe", "--run", root / "nowhere"), "not a finished pretraining run")
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_with_torchrun(root: Path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not installed")
+    cfg = tiny_config(root, "ernie", run_dir=str(root / "ddp"), grad_accum_steps=2)
+    path = write_config(root / "ddp.yaml", cfg)
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "kelm",
+            "pretrain",
+            "--config",
+            str(path),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("pretrained ernie") == 1
+    checkpoint = root / "ddp" / "checkpoints" / "epoch-0004"
+    for name in ("rng-0.safetensors", "rng-1.safetensors", "generator-1.safetensors"):
+        assert (checkpoint / name).is_file()

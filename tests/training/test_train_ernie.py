@@ -1,0 +1,146 @@
+"""``kelm train`` / ``evaluate`` / ``compare`` with ``model.type: ernie`` on the tiny fixtures:
+entity linking and alignment, the run directory, exact resume, the entity table from KG
+embeddings, and one-line errors for bad ERNIE settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from training_fixtures import (
+    QUESTIONS,
+    one_line_error,
+    qa_record,
+    tiny_config,
+    write_config,
+    write_qa,
+)
+from typer.testing import CliRunner
+
+from kelm.cli import app
+from kelm.training import load_train_config, train
+
+runner = CliRunner()
+ERNIE = {"knowledge_layers": 1, "entity_heads": 2}  # the fixture encoder has one layer
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("training-ernie")
+
+
+def ernie_config(root: Path, name: str, **sections: Any) -> dict[str, Any]:
+    model = {**ERNIE, **sections.pop("model", {})}
+    return tiny_config(root, "ernie", run_dir=str(root / name), model=model, **sections)
+
+
+def test_entity_alignment_on_first_wordpiece(root: Path) -> None:
+    from kelm.graph.index import GraphIndex
+    from kelm.modeling import load_tokenizer
+    from kelm.training.data import Collator, build_examples, link_entities, read_items
+
+    cfg = ernie_config(root, "unused")
+    items = read_items(cfg["data"]["train"], need_answers=True)[:2]
+    index = GraphIndex.load(cfg["graph"]["index"])
+    mentions = link_entities(items, index, cache_dir=root / "linker")
+    tokenizer = load_tokenizer(cfg["model"]["encoder"])
+    examples, counts = build_examples(items, tokenizer, 16, mentions=mentions)
+    names = index.names.to_list()
+    tokens = tokenizer.convert_ids_to_tokens(examples[0].input_ids[0])
+    linked = {
+        tok: names[n] for tok, n in zip(tokens, examples[0].entity_ids[0], strict=True) if n >= 0
+    }
+    assert linked == {"dog": "dog", "house": "house"}  # "where does a dog live" / "house"
+    assert counts["entities"] == 12 and counts["statements_without_entities"] == 0
+    batch = Collator(tokenizer.pad_token_id)(examples)
+    assert batch["entity_ids"].shape == batch["input_ids"].shape
+    assert (batch["entity_ids"][batch["attention_mask"] == 0] == -1).all()
+
+
+def test_train_evaluate_compare(root: Path) -> None:
+    qa = root / "with-unknown.jsonl"
+    records = [qa_record(i, s, c, a) for i, (s, c, a) in enumerate(QUESTIONS)]
+    records.append(qa_record(99, "qwerty zxcv", ["plugh", "xyzzy", "frob"], 2))
+    write_qa(qa, records)
+    cfg = ernie_config(root, "run", data={"train": str(qa)})
+    path = write_config(root / "run.yaml", cfg)
+    result = invoke("train", "--config", path, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "trained ernie for 2 epochs" in result.output
+    run = root / "run"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"] == "ernie" and 0.0 <= metrics["accuracy"] <= 1.0
+    data = metrics["data"]
+    assert data["train_entities"] + data["eval_entities"] > 20
+    assert data["train_statements_without_entities"] + data["eval_statements_without_entities"] >= 3
+    saved = json.loads((run / "model" / "config.json").read_text())
+    assert saved["model_type"] == "kelm_ernie" and saved["graph_checksum"]
+    assert saved["entity_dim"] == 16 and saved["freeze_entity_embeddings"]  # name embeddings
+    assert (run / "checkpoints" / "epoch-0002" / "manifest.json").is_file()
+
+    out = root / "run-eval"
+    result = invoke("evaluate", "--model", run, "--qa", qa, "--out", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads((out / "metrics.json").read_text())
+    assert evaluated["model"] == "ernie" and evaluated["n"] == len(records)
+    result = invoke("compare", run, out, "--json")
+    assert result.exit_code == 0, result.output
+    assert [row["model"] for row in json.loads(result.output)] == ["ernie", "ernie"]
+
+
+def test_resume_equals_uninterrupted(root: Path) -> None:
+    cfg = ernie_config(root, "straight", model={"classifier_dropout": 0.1})
+    a = train(load_train_config(write_config(root / "straight.yaml", cfg)), progress=False)
+    split = load_train_config(
+        write_config(root / "split.yaml", {**cfg, "run_dir": str(root / "split")})
+    )
+    assert not train(split, stop_after_epochs=1, progress=False).completed
+    b = train(split, resume=True, progress=False)
+    assert b.completed and b.resumed_from is not None
+    assert [s["loss"] for s in b.history["steps"]] == pytest.approx(
+        [s["loss"] for s in a.history["steps"]], abs=1e-6
+    )
+    assert b.metrics["accuracy"] == pytest.approx(a.metrics["accuracy"], abs=1e-6)
+
+
+def test_entity_table_from_kg_embeddings(root: Path) -> None:
+    import torch
+    from torch_geometric.nn.kge import TransE
+
+    from kelm.evaluation.qa import load_run_model
+    from kelm.graph.index import GraphIndex
+    from kelm.kge import save_embeddings
+
+    cfg = ernie_config(root, "kge", epochs=1)
+    index = GraphIndex.load(cfg["graph"]["index"])
+    torch.manual_seed(0)
+    kge = TransE(index.num_nodes, index.num_relations, 6)
+    emb = save_embeddings(
+        root / "kge-emb", kge, {"graph": {"checksum": index.checksum, "path": str(index.path)}}
+    )
+    cfg["model"] = {**cfg["model"], "kge_dir": str(emb), "entity_hidden_size": 4}
+    result = train(load_train_config(write_config(root / "kge.yaml", cfg)), progress=False)
+    model, _, model_type = load_run_model(result.run_dir)
+    assert model_type == "ernie" and model.config.entity_dim == 6
+    assert model.config.entity_width == 4  # projected 6 -> 4
+    assert torch.equal(model.entity_embedding.weight, kge.node_emb.weight.detach())  # frozen
+
+
+def test_bad_ernie_settings_are_one_line_errors(root: Path) -> None:
+    cfg = ernie_config(root, "bad", model={"knowledge_layers": 2})  # the encoder has 1 layer
+    path = write_config(root / "bad.yaml", cfg)
+    one_line_error(invoke("train", "-c", path, "--no-progress"), "num_knowledge_layers")
+    one_line_error(
+        invoke("train", "-c", path, "--overwrite", "--set", "model.knowledge_layers=0"),
+        "model.knowledge_layers",
+    )
+    no_graph = {**cfg, "graph": {}}
+    one_line_error(
+        invoke("train", "-c", write_config(root / "nograph.yaml", no_graph)), "needs a graph"
+    )
