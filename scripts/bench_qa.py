@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ("lm", "kagnet", "qagnn")
+MODELS = ("lm", "kagnet", "qagnn", "ernie")
 
 
 def log(message: str) -> None:
@@ -57,15 +57,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="~100 questions, 1 seed, 1 epoch")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    p.add_argument("--train-questions", type=int, default=600)
+    p.add_argument("--train-questions", type=int, default=1000)
     p.add_argument("--eval-questions", type=int, default=None, help="default: all held out")
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--frozen-epochs", type=int, default=1)
+    p.add_argument("--frozen-epochs", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=48)
     p.add_argument("--max-nodes", type=int, default=32)
     p.add_argument("--scorer", default="none", choices=("none", "cosine", "lm"))
-    p.add_argument("--lm-lr", type=float, default=5e-5)
+    p.add_argument("--lm-lr", type=float, default=1e-4)
     p.add_argument("--gnn-lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "bench-qa")
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         seconds[m] = round(sum(r["seconds"] for r in runs[m]), 1)
     for table in (throughput, train_throughput):
-        for m in ("kagnet", "qagnn"):
+        for m in MODELS[1:]:
             if m in table and "lm" in table:
                 table[f"{m}_over_lm"] = round(table[m] / max(table["lm"], 1e-9), 3)
     seconds["total"] = round(time.perf_counter() - t0, 1)

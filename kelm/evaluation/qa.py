@@ -36,6 +36,7 @@ MODEL_TYPES = {
     "kelm_kagnet": "kagnet",
     "kelm_qagnn": "qagnn",
     "kelm_ernie": "ernie",
+    "kelm_gpt": "gpt",
 }
 """Hugging Face ``model_type`` -> kelm model family."""
 

@@ -13,6 +13,9 @@ Module contents:
 
 * :func:`default_text_encoder_path`, :func:`load_text_encoder`, :func:`load_tokenizer`,
   :func:`build_text_encoder` - locate, load or build an encoder;
+* :func:`has_weights` - whether a model folder holds weights or only a config (a preset);
+* :func:`accepts_token_type_ids` - whether an encoder takes segment ids;
+* :func:`halve_encoder` - a DistilBERT-style student from every other teacher layer;
 * :func:`pool_hidden_states` - CLS or masked-mean pooling;
 * :func:`embed_texts`, :func:`embed_node_names` - batched mean-pooled text embeddings, e.g. to
   initialise node embeddings from node names;
@@ -95,6 +98,20 @@ def build_text_encoder(config: PreTrainedConfig) -> PreTrainedModel:
         return AutoModel.from_config(config)
 
 
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+"""File names of a Hugging Face checkpoint's weights."""
+
+
+def has_weights(folder: str | Path) -> bool:
+    """Whether a model folder holds weights (else it is a config-only family preset)."""
+    return any((Path(folder) / name).is_file() for name in WEIGHT_FILES)
+
+
 def load_text_encoder(
     name_or_path_or_config: str | Path | PreTrainedConfig | None = None,
 ) -> PreTrainedModel:
@@ -103,7 +120,9 @@ def load_text_encoder(
     Args:
         name_or_path_or_config: a Hugging Face model name or local folder (pretrained weights),
             a config (random weights, for tests), or ``None`` for the offline default
-            (:func:`default_text_encoder_path`).
+            (:func:`default_text_encoder_path`). A local folder with a ``config.json`` and no
+            weights (a family preset: ALBERT, ELECTRA, DistilBERT ... of chosen sizes) gives
+            a randomly initialised encoder of that architecture, with a warning.
 
     Returns:
         The encoder (an ``AutoModel``, e.g. ``BertModel``) in eval mode.
@@ -114,6 +133,21 @@ def load_text_encoder(
     if isinstance(name_or_path_or_config, PreTrainedConfig):
         return build_text_encoder(name_or_path_or_config).eval()
     source = _resolve(name_or_path_or_config)
+    if (
+        Path(source).is_dir()
+        and (Path(source) / "config.json").is_file()
+        and not has_weights(source)
+    ):
+        warnings.warn(
+            f"text encoder {source!r}: a config without weights; the encoder starts from random "
+            "weights",
+            stacklevel=2,
+        )
+        try:
+            config = AutoConfig.from_pretrained(source)
+        except (OSError, ValueError) as exc:
+            raise KelmError(f"cannot read the encoder config in {source!r}: {exc}") from None
+        return build_text_encoder(config).eval()
     # The checkpoint's pooler weights are unused (kelm pools itself): load quietly, then report
     # only what matters, weights the checkpoint lacks.
     verbosity = hf_logging.get_verbosity()
@@ -146,6 +180,90 @@ def load_tokenizer(name_or_path: str | Path | None = None) -> Any:
         return AutoTokenizer.from_pretrained(source)
     except OSError as exc:
         raise KelmError(f"cannot load tokenizer {source!r}: {exc}") from None
+
+
+def accepts_token_type_ids(encoder: nn.Module) -> bool:
+    """Whether the encoder's ``forward`` takes segment ids (BERT, ALBERT, ELECTRA do;
+    DistilBERT and the causal LMs do not: a BERT tokenizer's segment ids are dropped for them
+    rather than passed on as unknown keyword arguments)."""
+    import inspect
+
+    return "token_type_ids" in inspect.signature(encoder.forward).parameters
+
+
+def _layer_list(encoder: nn.Module, num_layers: int) -> str:
+    """The qualified name of the encoder's ``ModuleList`` of ``num_layers`` transformer layers
+    (``encoder.layer`` for BERT/ELECTRA, ``transformer.layer`` for DistilBERT, ``h`` for GPT-2,
+    ``layers`` for Llama ...)."""
+    found = [
+        name
+        for name, module in encoder.named_modules()
+        if isinstance(module, nn.ModuleList) and len(module) == num_layers and name
+    ]
+    if len(found) != 1:
+        raise KelmError(
+            f"{type(encoder).__name__}: cannot tell its layer stack ({len(found)} module lists of "
+            f"{num_layers} layers); halving needs one"
+        )
+    return found[0]
+
+
+def halve_encoder(encoder: PreTrainedModel, layers: Sequence[int] | None = None) -> PreTrainedModel:
+    """A DistilBERT-style student: the teacher's architecture with half its layers, initialised
+    from every other teacher layer (layers 0, 2, 4, ...), the embeddings and everything outside
+    the layer stack copied.
+
+    Used by ``scripts/bench_distill.py`` (the fine-tuning comparison); the pretraining side's
+    ``distill`` objective may build its student with it too.
+
+    Args:
+        encoder: the teacher, any Hugging Face model with one stack of
+            ``config.num_hidden_layers`` layers (BERT, ELECTRA, DistilBERT, GPT-2, Llama ...).
+            ALBERT shares one layer's weights across its depth: there is nothing to halve.
+        layers: teacher layer indices to keep, in order (default: every other one from 0,
+            ``ceil(n / 2)`` layers: 0, 2, 4 of 6).
+
+    Returns:
+        A new model of the teacher's class (on its device and dtype, in the teacher's
+        train/eval mode); ``config.num_hidden_layers`` is the kept count.
+
+    Raises:
+        KelmError: an architecture without a single layer stack, or bad ``layers``.
+    """
+    import copy
+    import inspect
+
+    config = encoder.config
+    n = int(config.num_hidden_layers)
+    if getattr(config, "model_type", "") == "albert":
+        raise KelmError("ALBERT shares its layer weights across depth; there is nothing to halve")
+    keep = list(layers) if layers is not None else list(range(0, n, 2))
+    if not keep or any(not 0 <= i < n for i in keep) or len(set(keep)) != len(keep):
+        raise KelmError(f"layers to keep must be distinct indices in [0, {n}), got {keep}")
+    stack = _layer_list(encoder, n)
+    student_config = copy.deepcopy(config)
+    student_config.num_hidden_layers = len(keep)
+    # Per-layer lists in the config (e.g. layer_types) follow the kept layers.
+    for key, value in list(student_config.to_diff_dict().items()):
+        if isinstance(value, list) and len(value) == n and key != "architectures":
+            setattr(student_config, key, [value[i] for i in keep])
+    kwargs: dict[str, Any] = {}
+    if "add_pooling_layer" in inspect.signature(type(encoder).__init__).parameters:
+        kwargs["add_pooling_layer"] = getattr(encoder, "pooler", None) is not None
+    student = type(encoder)(student_config, **kwargs)
+    prefix = f"{stack}."
+    state: dict[str, Tensor] = {}
+    source = {old: new for new, old in enumerate(keep)}
+    for key, tensor in encoder.state_dict().items():
+        if key.startswith(prefix):
+            index, rest = key[len(prefix) :].split(".", 1)
+            if int(index) in source:
+                state[f"{prefix}{source[int(index)]}.{rest}"] = tensor
+        else:
+            state[key] = tensor
+    student.load_state_dict(state, strict=True)
+    param = next(encoder.parameters())
+    return student.to(device=param.device, dtype=param.dtype).train(encoder.training)
 
 
 def pool_hidden_states(hidden: Tensor, attention_mask: Tensor | None, pooling: str) -> Tensor:
@@ -416,7 +534,7 @@ class KelmPreTrainedModel(PreTrainedModel):
         num_choices, length = input_ids.shape[1], input_ids.shape[2]
         flat_mask = attention_mask.reshape(-1, length) if attention_mask is not None else None
         kwargs: dict[str, Tensor] = {}
-        if token_type_ids is not None:
+        if token_type_ids is not None and accepts_token_type_ids(self.text_encoder):
             kwargs["token_type_ids"] = token_type_ids.reshape(-1, length)
         out = self.text_encoder(
             input_ids=input_ids.reshape(-1, length),

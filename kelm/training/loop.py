@@ -105,8 +105,23 @@ def _encoder_source(cfg: TrainConfig) -> str:
     return str(cfg.model.encoder or default_text_encoder_path())
 
 
+def _check_local_sources(cfg: TrainConfig) -> None:
+    """A ``model.encoder`` / ``model.tokenizer`` that is a local path (a hub id has at most one
+    ``/``) must exist: say so, rather than let the hub client reject it as a repository id."""
+    for key in ("encoder", "tokenizer"):
+        name = getattr(cfg.model, key)
+        if not name or Path(name).exists():
+            continue
+        if name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith(".gguf"):
+            raise KelmError(
+                f"config: model.{key} {name!r} does not exist (a pretraining run's output? run "
+                "the `kelm pretrain` config named in the training config's comments first)"
+            )
+
+
 def _run_tokenizer(cfg: TrainConfig) -> Any:
     """The run's tokenizer; ``gpt``: the causal LM's, with the GPT-1 transfer tokens added."""
+    _check_local_sources(cfg)
     if cfg.model.type == "gpt":
         from kelm.modeling.modeling_gpt import load_gpt_tokenizer
 

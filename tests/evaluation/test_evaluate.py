@@ -118,3 +118,27 @@ def test_compare_table_and_json(root: Path, lm_run: Path, qagnn_run: Path) -> No
     assert [r["model"] for r in rows] == ["lm", "qagnn"] and rows[0]["seed"] == 3
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
     one_line_error(invoke("compare", lm_run, root / "nope"), "no metrics.json")
+
+
+def test_compare_lists_each_zero_shot_normalization(root: Path, lm_run: Path) -> None:
+    shot = root / "zero-shot-eval"
+    shot.mkdir(exist_ok=True)
+    (shot / "metrics.json").write_text(
+        json.dumps(
+            {
+                "accuracy": {"sum": 0.5, "mean": 0.25, "pmi": 0.75},
+                "n": 4,
+                "model": "/models/smollm2.gguf",
+                "evaluation": "5-shot",
+                "seed": 0,
+            }
+        )
+    )
+    rows = json.loads(invoke("compare", lm_run, shot, "--json").output)
+    assert [(r["model"], r["accuracy"]) for r in rows[1:]] == [
+        ("smollm2.gguf [5-shot, sum]", 0.5),
+        ("smollm2.gguf [5-shot, mean]", 0.25),
+        ("smollm2.gguf [5-shot, pmi]", 0.75),
+    ]
+    table = invoke("compare", lm_run, shot)
+    assert table.exit_code == 0 and "[5-shot, pmi]" in table.output and "0.7500" in table.output

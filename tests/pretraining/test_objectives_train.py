@@ -207,12 +207,21 @@ def test_vocabulary_mismatch_is_one_line(root: Path, tmp_path: Path) -> None:
 
     other = tmp_path / "student"
     BertForMaskedLM(
-        BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                   intermediate_size=64)
+        BertConfig(
+            vocab_size=50,
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+        )
     ).save_pretrained(other)
     for objective in ("distill", "tinybert"):
-        cfg = tiny_config(root, objective, run_dir=str(tmp_path / f"run-{objective}"),
-                          objective_options={"student": str(other)})
+        cfg = tiny_config(
+            root,
+            objective,
+            run_dir=str(tmp_path / f"run-{objective}"),
+            objective_options={"student": str(other)},
+        )
         path = write_config(tmp_path / f"{objective}.yaml", cfg)
         line = one_line_error(
             runner.invoke(app, ["pretrain", "--config", str(path), "--no-progress"]),
@@ -222,16 +231,24 @@ def test_vocabulary_mismatch_is_one_line(root: Path, tmp_path: Path) -> None:
 
 
 def test_task_stage_needs_a_teacher_head_and_probe_needs_mlm(root: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(root, "tinybert", run_dir=str(tmp_path / "t"),
-                      objective_options={"stage": "task"})
+    cfg = tiny_config(
+        root, "tinybert", run_dir=str(tmp_path / "t"), objective_options={"stage": "task"}
+    )
     path = write_config(tmp_path / "t.yaml", cfg)
-    one_line_error(runner.invoke(app, ["pretrain", "--config", str(path), "--no-progress"]), "no trained MLM head")
+    one_line_error(
+        runner.invoke(app, ["pretrain", "--config", str(path), "--no-progress"]),
+        "no trained MLM head",
+    )
     cfg = tiny_config(root, "rtd", run_dir=str(tmp_path / "r"), model={"from_scratch": True})
     path = write_config(tmp_path / "r.yaml", cfg)
-    one_line_error(runner.invoke(app, ["pretrain", "--config", str(path), "--no-progress"]), "probe.enabled")
+    one_line_error(
+        runner.invoke(app, ["pretrain", "--config", str(path), "--no-progress"]), "probe.enabled"
+    )
     cfg = tiny_config(root, "sop", run_dir=str(tmp_path / "s"), objective_options={"preset": "x"})
     path = write_config(tmp_path / "s.yaml", cfg)
-    one_line_error(runner.invoke(app, ["pretrain", "--config", str(path), "--no-progress"]), "from_scratch")
+    one_line_error(
+        runner.invoke(app, ["pretrain", "--config", str(path), "--no-progress"]), "from_scratch"
+    )
 
 
 def test_unknown_objective_lists_the_new_ones() -> None:

@@ -146,13 +146,17 @@ def soft_cross_entropy(
     if s.shape[0] == 0:
         return student_logits.sum() * 0.0
     kl = nn.functional.kl_div(
-        nn.functional.log_softmax(s, -1), nn.functional.log_softmax(t, -1), log_target=True,
+        nn.functional.log_softmax(s, -1),
+        nn.functional.log_softmax(t, -1),
+        log_target=True,
         reduction="batchmean",
     )
     return kl * temperature**2
 
 
-def check_vocabularies(teacher: Any, student_vocab: int, tokenizer: Any, teacher_source: str) -> None:
+def check_vocabularies(
+    teacher: Any, student_vocab: int, tokenizer: Any, teacher_source: str
+) -> None:
     """Teacher and student must share the vocabulary (soft targets are per token id).
 
     Raises:
@@ -161,8 +165,8 @@ def check_vocabularies(teacher: Any, student_vocab: int, tokenizer: Any, teacher
     t = int(teacher.config.vocab_size)
     if t != int(student_vocab):
         raise KelmError(
-            f"teacher {teacher_source!r} has a vocabulary of {t} tokens, the student {student_vocab}: "
-            "distillation needs one vocabulary"
+            f"teacher {teacher_source!r} has a vocabulary of {t} tokens, the student "
+            f"{student_vocab}: distillation needs one vocabulary"
         )
     try:
         from kelm.modeling import load_tokenizer

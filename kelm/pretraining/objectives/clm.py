@@ -145,8 +145,11 @@ class CLMObjective(Objective):
             kwargs: dict[str, Any] = {}
             if config.model_type in _ENCODER_TYPES:
                 # a bidirectional encoder continued as a causal LM (its *LMHeadModel class)
-                log.warning("%s is a %s encoder: trained causally (is_decoder=True)", source,
-                            config.model_type)
+                log.warning(
+                    "%s is a %s encoder: trained causally (is_decoder=True)",
+                    source,
+                    config.model_type,
+                )
                 config.is_decoder = True
                 kwargs["config"] = config
             model, _ = load_with_info(AutoModelForCausalLM, source, **kwargs)

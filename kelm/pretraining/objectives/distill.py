@@ -148,8 +148,9 @@ def _takes_token_types(model: nn.Module) -> bool:
 class DistilModel(WithTeacher):
     """The student trained against the frozen teacher (see the module docstring)."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, options: DistillOptions,
-                 use_ce: bool) -> None:
+    def __init__(
+        self, student: nn.Module, teacher: nn.Module, options: DistillOptions, use_ce: bool
+    ) -> None:
         super().__init__(teacher)
         self.student = student
         self.options = options
@@ -176,7 +177,11 @@ class DistilModel(WithTeacher):
         mlm = s.loss if s.loss is not None else zero
         loss = o.alpha_ce * ce + o.alpha_mlm * mlm + o.alpha_cos * cos
         return DistillOutput(
-            loss=loss, ce_loss=ce, mlm_loss=mlm, cos_loss=cos, logits=s.logits,
+            loss=loss,
+            ce_loss=ce,
+            mlm_loss=mlm,
+            cos_loss=cos,
+            logits=s.logits,
             teacher_logits=t.logits,
         )
 
@@ -233,8 +238,9 @@ class DistillObjective(Objective):
             )
         if o.alpha_cos > 0 and student.config.hidden_size != teacher.config.hidden_size:
             raise KelmError(
-                f"the cosine loss compares hidden states: student width {student.config.hidden_size}"
-                f" != teacher width {teacher.config.hidden_size} (set alpha_cos: 0)"
+                "the cosine loss compares hidden states: student width "
+                f"{student.config.hidden_size} != teacher width {teacher.config.hidden_size} "
+                "(set alpha_cos: 0)"
             )
         return DistilModel(student, teacher, o, use_ce)
 

@@ -311,7 +311,9 @@ class RTDObjective(Objective):
         return metrics
 
     def mlm_logits(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:
-        raise KelmError("the rtd objective keeps a discriminator: the cloze probe needs a masked LM")
+        raise KelmError(
+            "the rtd objective keeps a discriminator: the cloze probe needs a masked LM"
+        )
 
 
 def _preset(name: str) -> dict[str, Any]:

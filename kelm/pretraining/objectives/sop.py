@@ -98,16 +98,16 @@ def tie_albert_layers(model: nn.Module, sharing: str) -> nn.Module:
         raise KelmError("attention/ffn sharing needs ALBERT layer groups of one layer each")
     layers = _layers(model)
     first = layers[0]
-    names = ("attention",) if sharing == "attention" else ("ffn", "ffn_output", "full_layer_layer_norm")
+    names = (
+        ("attention",) if sharing == "attention" else ("ffn", "ffn_output", "full_layer_layer_norm")
+    )
     for layer in layers[1:]:
         for name in names:
             setattr(layer, name, getattr(first, name))
     return model
 
 
-def albert_config(
-    base: Any, embedding_size: int | None, sharing: str
-) -> Any:
+def albert_config(base: Any, embedding_size: int | None, sharing: str) -> Any:
     """Set ALBERT's E and layer grouping for ``sharing`` on an ``AlbertConfig`` (in place)."""
     if embedding_size is not None:
         base.embedding_size = int(embedding_size)
@@ -193,16 +193,13 @@ def swap_order(
         if x.sep < 1 or x.sep >= n - 1 or float(draws[i]) >= probability:
             out.append(x)
             continue
-        a, b = slice(1, x.sep), slice(x.sep + 1, n - 1)
-
-        def swapped(v: np.ndarray, a: slice = a, b: slice = b) -> np.ndarray:
-            return np.concatenate([v[:1], v[b], v[x.sep : x.sep + 1], v[a], v[n - 1 :]])
-
-        new_sep = 1 + (b.stop - b.start)
+        # [CLS] A [SEP] B [SEP] -> [CLS] B [SEP] A [SEP]
+        order = np.concatenate(
+            [[0], np.arange(x.sep + 1, n - 1), [x.sep], np.arange(1, x.sep), [n - 1]]
+        )
+        new_sep = n - 1 - x.sep
         out.append(
-            Instance(
-                swapped(x.input_ids), swapped(x.entity_ids), swapped(x.word_starts), new_sep, x.doc
-            )
+            Instance(x.input_ids[order], x.entity_ids[order], x.word_starts[order], new_sep, x.doc)
         )
         labels[i] = 1
     return out, labels
@@ -256,8 +253,12 @@ class SOPObjective(Objective):
         if sharing is None:
             sharing = "all" if model.config.num_hidden_groups == 1 else "none"
         if sharing != o.sharing:
-            log.warning("%s shares %s layers; objective_options.sharing %r is ignored", source,
-                        sharing, o.sharing)
+            log.warning(
+                "%s shares %s layers; objective_options.sharing %r is ignored",
+                source,
+                sharing,
+                o.sharing,
+            )
         return tie_albert_layers(model, sharing)
 
     def kept_model(self, module: nn.Module) -> nn.Module:

@@ -187,7 +187,9 @@ class TinyBertDistiller(WithTeacher):
         task = o.stage == "task"
         emb = hid = att = pred = zero
         if not task or o.task_intermediate:
-            emb = masked_mse(self.embedding_projection(s.hidden_states[0]), t.hidden_states[0], real)
+            emb = masked_mse(
+                self.embedding_projection(s.hidden_states[0]), t.hidden_states[0], real
+            )
             hid = torch.stack(
                 [
                     masked_mse(self.hidden_projection(s.hidden_states[m]), t.hidden_states[g], real)
@@ -221,7 +223,9 @@ class TinyBertDistiller(WithTeacher):
         )
 
 
-def build_student(teacher: nn.Module, preset: str | None, overrides: dict[str, Any] | None) -> nn.Module:
+def build_student(
+    teacher: nn.Module, preset: str | None, overrides: dict[str, Any] | None
+) -> nn.Module:
     """A random student of the teacher's class: the teacher's config with half the layers,
     then the preset's sizes, then ``overrides``.
 
@@ -309,7 +313,9 @@ class TinyBertObjective(Objective):
                 "distillation: give it one with an `mlm` run first"
             )
         if o.student:
-            student, _ = load_with_info(AutoModelForMaskedLM, o.student, attn_implementation="eager")
+            student, _ = load_with_info(
+                AutoModelForMaskedLM, o.student, attn_implementation="eager"
+            )
         else:
             student = build_student(teacher, o.preset, o.student_overrides)
         check_vocabularies(teacher, int(student.config.vocab_size), self.tokenizer, source)
