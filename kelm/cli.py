@@ -484,6 +484,55 @@ def embed_kg_command(
 
 
 # ---- training (issue 4) ----
+# the run options of `kelm train` and `kelm pretrain`
+RunDirOption = Annotated[
+    Path | None, typer.Option("--run-dir", help="Run directory (overrides run_dir).")
+]
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue from the newest checkpoint of the run directory (without --config: "
+        "with the run's config.resolved.yaml).",
+    ),
+]
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Delete an existing run in the run directory.")
+]
+
+
+def _run_config_args(
+    config: Path | None, overrides: list[str] | None, run_dir: Path | None, resume: bool
+) -> tuple[Path, list[str]]:
+    """The config file and ``--set`` overrides of a run: ``--run-dir`` overrides ``run_dir``;
+    without ``--config``, ``--resume --run-dir`` reads the run's ``config.resolved.yaml``."""
+    sets = list(overrides or [])
+    if run_dir is not None:
+        sets.append(f"run_dir={run_dir}")
+    if config is None:
+        if not (resume and run_dir is not None):
+            raise KelmError("--config is required (or --resume with --run-dir)")
+        config = run_dir / "config.resolved.yaml"
+    return config, sets
+
+
+def _echo_unfinished_run(result, *, as_json: bool, unit: str, done: int, total: int) -> bool:
+    """Print what every run prints first (nothing on other processes than the main one; the
+    metrics with ``--json``; where a stopped run left its checkpoint); ``True``: that was all."""
+    if not _is_main_process():
+        return True
+    if as_json:
+        echo_json({"run_dir": str(result.run_dir), "completed": result.completed, **result.metrics})
+        return True
+    if not result.completed:
+        typer.echo(
+            f"stopped after {unit} {done} of {total}; checkpoint in "
+            f"{result.run_dir / 'checkpoints'} (continue with --resume)"
+        )
+        return True
+    return False
+
+
 @app.command("train")
 @user_errors
 def train_command(
@@ -495,20 +544,9 @@ def train_command(
         list[str] | None,
         typer.Option("--set", help="Override a config key: --set optim.lm_lr=2e-5 (repeatable)."),
     ] = None,
-    run_dir: Annotated[
-        Path | None, typer.Option("--run-dir", help="Run directory (overrides run_dir).")
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume",
-            help="Continue from the newest checkpoint of the run directory (without --config: "
-            "with the run's config.resolved.yaml).",
-        ),
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Delete an existing run in the run directory.")
-    ] = False,
+    run_dir: RunDirOption = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
     stop_after_epochs: Annotated[
         int | None,
         typer.Option(help="Stop after this many epochs of this invocation (resume later)."),
@@ -519,14 +557,7 @@ def train_command(
     """Train a multiple-choice QA model (runs under `torchrun` / `accelerate launch` too)."""
     from kelm.training.config import load_train_config
 
-    sets = list(overrides or [])
-    if run_dir is not None:
-        sets.append(f"run_dir={run_dir}")
-    if config is None:
-        if not (resume and run_dir is not None):
-            raise KelmError("--config is required (or --resume with --run-dir)")
-        config = run_dir / "config.resolved.yaml"
-    cfg = load_train_config(config, sets)
+    cfg = load_train_config(*_run_config_args(config, overrides, run_dir, resume))
     from kelm.training.loop import train
 
     result = train(
@@ -536,17 +567,8 @@ def train_command(
         stop_after_epochs=stop_after_epochs,
         progress=progress,
     )
-    if not _is_main_process():
-        return
-    if as_json:
-        echo_json({"run_dir": str(result.run_dir), "completed": result.completed, **result.metrics})
-        return
     epochs = len(result.history["epochs"])
-    if not result.completed:
-        typer.echo(
-            f"stopped after epoch {epochs} of {cfg.epochs}; checkpoint in "
-            f"{result.run_dir / 'checkpoints'} (continue with --resume)"
-        )
+    if _echo_unfinished_run(result, as_json=as_json, unit="epoch", done=epochs, total=cfg.epochs):
         return
     m = result.metrics
     acc = (
@@ -624,6 +646,10 @@ def evaluate_command(
         bool,
         typer.Option(help="--zero-shot: run each prompt once for all its choices (KV cache)."),
     ] = True,
+    max_questions: Annotated[
+        int | None,
+        typer.Option(help="--zero-shot: score only the first N questions of the file."),
+    ] = None,
 ) -> None:
     """Evaluate a trained run (or, with --zero-shot, a causal LM) on a QA file:
     metrics.json and predictions.jsonl."""
@@ -642,6 +668,7 @@ def evaluate_command(
             batch_size=batch_size,
             max_length=max_length,
             prefix_cache=prefix_cache,
+            max_questions=max_questions,
             device=device,
             progress=progress,
             as_json=as_json,
@@ -649,8 +676,8 @@ def evaluate_command(
         return
     if model is None:
         raise KelmError("--model RUN_DIR is required (or pass --zero-shot --lm NAME_OR_PATH)")
-    if lm is not None or gguf_file is not None or shots or demos is not None:
-        raise KelmError("--lm, --gguf-file, --shots and --demos need --zero-shot")
+    if lm is not None or gguf_file is not None or shots or demos is not None or max_questions:
+        raise KelmError("--lm, --gguf-file, --shots, --demos and --max-questions need --zero-shot")
     from kelm.evaluation.qa import evaluate_run
 
     m = evaluate_run(model, qa, out, batch_size=batch_size, device=device, progress=progress)
@@ -721,20 +748,9 @@ def pretrain_command(
         list[str] | None,
         typer.Option("--set", help="Override a config key: --set max_steps=200 (repeatable)."),
     ] = None,
-    run_dir: Annotated[
-        Path | None, typer.Option("--run-dir", help="Run directory (overrides run_dir).")
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume",
-            help="Continue from the newest checkpoint of the run directory (without --config: "
-            "with the run's config.resolved.yaml).",
-        ),
-    ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Delete an existing run in the run directory.")
-    ] = False,
+    run_dir: RunDirOption = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
     stop_after_steps: Annotated[
         int | None,
         typer.Option(help="Stop after this many optimizer steps of this invocation."),
@@ -745,14 +761,7 @@ def pretrain_command(
     """Pretrain an encoder (mlm, ernie, ...; runs under `torchrun` / `accelerate launch` too)."""
     from kelm.pretraining.config import load_pretrain_config
 
-    sets = list(overrides or [])
-    if run_dir is not None:
-        sets.append(f"run_dir={run_dir}")
-    if config is None:
-        if not (resume and run_dir is not None):
-            raise KelmError("--config is required (or --resume with --run-dir)")
-        config = run_dir / "config.resolved.yaml"
-    cfg = load_pretrain_config(config, sets)
+    cfg = load_pretrain_config(*_run_config_args(config, overrides, run_dir, resume))
     from kelm.pretraining.loop import pretrain
 
     result = pretrain(
@@ -762,17 +771,8 @@ def pretrain_command(
         stop_after_steps=stop_after_steps,
         progress=progress,
     )
-    if not _is_main_process():
-        return
-    if as_json:
-        echo_json({"run_dir": str(result.run_dir), "completed": result.completed, **result.metrics})
-        return
     steps = len(result.history["steps"])
-    if not result.completed:
-        typer.echo(
-            f"stopped after step {steps} of {cfg.max_steps}; checkpoint in "
-            f"{result.run_dir / 'checkpoints'} (continue with --resume)"
-        )
+    if _echo_unfinished_run(result, as_json=as_json, unit="step", done=steps, total=cfg.max_steps):
         return
     m = result.metrics
     shown = ", ".join(

@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import statistics
 import sys
@@ -190,18 +189,12 @@ def inference_speed(run_dirs: dict[str, str], rounds: int, batch_size: int) -> d
 
 
 def main(argv: list[str] | None = None) -> None:
+    from _bench import start
+
     args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    if args.data_dir:
-        os.environ["KELM_DATA"] = str(args.data_dir)
+    start(args)
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     t0 = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     student_dir = args.out / "student-encoder"

@@ -241,18 +241,12 @@ def csqa(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    if args.data_dir:
-        os.environ["KELM_DATA"] = str(args.data_dir)
-    import logging
+    from _bench import start
 
+    args = parse_args(argv)
+    start(args)
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     t0 = time.perf_counter()
     out: dict[str, Any] = {}
     log("speed: fused vs plain forward+backward ...")

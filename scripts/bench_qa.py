@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import shutil
 import statistics
 import sys
@@ -173,18 +172,10 @@ def summarise(values: list[float]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from _bench import start
+
     args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    if args.data_dir:
-        os.environ["KELM_DATA"] = str(args.data_dir)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    import logging
-
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    start(args)
     t0 = time.perf_counter()
     seconds: dict[str, Any] = {}
     if any(m != "lm" for m in args.models):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -104,18 +103,11 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from _bench import start
+
     args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    if args.data_dir:
-        os.environ["KELM_DATA"] = str(args.data_dir)
-    import logging
-
+    start(args)
     import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
     from kelm.evaluation.zeroshot import load_causal_lm
     from kelm.paths import data_file

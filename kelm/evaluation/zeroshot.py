@@ -694,6 +694,7 @@ def evaluate_zero_shot(
     batch_size: int = 8,
     max_length: int | None = None,
     method: str = "cached",
+    max_questions: int | None = None,
     device: str | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -713,6 +714,7 @@ def evaluate_zero_shot(
         batch_size: questions per forward pass.
         max_length: context window cap in tokens (default: the model's).
         method: ``cached`` or ``naive`` (no shared-prefix cache; the reference).
+        max_questions: score only the first N questions of ``qa_file`` (``None``: all).
         device: ``cpu`` or ``cuda`` (default: auto).
         progress: progress bars.
 
@@ -736,7 +738,9 @@ def evaluate_zero_shot(
         raise KelmError("--max-length must be at least 2")
     if method not in METHODS:
         raise KelmError(f"unknown scoring method {method!r}; choose one of {', '.join(METHODS)}")
-    items = read_items(qa_file, need_answers=False)
+    if max_questions is not None and max_questions < 1:
+        raise KelmError("--max-questions must be at least 1")
+    items = read_items(qa_file, need_answers=False)[:max_questions]
     pool = read_items(demos, need_answers=True) if shots > 0 and demos is not None else None
     # A separate training file gives no evaluated question as a demonstration (it may hold
     # the held-out ones); demonstrations from the evaluated file itself are leave-one-out.

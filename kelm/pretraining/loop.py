@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +41,6 @@ import numpy as np
 import torch
 
 from kelm._io import write_json
-from kelm.config import dump_config
 from kelm.errors import KelmError
 from kelm.pretraining.config import (
     RESUMABLE_CHANGES,
@@ -53,13 +50,22 @@ from kelm.pretraining.config import (
 )
 from kelm.training import checkpoint as ckpt
 from kelm.training.data import epoch_batches, move_to
-from kelm.training.loop import (
-    _bar,
-    _lrs,
-    _summary_writer,
+from kelm.training.loop import make_scheduler
+from kelm.training.runtime import (
+    check_resume_config,
+    check_run_dir,
     hf_progress_bars,
-    make_scheduler,
+    log_train_step,
+    make_accelerator,
+    open_run_dir,
+    optimizer_step,
+    progress_bar,
+    restore_checkpoint,
     save_model,
+    summary_writer,
+    warn_streams_differ,
+    write_checkpoint,
+    write_history,
 )
 
 log = logging.getLogger(__name__)
@@ -97,49 +103,25 @@ class PretrainResult:
 
 # ---------------------------------------------------------------------------------- run dir
 def prepare_pretrain_run_dir(cfg: PretrainConfig, *, resume: bool, overwrite: bool) -> Path | None:
-    """Check the run directory for this start mode; returns the checkpoint to resume from.
+    """Check ``cfg.run_dir`` for this start mode; returns the checkpoint to resume from.
 
     Raises:
-        KelmError: ``resume`` without checkpoint or with another config; an existing run
-            without ``resume`` or ``overwrite``.
+        KelmError: as :func:`~kelm.training.runtime.check_run_dir`; resuming with a config
+            that differs from the saved one outside
+            :data:`~kelm.pretraining.config.RESUMABLE_CHANGES`.
     """
-    run_dir = Path(cfg.run_dir)
-    if resume and overwrite:
-        raise KelmError("--resume and --overwrite exclude each other")
-    if resume:
-        latest = ckpt.latest_checkpoint(run_dir)
-        if latest is None:
-            raise KelmError(f"{run_dir}: nothing to resume (no checkpoints in {run_dir})")
-        saved_file = run_dir / "config.resolved.yaml"
-        if not saved_file.is_file():
-            raise KelmError(f"{run_dir}: cannot resume, config.resolved.yaml is missing")
-        saved = flat_dict(load_pretrain_config(saved_file))
-        now = flat_dict(cfg)
-        changed = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k)]
-        if changed:
-            shown = ", ".join(f"{k} ({saved.get(k)!r} -> {now[k]!r})" for k in changed[:4])
-            raise KelmError(
-                f"{run_dir}: cannot resume with a different config: {shown}"
-                f"{' ...' if len(changed) > 4 else ''}; resume with the run's own config "
-                "(its config.resolved.yaml) or start a new run"
-            )
-        return latest
-    existing = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
-    if existing and not overwrite:
-        raise KelmError(
-            f"{run_dir}: already holds a run ({', '.join(existing[:3])}); pass --resume to "
-            "continue it, --overwrite to start over, or choose another run_dir"
-        )
-    return None
-
-
-def _clear_run_dir(run_dir: Path) -> None:
-    for name in RUN_OUTPUTS:
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            path.unlink()
+    return check_run_dir(
+        Path(cfg.run_dir),
+        resume=resume,
+        overwrite=overwrite,
+        outputs=RUN_OUTPUTS,
+        check_config=lambda run_dir: check_resume_config(
+            run_dir,
+            flat_dict(cfg),
+            lambda saved_file: flat_dict(load_pretrain_config(saved_file)),
+            RESUMABLE_CHANGES,
+        ),
+    )
 
 
 def resolve_mixed_precision(cfg: PretrainConfig) -> str:
@@ -247,12 +229,10 @@ def _pretrain(
     stop_after_steps: int | None,
     progress: bool,
 ) -> PretrainResult:
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    from accelerate.utils import set_seed
 
     from kelm.pretraining.evaluate import evaluate_objective
     from kelm.pretraining.objectives.base import load_tokenizer_for, open_knowledge
-    from kelm.viz import plot_curves
 
     cfg.validate()
     if stop_after_steps is not None and stop_after_steps < 1:
@@ -261,32 +241,12 @@ def _pretrain(
         torch.set_num_threads(cfg.threads)
 
     # ---- 1. setup
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
-    accelerator = Accelerator(
-        cpu=cfg.cpu or (launched > 1 and not torch.cuda.is_available()),
-        mixed_precision=resolve_mixed_precision(cfg),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-    if accelerator.num_processes != launched:
-        raise KelmError(
-            f"launched as {launched} processes but accelerate set up "
-            f"{accelerator.num_processes}; check the launcher's settings"
-        )
-    rank, world, main = (
-        accelerator.process_index,
-        accelerator.num_processes,
-        accelerator.is_main_process,
-    )
+    accelerator = make_accelerator(cpu=cfg.cpu, mixed_precision=resolve_mixed_precision(cfg))
+    rank, world = accelerator.process_index, accelerator.num_processes
+    main = accelerator.is_main_process
     run_dir = Path(cfg.run_dir)
     resume_from = prepare_pretrain_run_dir(cfg, resume=resume, overwrite=overwrite)
-    accelerator.wait_for_everyone()
-    if main:
-        if overwrite:
-            _clear_run_dir(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if resume_from is None:
-            dump_config(cfg, run_dir / "config.resolved.yaml")
-    accelerator.wait_for_everyone()
+    open_run_dir(accelerator, cfg, resume_from, overwrite=overwrite, outputs=RUN_OUTPUTS)
     show = progress and main
 
     # ---- 2. data
@@ -317,16 +277,7 @@ def _pretrain(
     history: dict[str, Any] = {"steps": [], "epochs": [], "totals": {"tokens": 0, "seconds": 0.0}}
     global_step, rng = 0, None
     if resume_from is not None:
-        state = ckpt.load_checkpoint(resume_from, rank)
-        try:
-            model.load_state_dict(state.model)
-            optimizer.load_state_dict(state.optimizer)
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise ckpt.CheckpointError(
-                f"checkpoint {resume_from} does not fit this model "
-                f"({str(exc).splitlines()[0][:200]})"
-            ) from None
-        scheduler.load_state_dict(state.scheduler)
+        state = restore_checkpoint(resume_from, rank, model, optimizer, scheduler)
         global_step = int(state.trainer_state["global_step"])
         history = state.trainer_state["history"]
         rng = state.rng
@@ -336,13 +287,7 @@ def _pretrain(
 
             generator.set_state(load_file(str(gen_file))["state"])
         else:
-            log.warning(
-                "%s was written by %s processes, this run has %d: the random streams differ "
-                "from an uninterrupted run",
-                resume_from,
-                state.trainer_state.get("world_size"),
-                world,
-            )
+            warn_streams_differ(resume_from, state.trainer_state.get("world_size"), world)
             generator.manual_seed(cfg.seed * 1_000_003 + rank + 1 + 7919 * global_step)
 
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -352,7 +297,7 @@ def _pretrain(
     elif resume_from is not None:
         set_seed(cfg.seed + 1000 * global_step + rank)
 
-    writer = _summary_writer(run_dir, global_step if resume_from else None) if main else None
+    writer = summary_writer(run_dir, global_step if resume_from else None) if main else None
     accum = cfg.grad_accum_steps
     per_epoch = len(epoch_batches(len(train_idx), cfg.batch_size, cfg.seed, 0, rank, world))
     if main:
@@ -371,7 +316,7 @@ def _pretrain(
     # ---- 4. the loop
     batches_of: dict[int, list[list[int]]] = {}
     started = global_step
-    bar = _bar(cfg.max_steps, f"pretraining {objective.name}", show)
+    bar = progress_bar(cfg.max_steps, f"pretraining {objective.name}", show)
     bar.update(global_step)
     since_eval: list[float] = []
     model.train()
@@ -398,12 +343,7 @@ def _pretrain(
                 if value is not None:
                     logged[name] = logged.get(name, 0.0) + value.detach().double().cpu() / accum
             tokens += batch["attention_mask"].sum().double().cpu()
-        if o.max_grad_norm:
-            accelerator.clip_grad_norm_(model.parameters(), o.max_grad_norm)
-        lrs = _lrs(optimizer)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        lrs = optimizer_step(accelerator, model, optimizer, scheduler, o.max_grad_norm)
         global_step += 1
 
         names = list(logged)
@@ -415,12 +355,7 @@ def _pretrain(
         record = {"step": global_step, **step_losses, "lr": next(iter(lrs.values()), 0.0)}
         history["steps"].append(record)
         since_eval.append(step_losses["loss"])
-        if writer is not None:
-            for name, value in step_losses.items():
-                writer.add_scalar(f"train/{name}", value, global_step)
-            if global_step % cfg.log_every == 0:
-                for name, lr in lrs.items():
-                    writer.add_scalar(f"lr/{name}", lr, global_step)
+        log_train_step(writer, step_losses, lrs, global_step, cfg.log_every)
         bar.set_postfix(loss=f"{step_losses['loss']:.4f}")
         bar.update(1)
 
@@ -460,15 +395,14 @@ def _pretrain(
         ran = global_step - started
         stopping = stop_after_steps is not None and ran >= stop_after_steps and not last
         if (cfg.save_every and global_step % cfg.save_every == 0) or last or stopping:
-            _checkpoint(
+            write_checkpoint(
                 accelerator,
-                cfg,
+                cfg.run_dir,
                 global_step,
-                unwrapped,
-                optimizer,
-                scheduler,
-                generator,
-                {
+                model=unwrapped,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                trainer_state={
                     "epoch": global_step,
                     "global_step": global_step,
                     "unit": "optimizer step",
@@ -476,6 +410,9 @@ def _pretrain(
                     "world_size": world,
                     "seed": cfg.seed,
                 },
+                keep=cfg.keep_checkpoints,
+                # every process's collate-generator state: --resume continues its stream
+                per_process=lambda staged, rank: _save_generator(generator, staged, rank),
             )
         if stopping:
             break
@@ -498,8 +435,7 @@ def _pretrain(
         save_model(kept, tokenizer, run_dir / "model")
         write_json(run_dir / "metrics.json", metrics)
     if main:
-        write_json(run_dir / "history.json", history)
-        plot_curves(history, run_dir / "curves.png")
+        write_history(run_dir, history)
     accelerator.wait_for_everyone()
     return PretrainResult(run_dir, metrics, history, completed, resume_from)
 
@@ -539,39 +475,11 @@ def _final_metrics(
     return metrics
 
 
-def _checkpoint(
-    accelerator: Any,
-    cfg: PretrainConfig,
-    step: int,
-    model: torch.nn.Module,
-    optimizer: Any,
-    scheduler: Any,
-    generator: torch.Generator,
-    trainer_state: dict[str, Any],
-) -> None:
-    """Write the checkpoint of ``step``: every process adds its RNG and collate-generator
-    states to the staging directory, the main process the rest (listed in the manifest)."""
+def _save_generator(generator: torch.Generator, staged: Path, rank: int) -> None:
+    """This process's collate-generator state, into checkpoint staging directory ``staged``."""
     from safetensors.torch import save_file
 
-    if accelerator.is_main_process:
-        ckpt.begin_checkpoint(cfg.run_dir, step)
-    accelerator.wait_for_everyone()
-    staged = ckpt.staging_path(cfg.run_dir, step)
-    rank = accelerator.process_index
-    ckpt.write_rng(staged, rank)
     save_file({"state": generator.get_state()}, str(staged / GENERATOR_FILE.format(rank=rank)))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        ckpt.finish_checkpoint(
-            cfg.run_dir,
-            step,
-            model_state=model.state_dict(),
-            optimizer_state=optimizer.state_dict(),
-            scheduler_state=scheduler.state_dict(),
-            trainer_state=trainer_state,
-            keep=cfg.keep_checkpoints,
-        )
-    accelerator.wait_for_everyone()
 
 
 __all__ = [

@@ -3,6 +3,8 @@
 * :mod:`~kelm.training.config` - :class:`TrainConfig` and :func:`load_train_config`;
 * :mod:`~kelm.training.data` - QA items -> tokenised statements + subgraphs + paths -> batches;
 * :mod:`~kelm.training.loop` - :func:`train`, the accelerate training loop;
+* :mod:`~kelm.training.runtime` - what it shares with ``kelm pretrain``: accelerate setup,
+  run directory, checkpoint writing and resuming, logs;
 * :mod:`~kelm.training.checkpoint` - epoch checkpoints (safetensors + JSON) for ``--resume``.
 
     from kelm.training import load_train_config, train

@@ -26,14 +26,10 @@ One run:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
-import os
-import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,8 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from kelm._io import publish_dir, remove_stale_staging, staging_dir, write_json
-from kelm.config import dump_config, to_dict
+from kelm._io import write_json
+from kelm.config import to_dict
 from kelm.errors import KelmError
 from kelm.training import checkpoint as ckpt
 from kelm.training.config import ENTITY_MODELS, TrainConfig, load_train_config
@@ -58,6 +54,22 @@ from kelm.training.data import (
     move_to,
     read_items,
     split_items,
+)
+from kelm.training.runtime import (
+    check_resume_config,
+    check_run_dir,
+    hf_progress_bars,
+    log_train_step,
+    make_accelerator,
+    open_run_dir,
+    optimizer_step,
+    progress_bar,
+    restore_checkpoint,
+    save_model,
+    summary_writer,
+    warn_streams_differ,
+    write_checkpoint,
+    write_history,
 )
 
 log = logging.getLogger(__name__)
@@ -131,6 +143,13 @@ def _run_tokenizer(cfg: TrainConfig) -> Any:
     return load_tokenizer(cfg.model.tokenizer or _encoder_source(cfg))
 
 
+def _bad_model_settings(exc: Exception) -> KelmError:
+    """The one-line error for a model class that refused the settings: the last line of its
+    message (a strict config's validation error runs over several lines)."""
+    detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
+    return KelmError(f"config: bad model settings ({detail})")
+
+
 def _build_gpt(cfg: TrainConfig, tokenizer: Any) -> nn.Module:
     """The GPT-1-style model on ``model.encoder`` (a causal LM), its embeddings grown to the
     tokenizer's transfer tokens."""
@@ -147,8 +166,7 @@ def _build_gpt(cfg: TrainConfig, tokenizer: Any) -> nn.Module:
             classifier_dropout=m.classifier_dropout,
         )
     except (ValueError, TypeError, StrictDataclassError) as exc:
-        detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
-        raise KelmError(f"config: bad model settings ({detail})") from None
+        raise _bad_model_settings(exc) from None
     window = model.max_positions
     if window is not None and cfg.data.max_length > window:
         raise KelmError(
@@ -336,8 +354,7 @@ def _build_ernie(
             freeze_entity_embeddings=m.freeze_node_embeddings,
         )
     except (ValueError, TypeError, StrictDataclassError) as exc:
-        detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
-        raise KelmError(f"config: bad model settings ({detail})") from None
+        raise _bad_model_settings(exc) from None
     if init == "kge":
         model.init_entity_embeddings(kge.entity, freeze=m.freeze_node_embeddings)
     elif init == "names":
@@ -408,10 +425,6 @@ def make_scheduler(
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def _lrs(optimizer: torch.optim.Optimizer) -> dict[str, float]:
-    return {g.get("name", str(i)): float(g["lr"]) for i, g in enumerate(optimizer.param_groups)}
-
-
 # ---------------------------------------------------------------------------------- run dir
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -425,19 +438,12 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _check_resume_config(cfg: TrainConfig, run_dir: Path) -> None:
     """The config must match the run's saved one, except :data:`RESUMABLE_CHANGES`."""
-    saved_file = run_dir / "config.resolved.yaml"
-    if not saved_file.is_file():
-        raise KelmError(f"{run_dir}: cannot resume, config.resolved.yaml is missing")
-    saved = _flat(to_dict(load_train_config(saved_file)))
-    now = _flat(to_dict(cfg))
-    changed = [k for k in now if k not in RESUMABLE_CHANGES and now[k] != saved.get(k)]
-    if changed:
-        shown = ", ".join(f"{k} ({saved.get(k)!r} -> {now[k]!r})" for k in changed[:4])
-        raise KelmError(
-            f"{run_dir}: cannot resume with a different config: {shown}"
-            f"{' ...' if len(changed) > 4 else ''}; resume with the run's own config "
-            "(its config.resolved.yaml) or start a new run"
-        )
+    check_resume_config(
+        run_dir,
+        _flat(to_dict(cfg)),
+        lambda saved_file: _flat(to_dict(load_train_config(saved_file))),
+        RESUMABLE_CHANGES,
+    )
 
 
 def prepare_run_dir(cfg: TrainConfig, *, resume: bool, overwrite: bool) -> Path | None:
@@ -447,53 +453,13 @@ def prepare_run_dir(cfg: TrainConfig, *, resume: bool, overwrite: bool) -> Path 
         KelmError: ``resume`` without checkpoint or with another config; an existing run
             without ``resume`` or ``overwrite``.
     """
-    run_dir = Path(cfg.run_dir)
-    if resume and overwrite:
-        raise KelmError("--resume and --overwrite exclude each other")
-    if resume:
-        latest = ckpt.latest_checkpoint(run_dir)
-        if latest is None:
-            raise KelmError(f"{run_dir}: nothing to resume (no checkpoints in {run_dir})")
-        _check_resume_config(cfg, run_dir)
-        return latest
-    existing = [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
-    if existing and not overwrite:
-        raise KelmError(
-            f"{run_dir}: already holds a run ({', '.join(existing[:3])}); pass --resume to "
-            "continue it, --overwrite to start over, or choose another run_dir"
-        )
-    return None
-
-
-def _clear_run_dir(run_dir: Path) -> None:
-    for name in RUN_OUTPUTS:
-        path = run_dir / name
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            path.unlink()
-
-
-def save_model(model: nn.Module, tokenizer: Any, out: Path) -> None:
-    """``save_pretrained`` of the model and tokenizer, published atomically as ``out``."""
-    remove_stale_staging(out)
-    staged = staging_dir(out)
-    try:
-        model.save_pretrained(staged)
-        tokenizer.save_pretrained(staged)
-        publish_dir(staged, out)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-
-
-def _summary_writer(run_dir: Path, purge_step: int | None) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is a dependency, but a run should not die for logs
-        log.warning("tensorboard is not installed; no TensorBoard logs")
-        return None
-    return SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
+    return check_run_dir(
+        Path(cfg.run_dir),
+        resume=resume,
+        overwrite=overwrite,
+        outputs=RUN_OUTPUTS,
+        check_config=lambda run_dir: _check_resume_config(cfg, run_dir),
+    )
 
 
 # ---------------------------------------------------------------------------------- data
@@ -566,21 +532,6 @@ def load_data(
 
 
 # ---------------------------------------------------------------------------------- train
-@contextlib.contextmanager
-def hf_progress_bars(enabled: bool) -> Iterator[None]:
-    """Hugging Face's own progress bars (weight loading, saving) on or off for a block."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    if was and not enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was and not enabled:
-            hf_logging.enable_progress_bar()
-
-
 def train(
     cfg: TrainConfig,
     *,
@@ -620,11 +571,9 @@ def _train(
     stop_after_epochs: int | None,
     progress: bool,
 ) -> TrainResult:
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    from accelerate.utils import set_seed
 
     from kelm.evaluation.qa import predict_logits, score, write_predictions
-    from kelm.viz import plot_curves
 
     cfg.validate()
     if stop_after_epochs is not None and stop_after_epochs < 1:
@@ -633,33 +582,12 @@ def _train(
         torch.set_num_threads(cfg.threads)
 
     # ---- 1. setup: processes, run directory, seeds
-    launched = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun / accelerate launch
-    accelerator = Accelerator(
-        # accelerate only runs several CPU processes (gloo) when told to use the CPU
-        cpu=cfg.cpu or (launched > 1 and not torch.cuda.is_available()),
-        mixed_precision=cfg.mixed_precision,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
-    )
-    if accelerator.num_processes != launched:
-        raise KelmError(
-            f"launched as {launched} processes but accelerate set up "
-            f"{accelerator.num_processes}; check the launcher's settings"
-        )
-    rank, world, main = (
-        accelerator.process_index,
-        accelerator.num_processes,
-        accelerator.is_main_process,
-    )
+    accelerator = make_accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    main = accelerator.is_main_process
     run_dir = Path(cfg.run_dir)
     resume_from = prepare_run_dir(cfg, resume=resume, overwrite=overwrite)
-    accelerator.wait_for_everyone()
-    if main:
-        if overwrite:
-            _clear_run_dir(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if resume_from is None:
-            dump_config(cfg, run_dir / "config.resolved.yaml")
-    accelerator.wait_for_everyone()
+    open_run_dir(accelerator, cfg, resume_from, overwrite=overwrite, outputs=RUN_OUTPUTS)
     set_seed(cfg.seed)
     show = progress and main
 
@@ -688,28 +616,13 @@ def _train(
     history: dict[str, Any] = {"steps": [], "epochs": []}
     start_epoch, global_step, rng = 0, 0, None
     if resume_from is not None:
-        state = ckpt.load_checkpoint(resume_from, rank)
-        try:
-            model.load_state_dict(state.model)
-            optimizer.load_state_dict(state.optimizer)
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise ckpt.CheckpointError(
-                f"checkpoint {resume_from} does not fit this model "
-                f"({str(exc).splitlines()[0][:200]})"
-            ) from None
-        scheduler.load_state_dict(state.scheduler)
+        state = restore_checkpoint(resume_from, rank, model, optimizer, scheduler)
         start_epoch = int(state.trainer_state["epoch"])
         global_step = int(state.trainer_state["global_step"])
         history = state.trainer_state["history"]
         rng = state.rng
         if rng is None or int(state.trainer_state.get("world_size", 1)) != world:
-            log.warning(
-                "%s was written by %s processes, this run has %d: the random streams differ "
-                "from an uninterrupted run",
-                resume_from,
-                state.trainer_state.get("world_size"),
-                world,
-            )
+            warn_streams_differ(resume_from, state.trainer_state.get("world_size"), world)
 
     # The encoder must require grad when DDP wraps the model (it registers those parameters
     # only); freezing afterwards makes them "unused" in DDP's eyes for the frozen steps.
@@ -722,7 +635,7 @@ def _train(
     elif resume_from is not None:
         set_seed(cfg.seed + 1000 * start_epoch + rank)
 
-    writer = _summary_writer(run_dir, global_step if resume_from else None) if main else None
+    writer = summary_writer(run_dir, global_step if resume_from else None) if main else None
     if main:
         log.info(
             "training %s on %d questions (%d held out), %d steps/epoch x %d epochs, %d process(es)",
@@ -741,7 +654,7 @@ def _train(
         batches = epoch_batches(len(data.train), cfg.batch_size, cfg.seed, epoch, rank, world)
         t0, statements = time.perf_counter(), 0
         loss_sum = torch.zeros(3, dtype=torch.float64)  # [sum of losses, correct, questions]
-        bar = _bar(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", show)
+        bar = progress_bar(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", show)
         for idx in batches:
             frozen = global_step < cfg.optim.freeze_lm_steps
             if frozen != lm_frozen:
@@ -756,12 +669,7 @@ def _train(
             # gpt: the weighted auxiliary LM loss joins the gradient; logs keep the choice loss.
             aux = getattr(output, "aux_loss", None)
             accelerator.backward(loss if aux is None else loss + aux)
-            if cfg.optim.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.optim.max_grad_norm)
-            lrs = _lrs(optimizer)  # the rates this step used
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            lrs = optimizer_step(accelerator, model, optimizer, scheduler, cfg.optim.max_grad_norm)
             global_step += 1
 
             # Logging: the step's loss averaged over processes.
@@ -782,11 +690,7 @@ def _train(
                     "lm_frozen": frozen,
                 }
             )
-            if writer is not None:
-                writer.add_scalar("train/loss", step_loss, global_step)
-                if global_step % cfg.log_every == 0:
-                    for name, lr in lrs.items():
-                        writer.add_scalar(f"lr/{name}", lr, global_step)
+            log_train_step(writer, {"loss": step_loss}, lrs, global_step, cfg.log_every)
             bar.set_postfix(loss=f"{step_loss:.4f}")
             bar.update(1)
         bar.close()
@@ -838,20 +742,21 @@ def _train(
                 else ""
             )
             print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}{acc_text}")
-        _checkpoint(
+        write_checkpoint(
             accelerator,
-            cfg,
+            cfg.run_dir,
             epoch + 1,
-            unwrapped,
-            optimizer,
-            scheduler,
-            {
+            model=unwrapped,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            trainer_state={
                 "epoch": epoch + 1,
                 "global_step": global_step,
                 "history": history,
                 "world_size": world,
                 "seed": cfg.seed,
             },
+            keep=cfg.keep_checkpoints,
         )
         ran = epoch + 1 - start_epoch
         if stop_after_epochs is not None and ran >= stop_after_epochs and not last:
@@ -875,8 +780,7 @@ def _train(
         metrics = _final_metrics(cfg, history, data, eval_logits, score)
     # ---- 6. outputs
     if main:
-        write_json(run_dir / "history.json", history)
-        plot_curves(history, run_dir / "curves.png")
+        write_history(run_dir, history)
         if completed:
             save_model(unwrapped, tokenizer, run_dir / "model")
             if eval_logits is not None:
@@ -915,41 +819,6 @@ def _final_metrics(
         }
     )
     return metrics
-
-
-def _checkpoint(
-    accelerator: Any,
-    cfg: TrainConfig,
-    epoch: int,
-    model: nn.Module,
-    optimizer: Any,
-    scheduler: Any,
-    trainer_state: dict[str, Any],
-) -> None:
-    """Write the epoch checkpoint: the main process stages it, every process adds its RNG
-    states, the main process writes the rest and publishes it."""
-    if accelerator.is_main_process:
-        ckpt.begin_checkpoint(cfg.run_dir, epoch)
-    accelerator.wait_for_everyone()
-    ckpt.write_rng(ckpt.staging_path(cfg.run_dir, epoch), accelerator.process_index)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        ckpt.finish_checkpoint(
-            cfg.run_dir,
-            epoch,
-            model_state=model.state_dict(),
-            optimizer_state=optimizer.state_dict(),
-            scheduler_state=scheduler.state_dict(),
-            trainer_state=trainer_state,
-            keep=cfg.keep_checkpoints,
-        )
-    accelerator.wait_for_everyone()
-
-
-def _bar(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, dynamic_ncols=True)
 
 
 __all__ = [

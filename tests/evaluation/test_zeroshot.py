@@ -575,6 +575,27 @@ def test_cli_option_errors(tmp_path: Path, lm_dir: Path) -> None:
         ),
         "context window of 4",
     )
+    one_line_error(
+        evaluate("--model", tmp_path, "--qa", qa, "--out", tmp_path / "o", "--max-questions", 1),
+        "need --zero-shot",
+    )
+
+
+def test_cli_max_questions_scores_the_first_ones(tmp_path: Path, lm_dir: Path) -> None:
+    qa = FIXTURES / "csqa_original.jsonl"
+    out = tmp_path / "first"
+    result = evaluate(
+        "--zero-shot", "--lm", lm_dir, "--qa", qa, "--out", out, "--max-questions", 2, "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["n"] == 2
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    first_ids = [item.id for item in read_qa(qa)[:2]]
+    assert [json.loads(line)["id"] for line in lines] == first_ids
+    one_line_error(
+        evaluate("--zero-shot", "--lm", lm_dir, "--qa", qa, "--out", out, "--max-questions", 0),
+        "--max-questions",
+    )
 
 
 # ---------------------------------------------------------------------------------- real LM

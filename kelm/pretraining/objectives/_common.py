@@ -7,6 +7,7 @@ A private module (its name starts with ``_``), so the objective registry skips i
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from typing import Any
 
@@ -14,8 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from kelm.errors import KelmError
-from kelm.pretraining.objectives.base import backbone_config
-from kelm.pretraining.presets import apply_preset
+from kelm.pretraining.objectives.base import Objective, backbone_config, encoder_source
+from kelm.pretraining.presets import apply_preset, get_preset
 
 # the backbone config keys carried over to a config of another family
 _SIZE_KEYS = (
@@ -43,6 +44,16 @@ def check_preset(cfg: Any, preset: str | None) -> None:
             "config: objective_options.preset sets the sizes of a model built from a config: "
             "it needs 'model.from_scratch: true'"
         )
+
+
+def check_no_probe(cfg: Any, why: str) -> None:
+    """Objectives that keep no masked LM refuse the cloze probe.
+
+    Raises:
+        KelmError: ``probe.enabled``; ``why`` says what the objective keeps instead.
+    """
+    if cfg.probe.enabled:
+        raise KelmError(f"config: probe.enabled: {why} (set probe.enabled: false)")
 
 
 def family_config(
@@ -102,6 +113,29 @@ def load_with_info(auto_cls: Any, source: str, **kwargs: Any) -> tuple[nn.Module
     return model, sorted(info.get("missing_keys") or [])
 
 
+def load_family_checkpoint(
+    cls: Any, source: str, model_type: str, loads: str
+) -> tuple[nn.Module, list[str]]:
+    """:func:`load_with_info` of ``source``, which must be a ``model_type`` checkpoint.
+
+    Raises:
+        KelmError: another family; ``loads`` says what the objective loads.
+    """
+    model, missing = load_with_info(cls, source)
+    if model.config.model_type != model_type:
+        raise KelmError(
+            f"{source!r} is a {model.config.model_type} checkpoint: {loads} "
+            "(or set model.from_scratch: true)"
+        )
+    return model, missing
+
+
+def preset_sets(preset: str | None, key: str) -> bool:
+    """Whether the named preset sets config ``key`` (then the objective's own default for it
+    gives way)."""
+    return bool(preset) and key in get_preset(preset)  # type: ignore[arg-type]
+
+
 def freeze(model: nn.Module) -> nn.Module:
     """No gradients, evaluation mode (no dropout)."""
     model.requires_grad_(False)
@@ -128,6 +162,34 @@ class WithTeacher(nn.Module):
         super()._apply(fn, recurse)
         self._teacher._apply(fn, recurse)
         return self
+
+
+class StudentObjective(Objective):
+    """What the distillation objectives (``distill``, ``tinybert``) share: the teacher is
+    ``objective_options.teacher`` (else ``model.encoder``) and the trained student, a masked
+    LM, is the model kept."""
+
+    def teacher_source(self) -> str:
+        return self.options.teacher or encoder_source(self.cfg)  # type: ignore[no-any-return]
+
+    def kept_model(self, module: nn.Module) -> nn.Module:
+        return module.student  # type: ignore[no-any-return]
+
+    def load_kept_model(self, path: Any) -> nn.Module:
+        from transformers import AutoModelForMaskedLM
+
+        return load_with_info(AutoModelForMaskedLM, str(path))[0]
+
+    def mlm_logits(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:
+        kw = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if takes_token_types(model):
+            kw["token_type_ids"] = batch["token_type_ids"]
+        return model(**kw).logits
+
+
+def takes_token_types(model: nn.Module) -> bool:
+    """Whether the model's forward has ``token_type_ids`` (GPT-style and DistilBERT have not)."""
+    return "token_type_ids" in inspect.signature(model.forward).parameters
 
 
 def soft_cross_entropy(
@@ -203,12 +265,17 @@ def rand_like_from(shape: tuple[int, ...], generator: torch.Generator) -> Tensor
 
 
 __all__ = [
+    "StudentObjective",
     "WithTeacher",
+    "check_no_probe",
     "check_preset",
     "check_vocabularies",
     "family_config",
     "freeze",
+    "load_family_checkpoint",
     "load_with_info",
     "masked_mse",
+    "preset_sets",
     "soft_cross_entropy",
+    "takes_token_types",
 ]

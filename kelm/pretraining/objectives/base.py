@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -180,6 +181,15 @@ def load_pretrained_quietly(auto_cls: Any, source: str) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------- batches
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+"""The text inputs of an encoder's forward, as :func:`pad_instances` names them."""
+
+
+def text_inputs(batch: dict[str, Any], *extra: str) -> dict[str, Any]:
+    """The :data:`TEXT_INPUTS` of a batch, then the ``extra`` keys: forward keyword arguments."""
+    return {k: batch[k] for k in (*TEXT_INPUTS, *extra)}
+
+
 def pad_instances(
     instances: Sequence[Instance], pad_token_id: int, special_ids: Sequence[int] = ()
 ) -> dict[str, Tensor]:
@@ -228,30 +238,59 @@ def mlm_sums(logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
         logits: ``[B, L, V]``; labels: ``[B, L]`` (:data:`IGNORE_INDEX` where not predicted).
     """
     keep = labels != IGNORE_INDEX  # [B, L]
-    picked = logits[keep].float()  # [N, V]
-    target = labels[keep]  # [N]
-    loss = nn.functional.cross_entropy(picked, target, reduction="sum") if len(target) else None
-    zero = torch.zeros((), dtype=torch.float64, device=logits.device)
-    return {
-        "mlm_loss_sum": loss.double() if loss is not None else zero,
-        "mlm_correct": (picked.argmax(-1) == target).sum().double(),
-        "mlm_tokens": keep.sum().double(),
-    }
+    return token_sums(logits[keep].float(), labels[keep], keep, "mlm")
 
 
 def mlm_metrics(sums: dict[str, float]) -> dict[str, float]:
     """``mlm_loss`` (mean token cross-entropy), ``mlm_accuracy`` and ``perplexity``."""
-    import math
+    loss, accuracy, perplexity = token_metrics(sums, "mlm")
+    return {"mlm_loss": loss, "mlm_accuracy": accuracy, "perplexity": perplexity}
 
-    n = sums.get("mlm_tokens", 0.0)
-    if not n:
-        return {"mlm_loss": float("nan"), "mlm_accuracy": float("nan"), "perplexity": float("nan")}
-    loss = sums["mlm_loss_sum"] / n
+
+def token_sums(picked: Tensor, gold: Tensor, keep: Tensor, prefix: str) -> dict[str, Tensor]:
+    """Summable counts of predicted tokens: ``<prefix>_loss_sum`` (summed cross-entropy),
+    ``<prefix>_correct``, ``<prefix>_tokens``.
+
+    Shapes:
+        picked: ``[N, V]`` logits of the predicted positions; gold: ``[N]``; keep: the mask
+        that picked them (any shape, ``N`` true).
+    """
+    zero = torch.zeros((), dtype=torch.float64, device=picked.device)
+    loss = nn.functional.cross_entropy(picked, gold, reduction="sum") if len(gold) else zero
     return {
-        "mlm_loss": loss,
-        "mlm_accuracy": sums["mlm_correct"] / n,
-        "perplexity": math.exp(min(loss, 700.0)),
+        f"{prefix}_loss_sum": loss.double(),
+        f"{prefix}_correct": (picked.argmax(-1) == gold).sum().double(),
+        f"{prefix}_tokens": keep.sum().double(),
     }
+
+
+def token_metrics(sums: dict[str, float], prefix: str) -> tuple[float, float, float]:
+    """``(mean loss, accuracy, perplexity)`` from the summed :func:`token_sums` (NaNs without
+    tokens)."""
+    n = sums.get(f"{prefix}_tokens", 0.0)
+    if not n:
+        return float("nan"), float("nan"), float("nan")
+    loss = sums[f"{prefix}_loss_sum"] / n
+    return loss, sums[f"{prefix}_correct"] / n, math.exp(min(loss, 700.0))
+
+
+def sentence_sums(logits: Tensor, labels: Tensor, prefix: str) -> dict[str, Tensor]:
+    """Summable counts of a sentence-level head (NSP, SOP): ``<prefix>_correct``,
+    ``<prefix>_pairs``.
+
+    Shapes:
+        logits: ``[B, 2]``; labels: ``[B]``.
+    """
+    pred = logits.argmax(-1)  # [B]
+    return {
+        f"{prefix}_correct": (pred == labels).sum().double(),
+        f"{prefix}_pairs": torch.tensor(float(len(pred)), dtype=torch.float64),
+    }
+
+
+def ratio(part: float, whole: float) -> float:
+    """``part / whole``; NaN when ``whole`` is 0 (nothing was counted)."""
+    return part / whole if whole else float("nan")
 
 
 # ---------------------------------------------------------------------------------- base class
@@ -294,6 +333,15 @@ class Objective:
     def collate(self, instances: Sequence[Instance], generator: torch.Generator) -> dict[str, Any]:
         """Instances -> a training (or evaluation) batch, random draws from ``generator``."""
         raise NotImplementedError
+
+    def masked_batch(
+        self, instances: Sequence[Instance], generator: torch.Generator
+    ) -> dict[str, Any]:
+        """:func:`pad_instances` with BERT masking (:meth:`mask`): ``input_ids`` masked,
+        ``labels`` the original tokens where masked."""
+        batch = pad_instances(instances, self.pad_token_id, self.special_ids)
+        batch["input_ids"], batch["labels"] = self.mask(batch, generator)
+        return batch
 
     def mask(self, batch: dict[str, Tensor], generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """BERT masking of ``batch["input_ids"]`` per ``cfg.masking``: ``(inputs, labels)``."""
@@ -368,6 +416,7 @@ class Objective:
 
 __all__ = [
     "IGNORE_INDEX",
+    "TEXT_INPUTS",
     "Knowledge",
     "NoOptions",
     "Objective",
@@ -379,4 +428,9 @@ __all__ = [
     "mlm_sums",
     "open_knowledge",
     "pad_instances",
+    "ratio",
+    "sentence_sums",
+    "text_inputs",
+    "token_metrics",
+    "token_sums",
 ]

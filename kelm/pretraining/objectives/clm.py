@@ -20,7 +20,6 @@ fine-tuning head uses :func:`add_gpt1_special_tokens` to find (or add) the same 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,19 @@ from torch import Tensor, nn
 from kelm.errors import KelmError
 from kelm.pretraining.instances import Instance
 from kelm.pretraining.masking import IGNORE_INDEX
-from kelm.pretraining.objectives._common import check_preset, family_config, load_with_info
-from kelm.pretraining.objectives.base import Objective, encoder_source, pad_instances
+from kelm.pretraining.objectives._common import (
+    check_no_probe,
+    check_preset,
+    family_config,
+    load_with_info,
+)
+from kelm.pretraining.objectives.base import (
+    Objective,
+    encoder_source,
+    pad_instances,
+    token_metrics,
+    token_sums,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,14 +100,7 @@ def next_token_sums(logits: Tensor, labels: Tensor) -> dict[str, Tensor]:
     pred = logits[:, :-1].float()  # [B, L-1, V]
     target = labels[:, 1:]  # [B, L-1]
     keep = target != IGNORE_INDEX
-    picked, gold = pred[keep], target[keep]  # [N, V], [N]
-    zero = torch.zeros((), dtype=torch.float64, device=logits.device)
-    loss = nn.functional.cross_entropy(picked, gold, reduction="sum") if len(gold) else zero
-    return {
-        "lm_loss_sum": loss.double(),
-        "lm_correct": (picked.argmax(-1) == gold).sum().double(),
-        "lm_tokens": keep.sum().double(),
-    }
+    return token_sums(pred[keep], target[keep], keep, "lm")
 
 
 class CLMObjective(Objective):
@@ -109,11 +112,7 @@ class CLMObjective(Objective):
 
     def __init__(self, cfg: Any, options: Any, tokenizer: Any, knowledge: Any = None) -> None:
         check_preset(cfg, options.preset)
-        if cfg.probe.enabled:
-            raise KelmError(
-                "config: probe.enabled: the cloze probe needs a masked LM; clm trains a causal "
-                "LM (set probe.enabled: false)"
-            )
+        check_no_probe(cfg, "the cloze probe needs a masked LM; clm trains a causal LM")
         self.gpt1_ids = add_gpt1_special_tokens(tokenizer) if options.gpt1_special_tokens else {}
         super().__init__(cfg, options, tokenizer, knowledge)
 
@@ -182,15 +181,8 @@ class CLMObjective(Objective):
         return next_token_sums(output.logits, batch["labels"])
 
     def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
-        n = sums.get("lm_tokens", 0.0)
-        if not n:
-            return {"loss": float("nan"), "perplexity": float("nan"), "lm_accuracy": float("nan")}
-        loss = sums["lm_loss_sum"] / n
-        return {
-            "loss": loss,
-            "perplexity": math.exp(min(loss, 700.0)),
-            "lm_accuracy": sums["lm_correct"] / n,
-        }
+        loss, accuracy, perplexity = token_metrics(sums, "lm")
+        return {"loss": loss, "perplexity": perplexity, "lm_accuracy": accuracy}
 
     def mlm_logits(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:
         raise KelmError("the clm objective keeps a causal LM: the cloze probe needs a masked LM")

@@ -29,12 +29,10 @@ another vocabulary is a one-line error.
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,18 +43,19 @@ from kelm.errors import KelmError
 from kelm.pretraining.instances import Instance
 from kelm.pretraining.masking import IGNORE_INDEX
 from kelm.pretraining.objectives._common import (
+    StudentObjective,
     WithTeacher,
     check_vocabularies,
     load_with_info,
     soft_cross_entropy,
+    takes_token_types,
     warn_once,
 )
 from kelm.pretraining.objectives.base import (
-    Objective,
-    encoder_source,
     mlm_metrics,
     mlm_sums,
-    pad_instances,
+    ratio,
+    text_inputs,
 )
 
 log = logging.getLogger(__name__)
@@ -141,10 +140,6 @@ def student_from_teacher(
     return student
 
 
-def _takes_token_types(model: nn.Module) -> bool:
-    return "token_type_ids" in inspect.signature(model.forward).parameters
-
-
 class DistilModel(WithTeacher):
     """The student trained against the frozen teacher (see the module docstring)."""
 
@@ -155,7 +150,7 @@ class DistilModel(WithTeacher):
         self.student = student
         self.options = options
         self.use_ce = use_ce
-        self._token_types = _takes_token_types(student) and _takes_token_types(teacher)
+        self._token_types = takes_token_types(student) and takes_token_types(teacher)
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor, labels: Tensor
@@ -194,7 +189,7 @@ def load_teacher(source: str) -> tuple[nn.Module, bool]:
     return teacher, not missing
 
 
-class DistillObjective(Objective):
+class DistillObjective(StudentObjective):
     """DistilBERT distillation; see the module docstring."""
 
     name = "distill"
@@ -207,9 +202,6 @@ class DistillObjective(Objective):
             raise KelmError("config: objective_options.alpha_* must be 0 or more")
         super().__init__(cfg, options, tokenizer, knowledge)
         self.teacher_has_head: bool | None = None
-
-    def teacher_source(self) -> str:
-        return self.options.teacher or encoder_source(self.cfg)
 
     def build_model(self, *, progress: bool = False) -> nn.Module:
         from transformers import AutoModelForMaskedLM
@@ -244,21 +236,11 @@ class DistillObjective(Objective):
             )
         return DistilModel(student, teacher, o, use_ce)
 
-    def kept_model(self, module: nn.Module) -> nn.Module:
-        return module.student  # type: ignore[no-any-return]
-
-    def load_kept_model(self, path: str | Path) -> nn.Module:
-        from transformers import AutoModelForMaskedLM
-
-        return load_with_info(AutoModelForMaskedLM, str(path))[0]
-
     def collate(self, instances: Sequence[Instance], generator: torch.Generator) -> dict[str, Any]:
-        batch = pad_instances(instances, self.pad_token_id, self.special_ids)
-        batch["input_ids"], batch["labels"] = self.mask(batch, generator)
-        return batch
+        return self.masked_batch(instances, generator)
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
+        return text_inputs(batch, "labels")
 
     def losses(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
         return {
@@ -279,16 +261,9 @@ class DistillObjective(Objective):
     def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
         metrics = mlm_metrics(sums)
         n = sums.get("mlm_tokens", 0.0)
-        metrics["teacher_mlm_accuracy"] = sums["teacher_mlm_correct"] / n if n else float("nan")
-        b = sums.get("instances", 0.0)
-        metrics["cos_loss"] = sums["cos_loss_sum"] / b if b else float("nan")
+        metrics["teacher_mlm_accuracy"] = ratio(sums["teacher_mlm_correct"], n)
+        metrics["cos_loss"] = ratio(sums["cos_loss_sum"], sums.get("instances", 0.0))
         return metrics
-
-    def mlm_logits(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:
-        kw = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        if _takes_token_types(model):
-            kw["token_type_ids"] = batch["token_type_ids"]
-        return model(**kw).logits
 
     def describe(self) -> dict[str, Any]:
         return {

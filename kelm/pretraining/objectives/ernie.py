@@ -34,7 +34,8 @@ from kelm.pretraining.objectives.base import (
     encoder_source,
     mlm_metrics,
     mlm_sums,
-    pad_instances,
+    ratio,
+    text_inputs,
 )
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,7 @@ class ErnieObjective(Objective):
     def collate(self, instances: Sequence[Instance], generator: torch.Generator) -> dict[str, Any]:
         from kelm.modeling.modeling_ernie import dea_noise
 
-        batch = pad_instances(instances, self.pad_token_id, self.special_ids)
-        batch["input_ids"], batch["labels"] = self.mask(batch, generator)
+        batch = self.masked_batch(instances, generator)
         clean = self._valid_entities(batch["entity_ids"])
         batch["entity_ids"], batch["entity_labels"] = dea_noise(
             clean,
@@ -150,8 +150,7 @@ class ErnieObjective(Objective):
         return batch
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        keys = ("input_ids", "attention_mask", "token_type_ids", "entity_ids", "labels")
-        return {**{k: batch[k] for k in keys}, "entity_labels": batch["entity_labels"]}
+        return text_inputs(batch, "entity_ids", "labels", "entity_labels")
 
     def losses(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
         zero = output.loss.new_zeros(())
@@ -169,18 +168,11 @@ class ErnieObjective(Objective):
 
     def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
         metrics = mlm_metrics(sums)
-        n = sums.get("dea_targets", 0.0)
-        metrics["dea_accuracy"] = sums["dea_correct"] / n if n else float("nan")
+        metrics["dea_accuracy"] = ratio(sums["dea_correct"], sums.get("dea_targets", 0.0))
         return metrics
 
     def mlm_logits(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:
-        out = model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            token_type_ids=batch["token_type_ids"],
-            entity_ids=batch["entity_ids"],
-        )
-        return out.mlm_logits
+        return model(**text_inputs(batch, "entity_ids")).mlm_logits
 
 
 OBJECTIVE = ErnieObjective

@@ -31,7 +31,8 @@ from kelm.pretraining.objectives.base import (
     load_pretrained_quietly,
     mlm_metrics,
     mlm_sums,
-    pad_instances,
+    sentence_sums,
+    text_inputs,
 )
 
 
@@ -129,17 +130,15 @@ class MLMObjective(Objective):
             instances, nsp_labels = swap_segments(
                 instances, generator, self.options.nsp_probability, self.cfg.data.max_length
             )
-        batch = pad_instances(instances, self.pad_token_id, self.special_ids)
-        batch["input_ids"], batch["labels"] = self.mask(batch, generator)
+        batch = self.masked_batch(instances, generator)
         if nsp_labels is not None:
             batch["next_sentence_label"] = nsp_labels
         return batch
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        keys = ["input_ids", "attention_mask", "token_type_ids", "labels"]
         if self.options.nsp:
-            keys.append("next_sentence_label")
-        return {k: batch[k] for k in keys}
+            return text_inputs(batch, "labels", "next_sentence_label")
+        return text_inputs(batch, "labels")
 
     def _logits(self, output: Any) -> Tensor:
         return output.prediction_logits if self.options.nsp else output.logits
@@ -147,9 +146,8 @@ class MLMObjective(Objective):
     def eval_sums(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
         sums = mlm_sums(self._logits(output), batch["labels"])
         if self.options.nsp:
-            pred = output.seq_relationship_logits.argmax(-1)  # [B]
-            sums["nsp_correct"] = (pred == batch["next_sentence_label"]).sum().double()
-            sums["nsp_pairs"] = torch.tensor(float(len(pred)), dtype=torch.float64)
+            labels = batch["next_sentence_label"]
+            sums.update(sentence_sums(output.seq_relationship_logits, labels, "nsp"))
         return sums
 
     def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
@@ -159,12 +157,7 @@ class MLMObjective(Objective):
         return metrics
 
     def mlm_logits(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:
-        out = model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            token_type_ids=batch["token_type_ids"],
-        )
-        return self._logits(out)
+        return self._logits(model(**text_inputs(batch)))
 
 
 OBJECTIVE = MLMObjective

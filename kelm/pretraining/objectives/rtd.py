@@ -44,14 +44,23 @@ from transformers.utils import ModelOutput
 from kelm.errors import KelmError
 from kelm.pretraining.instances import Instance
 from kelm.pretraining.masking import IGNORE_INDEX
-from kelm.pretraining.objectives._common import check_preset, family_config, load_with_info
+from kelm.pretraining.objectives._common import (
+    check_no_probe,
+    check_preset,
+    family_config,
+    load_family_checkpoint,
+    load_with_info,
+    preset_sets,
+)
 from kelm.pretraining.objectives.base import (
     Objective,
     encoder_source,
     mlm_metrics,
     mlm_sums,
-    pad_instances,
+    ratio,
+    text_inputs,
 )
+from kelm.pretraining.presets import get_preset
 
 log = logging.getLogger(__name__)
 
@@ -213,11 +222,11 @@ class RTDObjective(Objective):
             raise KelmError("config: objective_options.generator_fraction must be in (0, 1]")
         if options.disc_weight < 0:
             raise KelmError("config: objective_options.disc_weight must be 0 or more")
-        if cfg.probe.enabled:
-            raise KelmError(
-                "config: probe.enabled: the rtd objective keeps the ELECTRA discriminator, which "
-                "has no masked-LM head for the cloze probe (set probe.enabled: false)"
-            )
+        check_no_probe(
+            cfg,
+            "the rtd objective keeps the ELECTRA discriminator, which has no masked-LM head for "
+            "the cloze probe",
+        )
         super().__init__(cfg, options, tokenizer, knowledge)
 
     def _fraction(self) -> float:
@@ -225,8 +234,6 @@ class RTDObjective(Objective):
         if o.generator_fraction is not None:
             return float(o.generator_fraction)
         if o.preset:
-            from kelm.pretraining.presets import get_preset
-
             return float(get_preset(o.preset).get("generator_fraction", 0.25))
         return 0.25
 
@@ -238,17 +245,14 @@ class RTDObjective(Objective):
             config = family_config(self.cfg, self.tokenizer, ElectraConfig, o.preset)
             if o.embedding_size is not None:
                 config.embedding_size = int(o.embedding_size)
-            elif not (o.preset and "embedding_size" in _preset(o.preset)):
+            elif not preset_sets(o.preset, "embedding_size"):
                 config.embedding_size = config.hidden_size
             discriminator = ElectraForPreTraining(config)
         else:
             source = encoder_source(self.cfg)
-            discriminator, _ = load_with_info(ElectraForPreTraining, source)
-            if discriminator.config.model_type != "electra":
-                raise KelmError(
-                    f"{source!r} is a {discriminator.config.model_type} checkpoint: rtd loads "
-                    "ELECTRA discriminators (or set model.from_scratch: true)"
-                )
+            discriminator, _ = load_family_checkpoint(
+                ElectraForPreTraining, source, "electra", "rtd loads ELECTRA discriminators"
+            )
             if discriminator.get_input_embeddings().num_embeddings < len(self.tokenizer):
                 discriminator.resize_token_embeddings(len(self.tokenizer))
         if o.generator:
@@ -266,14 +270,12 @@ class RTDObjective(Objective):
         return load_with_info(ElectraForPreTraining, str(path))[0]
 
     def collate(self, instances: Sequence[Instance], generator: torch.Generator) -> dict[str, Any]:
-        batch = pad_instances(instances, self.pad_token_id, self.special_ids)
-        batch["input_ids"], batch["labels"] = self.mask(batch, generator)
+        batch = self.masked_batch(instances, generator)
         batch["sample_uniform"] = torch.rand(batch["input_ids"].shape, generator=generator)
         return batch
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        keys = ("input_ids", "attention_mask", "token_type_ids", "labels", "sample_uniform")
-        return {k: batch[k] for k in keys}
+        return text_inputs(batch, "labels", "sample_uniform")
 
     def losses(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
         return {
@@ -302,24 +304,17 @@ class RTDObjective(Objective):
             "generator_perplexity": m["perplexity"],
         }
         n = sums.get("rtd_tokens", 0.0)
-        nan = float("nan")
-        metrics["rtd_accuracy"] = sums["rtd_correct"] / n if n else nan
+        metrics["rtd_accuracy"] = ratio(sums["rtd_correct"], n)
         p, r = sums.get("rtd_predicted", 0.0), sums.get("rtd_replaced", 0.0)
-        metrics["rtd_precision"] = sums["rtd_true_positive"] / p if p else nan
-        metrics["rtd_recall"] = sums["rtd_true_positive"] / r if r else nan
-        metrics["replaced_fraction"] = r / n if n else nan
+        metrics["rtd_precision"] = ratio(sums["rtd_true_positive"], p)
+        metrics["rtd_recall"] = ratio(sums["rtd_true_positive"], r)
+        metrics["replaced_fraction"] = ratio(r, n)
         return metrics
 
     def mlm_logits(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:
         raise KelmError(
             "the rtd objective keeps a discriminator: the cloze probe needs a masked LM"
         )
-
-
-def _preset(name: str) -> dict[str, Any]:
-    from kelm.pretraining.presets import get_preset
-
-    return get_preset(name)
 
 
 OBJECTIVE = RTDObjective

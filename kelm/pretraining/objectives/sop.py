@@ -40,13 +40,21 @@ from torch import Tensor, nn
 
 from kelm.errors import KelmError
 from kelm.pretraining.instances import Instance
-from kelm.pretraining.objectives._common import check_preset, family_config, load_with_info
+from kelm.pretraining.objectives._common import (
+    check_preset,
+    family_config,
+    load_family_checkpoint,
+    load_with_info,
+    preset_sets,
+)
 from kelm.pretraining.objectives.base import (
     Objective,
     encoder_source,
     mlm_metrics,
     mlm_sums,
-    pad_instances,
+    ratio,
+    sentence_sums,
+    text_inputs,
 )
 from kelm.pretraining.presets import count_parameters
 
@@ -237,16 +245,13 @@ class SOPObjective(Objective):
         if self.cfg.model.from_scratch:
             config = family_config(self.cfg, self.tokenizer, AlbertConfig, o.preset)
             e = o.embedding_size
-            if e is None and not (o.preset and "embedding_size" in _preset(o.preset)):
+            if e is None and not preset_sets(o.preset, "embedding_size"):
                 e = min(128, config.hidden_size)
             return build_albert(albert_config(config, e, o.sharing), o.sharing)
         source = encoder_source(self.cfg)
-        model, missing = load_with_info(AlbertForPreTraining, source)
-        if model.config.model_type != "albert":
-            raise KelmError(
-                f"{source!r} is a {model.config.model_type} checkpoint: sop loads ALBERT "
-                "checkpoints (or set model.from_scratch: true)"
-            )
+        model, missing = load_family_checkpoint(
+            AlbertForPreTraining, source, "albert", "sop loads ALBERT checkpoints"
+        )
         if missing:
             log.warning("%s: %d weights start random (%s...)", source, len(missing), missing[0])
         sharing = getattr(model.config, "kelm_layer_sharing", None)
@@ -277,41 +282,25 @@ class SOPObjective(Objective):
 
     def collate(self, instances: Sequence[Instance], generator: torch.Generator) -> dict[str, Any]:
         instances, order = swap_order(instances, generator, self.options.sop_probability)
-        batch = pad_instances(instances, self.pad_token_id, self.special_ids)
-        batch["input_ids"], batch["labels"] = self.mask(batch, generator)
+        batch = self.masked_batch(instances, generator)
         batch["sentence_order_label"] = order
         return batch
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        keys = ("input_ids", "attention_mask", "token_type_ids", "labels", "sentence_order_label")
-        return {k: batch[k] for k in keys}
+        return text_inputs(batch, "labels", "sentence_order_label")
 
     def eval_sums(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
         sums = mlm_sums(output.prediction_logits, batch["labels"])
-        pred = output.sop_logits.argmax(-1)  # [B]
-        sums["sop_correct"] = (pred == batch["sentence_order_label"]).sum().double()
-        sums["sop_pairs"] = torch.tensor(float(len(pred)), dtype=torch.float64)
+        sums.update(sentence_sums(output.sop_logits, batch["sentence_order_label"], "sop"))
         return sums
 
     def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
         metrics = mlm_metrics(sums)
-        n = sums.get("sop_pairs", 0.0)
-        metrics["sop_accuracy"] = sums["sop_correct"] / n if n else float("nan")
+        metrics["sop_accuracy"] = ratio(sums["sop_correct"], sums.get("sop_pairs", 0.0))
         return metrics
 
     def mlm_logits(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:
-        out = model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            token_type_ids=batch["token_type_ids"],
-        )
-        return out.prediction_logits
-
-
-def _preset(name: str) -> dict[str, Any]:
-    from kelm.pretraining.presets import get_preset
-
-    return get_preset(name)
+        return model(**text_inputs(batch)).prediction_logits
 
 
 OBJECTIVE = SOPObjective

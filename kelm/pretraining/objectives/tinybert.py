@@ -35,7 +35,6 @@ distilled (that would need a teacher inside ``kelm train``).
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,18 +49,20 @@ from kelm.errors import KelmError
 from kelm.pretraining.instances import Instance
 from kelm.pretraining.masking import IGNORE_INDEX
 from kelm.pretraining.objectives._common import (
+    StudentObjective,
     WithTeacher,
     check_vocabularies,
     load_with_info,
     masked_mse,
     soft_cross_entropy,
+    takes_token_types,
 )
 from kelm.pretraining.objectives.base import (
-    Objective,
-    encoder_source,
     mlm_metrics,
     mlm_sums,
     pad_instances,
+    ratio,
+    text_inputs,
 )
 from kelm.pretraining.presets import apply_preset
 
@@ -162,9 +163,7 @@ class TinyBertDistiller(WithTeacher):
         self.mapping = layer_map(
             int(student.config.num_hidden_layers), int(teacher.config.num_hidden_layers)
         )
-        self._token_types = all(
-            "token_type_ids" in inspect.signature(m.forward).parameters for m in (student, teacher)
-        )
+        self._token_types = all(takes_token_types(m) for m in (student, teacher))
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor, labels: Tensor
@@ -281,7 +280,7 @@ def write_qa_statements(
     return {"statements": len(lines), "files": files, "unanswered": unanswered}
 
 
-class TinyBertObjective(Objective):
+class TinyBertObjective(StudentObjective):
     """TinyBERT distillation; see the module docstring."""
 
     name = "tinybert"
@@ -297,9 +296,6 @@ class TinyBertObjective(Objective):
         super().__init__(cfg, options, tokenizer, knowledge)
         # instance attribute: the loop reports it as eval_accuracy
         self.main_metric = "mlm_accuracy" if options.stage == "task" else "hidden_loss"
-
-    def teacher_source(self) -> str:
-        return self.options.teacher or encoder_source(self.cfg)
 
     def build_model(self, *, progress: bool = False) -> nn.Module:
         from transformers import AutoModelForMaskedLM
@@ -321,14 +317,6 @@ class TinyBertObjective(Objective):
         check_vocabularies(teacher, int(student.config.vocab_size), self.tokenizer, source)
         return TinyBertDistiller(student, teacher, o)
 
-    def kept_model(self, module: nn.Module) -> nn.Module:
-        return module.student  # type: ignore[no-any-return]
-
-    def load_kept_model(self, path: str | Path) -> nn.Module:
-        from transformers import AutoModelForMaskedLM
-
-        return load_with_info(AutoModelForMaskedLM, str(path))[0]
-
     def collate(self, instances: Sequence[Instance], generator: torch.Generator) -> dict[str, Any]:
         batch = pad_instances(instances, self.pad_token_id, self.special_ids)
         if self.options.stage == "task":
@@ -338,7 +326,7 @@ class TinyBertObjective(Objective):
         return batch
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")}
+        return text_inputs(batch, "labels")
 
     def losses(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
         return {"loss": output.loss, **{k: getattr(output, k) for k in _LOSSES}}
@@ -353,16 +341,10 @@ class TinyBertObjective(Objective):
 
     def eval_metrics(self, sums: dict[str, float]) -> dict[str, float]:
         b = sums.get("eval_instances", 0.0)
-        metrics = {k: (sums[f"{k}_sum"] / b if b else float("nan")) for k in _LOSSES}
+        metrics = {k: ratio(sums[f"{k}_sum"], b) for k in _LOSSES}
         if self.options.stage == "task":
             metrics.update(mlm_metrics(sums))
         return metrics
-
-    def mlm_logits(self, model: nn.Module, batch: dict[str, Any]) -> Tensor:
-        kw = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-        if "token_type_ids" in inspect.signature(model.forward).parameters:
-            kw["token_type_ids"] = batch["token_type_ids"]
-        return model(**kw).logits
 
 
 OBJECTIVE = TinyBertObjective

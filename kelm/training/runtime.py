@@ -1,0 +1,328 @@
+"""What the training loop (``kelm train``) and the pretraining loop (``kelm pretrain``) share:
+the accelerate setup, the run directory, resuming and writing checkpoints, logs and outputs.
+
+Both loops keep their own steps, data and metrics; these helpers hold only the parts that are
+the same for both, so a fix to (say) the checkpoint protocol reaches both runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kelm._io import publish_dir, remove_stale_staging, staging_dir, write_json
+from kelm.config import dump_config
+from kelm.errors import KelmError
+from kelm.training import checkpoint as ckpt
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------- setup
+def make_accelerator(*, cpu: bool, mixed_precision: str) -> Any:
+    """An ``accelerate.Accelerator`` for the processes this run was launched as (``torchrun``
+    / ``accelerate launch`` set ``WORLD_SIZE``; one process otherwise).
+
+    Raises:
+        KelmError: accelerate set up another number of processes than were launched.
+    """
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    launched = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun / accelerate launch
+    accelerator = Accelerator(
+        # accelerate only runs several CPU processes (gloo) when told to use the CPU
+        cpu=cpu or (launched > 1 and not torch.cuda.is_available()),
+        mixed_precision=mixed_precision,
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
+    )
+    if accelerator.num_processes != launched:
+        raise KelmError(
+            f"launched as {launched} processes but accelerate set up "
+            f"{accelerator.num_processes}; check the launcher's settings"
+        )
+    return accelerator
+
+
+@contextlib.contextmanager
+def hf_progress_bars(enabled: bool) -> Iterator[None]:
+    """Hugging Face's own progress bars (weight loading, saving) on or off for a block."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if was and not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            hf_logging.enable_progress_bar()
+
+
+# ---------------------------------------------------------------------------------- run dir
+def check_run_dir(
+    run_dir: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    outputs: tuple[str, ...],
+    check_config: Callable[[Path], None],
+) -> Path | None:
+    """Check the run directory for this start mode; returns the checkpoint to resume from.
+
+    Args:
+        run_dir: the run directory.
+        resume: continue the run (``check_config(run_dir)`` then vets the config).
+        overwrite: the run's ``outputs`` may be replaced.
+        outputs: the names a run writes into ``run_dir``.
+        check_config: raises when the run cannot resume with this config.
+
+    Raises:
+        KelmError: ``resume`` without checkpoint or with another config; an existing run
+            without ``resume`` or ``overwrite``.
+    """
+    if resume and overwrite:
+        raise KelmError("--resume and --overwrite exclude each other")
+    if resume:
+        latest = ckpt.latest_checkpoint(run_dir)
+        if latest is None:
+            raise KelmError(f"{run_dir}: nothing to resume (no checkpoints in {run_dir})")
+        check_config(run_dir)
+        return latest
+    existing = [name for name in outputs if (run_dir / name).exists()]
+    if existing and not overwrite:
+        raise KelmError(
+            f"{run_dir}: already holds a run ({', '.join(existing[:3])}); pass --resume to "
+            "continue it, --overwrite to start over, or choose another run_dir"
+        )
+    return None
+
+
+def check_resume_config(
+    run_dir: Path,
+    now: dict[str, Any],
+    load_saved: Callable[[Path], dict[str, Any]],
+    resumable: frozenset[str],
+) -> None:
+    """The config (flattened to ``{"a.b": value}``) must match the run's saved one
+    (``load_saved(path)``, flattened alike) except for the ``resumable`` keys.
+
+    Raises:
+        KelmError: the saved config is missing or differs; the message names the first keys.
+    """
+    saved_file = run_dir / "config.resolved.yaml"
+    if not saved_file.is_file():
+        raise KelmError(f"{run_dir}: cannot resume, config.resolved.yaml is missing")
+    saved = load_saved(saved_file)
+    changed = [k for k in now if k not in resumable and now[k] != saved.get(k)]
+    if changed:
+        shown = ", ".join(f"{k} ({saved.get(k)!r} -> {now[k]!r})" for k in changed[:4])
+        raise KelmError(
+            f"{run_dir}: cannot resume with a different config: {shown}"
+            f"{' ...' if len(changed) > 4 else ''}; resume with the run's own config "
+            "(its config.resolved.yaml) or start a new run"
+        )
+
+
+def clear_run_dir(run_dir: Path, outputs: tuple[str, ...]) -> None:
+    """Delete a run's ``outputs`` from ``run_dir`` (``--overwrite``)."""
+    for name in outputs:
+        path = run_dir / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+
+
+def open_run_dir(
+    accelerator: Any,
+    cfg: Any,
+    resume_from: Path | None,
+    *,
+    overwrite: bool,
+    outputs: tuple[str, ...],
+) -> None:
+    """The main process clears (``overwrite``: the run's ``outputs``), creates ``cfg.run_dir``
+    and, for a new run, writes the resolved config to ``config.resolved.yaml``; every process
+    waits for it."""
+    run_dir = Path(cfg.run_dir)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if overwrite:
+            clear_run_dir(run_dir, outputs)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if resume_from is None:
+            dump_config(cfg, run_dir / "config.resolved.yaml")
+    accelerator.wait_for_everyone()
+
+
+# ---------------------------------------------------------------------------------- steps
+def optimizer_step(
+    accelerator: Any, model: nn.Module, optimizer: Any, scheduler: Any, max_grad_norm: float
+) -> dict[str, float]:
+    """Clip the gradients (``max_grad_norm``; 0: no clipping), step the optimizer and the
+    schedule, clear the gradients; returns the learning rates this step used, by group."""
+    if max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    lrs = group_lrs(optimizer)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return lrs
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def restore_checkpoint(
+    path: Path, rank: int, model: nn.Module, optimizer: Any, scheduler: Any
+) -> ckpt.Checkpoint:
+    """Load checkpoint ``path`` (this process's RNG states included) into the model, optimizer
+    and scheduler; returns it for the trainer state and the RNG states.
+
+    Raises:
+        CheckpointError: a damaged checkpoint, or one of another model.
+    """
+    state = ckpt.load_checkpoint(path, rank)
+    try:
+        model.load_state_dict(state.model)
+        optimizer.load_state_dict(state.optimizer)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise ckpt.CheckpointError(
+            f"checkpoint {path} does not fit this model ({str(exc).splitlines()[0][:200]})"
+        ) from None
+    scheduler.load_state_dict(state.scheduler)
+    return state
+
+
+def warn_streams_differ(path: Path, saved_world: Any, world: int) -> None:
+    """Log that a resumed run cannot continue the checkpoint's random streams."""
+    log.warning(
+        "%s was written by %s processes, this run has %d: the random streams differ "
+        "from an uninterrupted run",
+        path,
+        saved_world,
+        world,
+    )
+
+
+def write_checkpoint(
+    accelerator: Any,
+    run_dir: str | Path,
+    number: int,
+    *,
+    model: nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    trainer_state: dict[str, Any],
+    keep: int,
+    per_process: Callable[[Path, int], None] | None = None,
+) -> None:
+    """Write checkpoint ``number``: the main process stages it, every process adds its RNG
+    states (and ``per_process(staged_dir, rank)``), the main process writes the rest and
+    publishes it."""
+    if accelerator.is_main_process:
+        ckpt.begin_checkpoint(run_dir, number)
+    accelerator.wait_for_everyone()
+    staged = ckpt.staging_path(run_dir, number)
+    rank = accelerator.process_index
+    ckpt.write_rng(staged, rank)
+    if per_process is not None:
+        per_process(staged, rank)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        ckpt.finish_checkpoint(
+            run_dir,
+            number,
+            model_state=model.state_dict(),
+            optimizer_state=optimizer.state_dict(),
+            scheduler_state=scheduler.state_dict(),
+            trainer_state=trainer_state,
+            keep=keep,
+        )
+    accelerator.wait_for_everyone()
+
+
+# ---------------------------------------------------------------------------------- logs
+def progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    """A tqdm bar counting steps (disabled: a no-op with the same methods)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, dynamic_ncols=True)
+
+
+def group_lrs(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """The current learning rate of each parameter group, by the group's ``name``."""
+    return {g.get("name", str(i)): float(g["lr"]) for i, g in enumerate(optimizer.param_groups)}
+
+
+def summary_writer(run_dir: Path, purge_step: int | None) -> Any:
+    """A TensorBoard writer on ``run_dir/tb`` (``None`` without tensorboard)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is a dependency, but a run should not die for logs
+        log.warning("tensorboard is not installed; no TensorBoard logs")
+        return None
+    return SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
+
+
+def log_train_step(
+    writer: Any, losses: dict[str, float], lrs: dict[str, float], step: int, log_every: int
+) -> None:
+    """A step's losses as ``train/<name>``; every ``log_every`` steps the learning rates as
+    ``lr/<group>``. No-op without a writer (other processes, no tensorboard)."""
+    if writer is None:
+        return
+    for name, value in losses.items():
+        writer.add_scalar(f"train/{name}", value, step)
+    if step % log_every == 0:
+        for name, lr in lrs.items():
+            writer.add_scalar(f"lr/{name}", lr, step)
+
+
+# ---------------------------------------------------------------------------------- outputs
+def save_model(model: nn.Module, tokenizer: Any, out: Path) -> None:
+    """``save_pretrained`` of the model and tokenizer, published atomically as ``out``."""
+    remove_stale_staging(out)
+    staged = staging_dir(out)
+    try:
+        model.save_pretrained(staged)
+        tokenizer.save_pretrained(staged)
+        publish_dir(staged, out)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+
+
+def write_history(run_dir: Path, history: dict[str, Any]) -> None:
+    """``history.json`` and its plot ``curves.png``."""
+    from kelm.viz import plot_curves
+
+    write_json(run_dir / "history.json", history)
+    plot_curves(history, run_dir / "curves.png")
+
+
+__all__ = [
+    "check_resume_config",
+    "check_run_dir",
+    "clear_run_dir",
+    "group_lrs",
+    "hf_progress_bars",
+    "log_train_step",
+    "make_accelerator",
+    "open_run_dir",
+    "optimizer_step",
+    "progress_bar",
+    "restore_checkpoint",
+    "save_model",
+    "summary_writer",
+    "warn_streams_differ",
+    "write_checkpoint",
+    "write_history",
+]
