@@ -64,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--csqa-eval-questions", type=int, default=None)
     p.add_argument("--csqa-epochs", type=int, default=2)
     p.add_argument("--skip-csqa", action="store_true")
+    p.add_argument(
+        "--reuse-runs",
+        action="store_true",
+        help="reuse finished pretraining runs of identical config in --out (e.g. after a crash)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "bench-ernie")
     p.add_argument("--cache", type=Path, default=None, help="pipeline cache directory")
@@ -181,11 +186,14 @@ def pretrain_one(args: argparse.Namespace, objective: str) -> dict[str, Any]:
         sets.append(f"threads={args.threads}")
     cfg = load_pretrain_config(REPO / "configs" / f"pretrain-{objective}.yaml", sets)
     start = time.perf_counter()
-    result = pretrain(cfg, overwrite=True, progress=False)
+    m = finished_run(cfg) if args.reuse_runs else None
+    reused = m is not None
+    if m is None:
+        m = pretrain(cfg, overwrite=True, progress=False).metrics
     seconds = time.perf_counter() - start
     shutil.rmtree(Path(cfg.run_dir) / "checkpoints", ignore_errors=True)
-    m = result.metrics
     return {
+        "reused": reused,
         "tokens_per_second": m["tokens_per_second"],
         "train_loss": m["train_loss"],
         "mlm_accuracy": m.get("mlm_accuracy"),
@@ -198,6 +206,24 @@ def pretrain_one(args: argparse.Namespace, objective: str) -> dict[str, Any]:
         },
         "seconds": round(seconds, 1),
     }
+
+
+def finished_run(cfg: Any) -> dict[str, Any] | None:
+    """The metrics of a finished run of exactly ``cfg`` in its run directory (``--reuse-runs``),
+    else ``None``: same resolved config, ``metrics.json`` written (it is written last)."""
+    import yaml
+
+    from kelm.config import to_dict
+
+    run = Path(cfg.run_dir)
+    resolved, metrics = run / "config.resolved.yaml", run / "metrics.json"
+    if not (resolved.is_file() and metrics.is_file()):
+        return None
+    wanted = yaml.safe_load(yaml.safe_dump(to_dict(cfg)))
+    if yaml.safe_load(resolved.read_text(encoding="utf-8")) != wanted:
+        return None
+    log(f"reusing the finished run in {run}")
+    return json.loads(metrics.read_text(encoding="utf-8"))
 
 
 # ---------------------------------------------------------------------------------- csqa
