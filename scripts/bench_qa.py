@@ -1,13 +1,14 @@
 #!/usr/bin/env python
-"""Benchmark: the three shipped CommonsenseQA configs (text baseline, KagNet, QA-GNN), trained
+"""Benchmark: the shipped CommonsenseQA configs (text baseline, KagNet, QA-GNN, ERNIE), trained
 and evaluated on the held-out 10% of CommonsenseQA v1.0 train with several seeds.
 
-Every run is ``kelm train`` on ``configs/csqa-{lm,kagnet,qagnn}.yaml`` with the overrides
-below (the same for all three models), evaluated by the run itself on the held-out split
+Every run is ``kelm train`` on ``configs/csqa-{lm,kagnet,qagnn,ernie}.yaml`` with the overrides
+below (the same for every model), evaluated by the run itself on the held-out split
 (``data.holdout: 0.1`` with the shipped ``data.split_seed``: the same questions for every model
 and seed). Seeds change model initialisation, dropout and batch order, not the split.
 
-Default settings are sized to stay under 60 minutes on 2 CPU cores: a seeded subset of
+Default settings are sized to stay near 60 minutes on 2 idle CPU cores (4 models x 3 seeds; pass
+``--threads 1`` when something else runs beside it): a seeded subset of
 ``--train-questions`` training questions, statements cut to ``--max-length`` tokens, subgraphs
 of ``--max-nodes`` nodes, ``--epochs`` epochs of which the first ``--frozen-epochs`` keep the
 MiniLM encoder frozen (forward only; the GNN and heads learn) and the rest fine-tune it.
@@ -20,14 +21,14 @@ questions, one seed, one epoch.
 
 Output: one JSON object on stdout (progress on stderr)::
 
-    {"lm": {"mean", "std", "accuracies"}, "kagnet": {...}, "qagnn": {...},
+    {"lm": {"mean", "std", "accuracies"}, "kagnet": {...}, "qagnn": {...}, "ernie": {...},
      "settings": {...},
-     "throughput": {"lm", "kagnet", "qagnn", "kagnet_over_lm", "qagnn_over_lm"},
+     "throughput": {"lm", "kagnet", ..., "kagnet_over_lm", "qagnn_over_lm", "ernie_over_lm"},
      "train_throughput": {...same keys...}, "seconds": {...}}
 
 ``throughput`` is inference speed in statements (question-choice pairs) per second on the
 held-out split, the mean over seeds; ``train_throughput`` is training statements per second
-over all epochs; ``*_over_lm`` is the graph model's statements/s divided by the baseline's
+over all epochs; ``*_over_lm`` is the knowledge model's statements/s divided by the baseline's
 (below 1: slower). ``std`` is the sample standard deviation over seeds (0 for one seed).
 """
 
