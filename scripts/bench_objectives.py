@@ -121,6 +121,18 @@ def _config(
     }
 
 
+def finite(obj: Any) -> Any:
+    """``obj`` with NaN / infinite floats as ``null`` (a metric with nothing counted, e.g. RTD
+    precision when no token is predicted replaced), so that the output is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite(v) for v in obj]
+    return obj
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -207,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             },
         },
     }
-    print(json.dumps(out, indent=1))
+    print(json.dumps(finite(out), indent=1))
     if tmp is not None:
         tmp.cleanup()
     return out
