@@ -1,8 +1,8 @@
 """Fetch public datasets and knowledge graphs into the data directory.
 
 ``download(name)`` fetches every file of a :data:`REGISTRY` entry into
-``kelm.paths.data_dir(data_dir, must_exist=False)`` (``--data-dir``, ``$KELM_DATA``,
-``../shared/data``, else ``./data``):
+``kelm.paths.data_dir(data_dir, must_exist=False)`` (see :mod:`kelm.paths` for the order of
+``--data-dir``, ``$KELM_DATA`` and the defaults):
 
 * a file already present whose checksum matches is left alone (``force=True`` fetches it anew);
 * a download goes to ``<file>.part`` and is resumed from where it stopped with an HTTP

@@ -8,8 +8,8 @@ and ``optim`` (AdamW with separate LM and GNN learning rates, schedule, LM freez
 keys are the run itself (directory, seed, epochs, batch sizes).
 
 String values may use ``${VAR}`` (or ``${VAR:-default}``) environment-variable expansion.
-``${KELM_DATA}`` falls back to the data directory :func:`kelm.paths.data_dir` finds
-(``../shared/data`` beside the repository) when the variable is not set. Expansion happens when
+``${KELM_DATA}`` falls back to the default data directory of :func:`kelm.paths.data_dir` when
+the variable is not set. Expansion happens when
 the config is loaded; ``config.resolved.yaml`` holds the expanded values.
 """
 
