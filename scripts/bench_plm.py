@@ -14,10 +14,16 @@ from a clean interpreter) and folds into one JSON object:
 * ``zero_shot`` - ``scripts/bench_zeroshot.py``: SmolLM2-135M zero-shot and 5-shot accuracy on
   the held-out CSQA split and on Balanced COPA, for the sum, mean and PMI normalisations.
 
-``--parts`` picks some of them; ``--quick`` passes ``--quick`` to each (a smoke run);
-``--objectives-args`` / ``--distill-args`` / ``--zeroshot-args`` pass more options to one part,
-e.g. ``--objectives-args "--steps 300"``. Output: ``{"objectives": {...}, "distillation":
-{...}, "zero_shot": {...}, "settings": {...}, "seconds": {...}}`` on stdout, progress on stderr.
+``--parts`` picks some of them (and their order); ``--quick`` passes ``--quick`` to each (a
+smoke run); ``--objectives-args`` / ``--distill-args`` / ``--zeroshot-args`` pass more options to
+one part, e.g. ``--objectives-args "--steps 300"``.
+
+Each finished part is saved as ``<out>/<part>.json`` (with its command line, written to a temp
+file and renamed), so a long run that stops half-way loses nothing: ``--resume`` reads back every
+part saved with exactly the same command line and runs only the others.
+
+Output: ``{"objectives": {...}, "distillation": {...}, "zero_shot": {...}, "settings": {...},
+"seconds": {...}}`` on stdout, progress on stderr.
 """
 
 from __future__ import annotations
@@ -47,6 +53,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--objectives-args", default="", help="more options for bench_objectives")
     p.add_argument("--distill-args", default="", help="more options for bench_distill")
     p.add_argument("--zeroshot-args", default="", help="more options for bench_zeroshot")
+    p.add_argument("--out", type=Path, default=REPO / "runs" / "bench-plm", help="parts saved here")
+    p.add_argument(
+        "--resume", action="store_true", help="reuse parts saved with the same command line"
+    )
     return p.parse_args(argv)
 
 
@@ -76,19 +86,53 @@ def run_part(command: list[str]) -> dict[str, Any]:
         raise SystemExit(f"error: {' '.join(command)} printed no JSON object ({exc})") from None
 
 
+def saved_part(path: Path, command: str) -> dict[str, Any] | None:
+    """A part's saved result if it was measured with exactly ``command``, else ``None``."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(saved, dict) or saved.get("command") != command:
+        return None
+    return saved
+
+
+def save_part(path: Path, command: str, result: dict[str, Any], seconds: float) -> None:
+    """Write one part's result (temp file, then rename: never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    payload = {"command": command, "seconds": seconds, "result": result}
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     out: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     commands: dict[str, str] = {}
+    resumed: list[str] = []
     for part in args.parts:
         command = part_command(args, part)
         commands[part] = " ".join(shlex.quote(c) for c in command[1:])
+        path = args.out / f"{part}{'-quick' if args.quick else ''}.json"
+        saved = saved_part(path, commands[part]) if args.resume else None
+        if saved is not None:
+            print(f"{part}: reusing {path}", file=sys.stderr, flush=True)
+            out[part], seconds[part] = saved["result"], saved["seconds"]
+            resumed.append(part)
+            continue
         print(f"{part}: {commands[part]}", file=sys.stderr, flush=True)
         start = time.perf_counter()
         out[part] = run_part(command)
         seconds[part] = round(time.perf_counter() - start, 1)
-    out["settings"] = {"quick": args.quick, "threads": args.threads, "commands": commands}
+        save_part(path, commands[part], out[part], seconds[part])
+    out["settings"] = {
+        "quick": args.quick,
+        "threads": args.threads,
+        "commands": commands,
+        "resumed": resumed,
+    }
     out["seconds"] = seconds
     print(json.dumps(out, indent=2))
 
