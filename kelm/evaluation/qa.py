@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -208,16 +209,72 @@ def _evaluate_run(
     device: str | None,
     progress: bool,
 ) -> dict[str, Any]:
-    from kelm.training.config import load_train_config
-    from kelm.training.data import Collator, GraphResources, build_examples, read_items
+    from kelm.training.data import read_items
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    items = read_items(qa_file, need_answers=False)
+    run = predict_run(run_dir, items, batch_size=batch_size, device=device, progress=progress)
+    metrics = {
+        **score(run.examples, run.logits),
+        "model": run.model_type,
+        "run": str(run_dir),
+        "qa_file": str(qa_file),
+        "qa_sha256": sha256_file(qa_file),
+        "statements": run.counts["statements"],
+        "empty_graphs": run.counts["empty_graphs"] + run.counts["missing_graphs"],
+        "seconds": round(run.seconds, 3),
+        "statements_per_second": round(run.counts["statements"] / max(run.seconds, 1e-9), 2),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_predictions(out_dir / "predictions.jsonl", run.examples, run.logits)
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+@dataclass
+class RunPredictions:
+    """A trained run's choice logits on some questions (:func:`predict_run`).
+
+    Attributes:
+        examples: the questions as the run's pipeline tokenised them (file order).
+        logits: one ``[num_choices]`` array per example.
+        counts: statements, empty and missing graphs (:func:`build_examples`).
+        model_type: the run's family.
+        seconds: time spent in the forward passes.
+    """
+
+    examples: list[Example]
+    logits: list[np.ndarray]
+    counts: dict[str, int]
+    model_type: str
+    seconds: float
+
+
+def predict_run(
+    run_dir: str | Path,
+    items: Sequence[Any],
+    *,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+) -> RunPredictions:
+    """Score ``items`` (:class:`~kelm.data.qa.QAItem`) with a trained run, through the run's own
+    pipeline: graph models ground and retrieve them with the run's graph settings (cached),
+    ``ernie`` links their entities; the graph must be the one the run was trained on.
+
+    Raises:
+        KelmError: bad run directory, graph, or unreadable model.
+    """
+    from kelm.training.config import load_train_config
+    from kelm.training.data import Collator, GraphResources, build_examples
+
+    run_dir = Path(run_dir)
     config_file = run_dir / "config.resolved.yaml"
     if not config_file.is_file():
         raise KelmError(f"{run_dir}: not a kelm run directory (no config.resolved.yaml)")
     cfg = load_train_config(config_file)
     model, tokenizer, model_type = load_run_model(run_dir)
-    items = read_items(qa_file, need_answers=False)
+    items = list(items)
     store = None
     if model_type in ("kagnet", "qagnn"):
         graph = GraphResources.open(cfg.graph, progress=progress)
@@ -251,28 +308,16 @@ def _evaluate_run(
         progress=progress,
     )
     seconds = time.perf_counter() - start
-    metrics = {
-        **score(examples, logits),
-        "model": model_type,
-        "run": str(run_dir),
-        "qa_file": str(qa_file),
-        "qa_sha256": sha256_file(qa_file),
-        "statements": counts["statements"],
-        "empty_graphs": counts["empty_graphs"] + counts["missing_graphs"],
-        "seconds": round(seconds, 3),
-        "statements_per_second": round(counts["statements"] / max(seconds, 1e-9), 2),
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_predictions(out_dir / "predictions.jsonl", examples, logits)
-    write_json(out_dir / "metrics.json", metrics)
-    return metrics
+    return RunPredictions(examples, logits, counts, model_type, seconds)
 
 
 __all__ = [
     "MODEL_TYPES",
+    "RunPredictions",
     "evaluate_run",
     "load_run_model",
     "predict_logits",
+    "predict_run",
     "score",
     "write_predictions",
 ]

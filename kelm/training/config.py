@@ -3,9 +3,10 @@
     cfg = load_train_config("configs/csqa-qagnn.yaml", ["optim.lm_lr=2e-5", "seed=1"])
 
 Sections: ``data`` (QA files, held-out split, tokenisation), ``graph`` (the graph index and the
-ground -> retrieve pipeline), ``model`` (model family, text encoder, node embeddings, GNN sizes)
-and ``optim`` (AdamW with separate LM and GNN learning rates, schedule, LM freezing); top-level
-keys are the run itself (directory, seed, epochs, batch sizes).
+ground -> retrieve pipeline), ``model`` (model family, text encoder, node embeddings, GNN
+sizes), ``optim`` (AdamW with separate LM and GNN learning rates, schedule, LM freezing) and
+``distill`` (soft targets from a fine-tuned teacher run); top-level keys are the run itself
+(directory, seed, epochs, batch sizes).
 
 String values may use ``${VAR}`` (or ``${VAR:-default}``) environment-variable expansion.
 ``${KELM_DATA}`` falls back to the default data directory of :func:`kelm.paths.data_dir` when
@@ -186,6 +187,29 @@ class OptimConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Prediction-layer (task) distillation from a fine-tuned teacher run: the student learns
+    the teacher's choice distribution as well as (or instead of) the answer keys.
+
+    The teacher is any finished ``kelm train`` run (any family: its own pipeline scores the
+    training questions, once, before the first step). The loss is
+    ``(1 - alpha) * CE(student, answer) + alpha * T^2 * KL(teacher_T || student_T)`` with both
+    distributions over the question's choices at temperature ``T`` (Hinton et al. 2015).
+    TinyBERT's prediction-layer stage is ``alpha: 1, temperature: 1`` (soft targets only);
+    DistilBERT-style task distillation mixes both.
+
+    Args:
+        teacher: the teacher's run directory (``None``: no distillation).
+        temperature: T of both distributions.
+        alpha: weight of the soft-target loss (the answer-key loss gets ``1 - alpha``).
+    """
+
+    teacher: str | None = None
+    temperature: float = 1.0
+    alpha: float = 1.0
+
+
+@dataclass
 class TrainConfig:
     """A training run (see the module docstring).
 
@@ -218,6 +242,7 @@ class TrainConfig:
     graph: GraphConfig = field(default_factory=GraphConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     @property
     def uses_graph(self) -> bool:
@@ -265,6 +290,8 @@ class TrainConfig:
             ("optim.warmup_steps", self.optim.warmup_steps >= 0, "0 or more"),
             ("optim.freeze_lm_steps", self.optim.freeze_lm_steps >= 0, "0 or more"),
             ("optim.betas", len(self.optim.betas) == 2, "a list of two numbers"),
+            ("distill.temperature", self.distill.temperature > 0, "above 0"),
+            ("distill.alpha", 0.0 <= self.distill.alpha <= 1.0, "in [0, 1]"),
         ]
         for key, ok, what in checks:
             if not ok:
@@ -341,6 +368,7 @@ __all__ = [
     "GRAPH_MODELS",
     "MODEL_TYPES",
     "DataConfig",
+    "DistillConfig",
     "GraphConfig",
     "ModelConfig",
     "OptimConfig",

@@ -55,6 +55,11 @@ from kelm.training.data import (
     read_items,
     split_items,
 )
+from kelm.training.distillation import (
+    choice_distillation_loss,
+    teacher_batch,
+    teacher_choice_logits,
+)
 from kelm.training.runtime import (
     check_resume_config,
     check_run_dir,
@@ -471,6 +476,7 @@ class RunData:
     eval: list[Example]
     counts: dict[str, int]
     graph: GraphResources | None
+    train_items: list[Any]
 
 
 def load_data(
@@ -528,7 +534,7 @@ def load_data(
         **{f"train_{k}": v for k, v in c1.items()},
         **{f"eval_{k}": v for k, v in c2.items()},
     }
-    return RunData(train, evaluation, counts, graph)
+    return RunData(train, evaluation, counts, graph, train_items)
 
 
 # ---------------------------------------------------------------------------------- train
@@ -597,6 +603,18 @@ def _train(
     if not data.train:
         raise KelmError(f"{cfg.data.train}: no training questions")
     collator = Collator(tokenizer.pad_token_id or 0, cfg.graph.hops, cfg.model.max_paths)
+    # Task distillation: the teacher run scores the training questions once (soft targets).
+    soft_targets = None
+    if cfg.distill.teacher:
+        soft_targets = teacher_choice_logits(
+            cfg.distill.teacher,
+            data.train_items,
+            data.train,
+            device=accelerator.device,
+            batch_size=cfg.eval_batch_size,
+            progress=show,
+        )
+    alpha = cfg.distill.alpha if soft_targets is not None else 0.0
 
     # ---- 3. model (identical on every process: same seed)
     set_seed(cfg.seed)
@@ -666,9 +684,18 @@ def _train(
             logits = logits.masked_fill(~batch["choice_mask"], float("-inf"))  # [B, C]
             labels = batch["labels"]  # [B]
             loss = nn.functional.cross_entropy(logits, labels, ignore_index=IGNORE_INDEX)  # []
+            objective = loss if alpha == 0 else (1.0 - alpha) * loss
+            step_logs: dict[str, float] = {}
+            if soft_targets is not None:
+                teacher = teacher_batch(soft_targets, idx, logits.shape[1], logits.device)
+                kd = choice_distillation_loss(
+                    output.logits, teacher, batch["choice_mask"], cfg.distill.temperature
+                )  # []
+                objective = objective + alpha * kd
+                step_logs["distill_loss"] = float(accelerator.reduce(kd.detach(), "mean"))
             # gpt: the weighted auxiliary LM loss joins the gradient; logs keep the choice loss.
             aux = getattr(output, "aux_loss", None)
-            accelerator.backward(loss if aux is None else loss + aux)
+            accelerator.backward(objective if aux is None else objective + aux)
             lrs = optimizer_step(accelerator, model, optimizer, scheduler, cfg.optim.max_grad_norm)
             global_step += 1
 
@@ -688,9 +715,12 @@ def _train(
                     "lr_lm": lrs.get("lm", lrs.get("lm_no_decay", 0.0)),
                     "lr_gnn": lrs.get("gnn", lrs.get("gnn_no_decay", 0.0)),
                     "lm_frozen": frozen,
+                    **step_logs,
                 }
             )
-            log_train_step(writer, {"loss": step_loss}, lrs, global_step, cfg.log_every)
+            log_train_step(
+                writer, {"loss": step_loss, **step_logs}, lrs, global_step, cfg.log_every
+            )
             bar.set_postfix(loss=f"{step_loss:.4f}")
             bar.update(1)
         bar.close()

@@ -24,12 +24,13 @@
   with a trained MLM head (else a one-line error) and usually starts from the general-stage
   student (``student: runs/pretrain-tinybert/model``).
 
-**Task-specific data for multiple-choice QA** (the simplest design over kelm's pieces): the task
-stage runs on the QA *statements* — :func:`write_qa_statements` writes every training question
-with its correct answer as a sentence into a text corpus (``corpus.kind: text``) — so the
-student is distilled on in-domain text, then fine-tuned on the multiple-choice task by
-``kelm train`` like any encoder. The teacher's multiple-choice logits themselves are not
-distilled (that would need a teacher inside ``kelm train``).
+**Task-specific distillation for multiple-choice QA** comes in two parts. Here, the
+intermediate layers on in-domain text: the task stage runs on the QA *statements* —
+:func:`write_qa_statements` writes every training question with its correct answer as a
+sentence into a text corpus (``corpus.kind: text``). Then the prediction layer on the task
+itself: ``kelm train`` with ``distill.teacher`` (a fine-tuned teacher run) trains the student on
+the teacher's choice distribution (:mod:`kelm.training.distillation`,
+``configs/csqa-tinybert.yaml``).
 """
 
 from __future__ import annotations
