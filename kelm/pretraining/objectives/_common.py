@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -216,6 +217,65 @@ def soft_cross_entropy(
     return kl * temperature**2
 
 
+@dataclass
+class SparseHeadOutput:
+    """What :func:`forward_with_sparse_head` returns.
+
+    Attributes:
+        hidden_states: the embedding output and every layer's, each ``[B, L, H]``.
+        attentions: every layer's attention probabilities ``[B, heads, L, L]`` (when asked).
+        logits: the vocabulary logits at the selected positions ``[N, V]`` (``None``: none
+            selected).
+    """
+
+    hidden_states: tuple[Tensor, ...]
+    attentions: tuple[Tensor, ...] | None
+    logits: Tensor | None
+
+
+def mlm_head(model: nn.Module) -> Any:
+    """The vocabulary head of a Hugging Face masked LM as a callable ``[..., H] -> [..., V]``,
+    or ``None`` for a layout this does not know (the caller then runs the whole model)."""
+    for name in ("cls", "lm_head", "predictions"):  # BERT, RoBERTa family, ALBERT
+        head = getattr(model, name, None)
+        if isinstance(head, nn.Module):
+            return head
+    transform = getattr(model, "generator_predictions", None)  # ELECTRA's generator
+    projection = getattr(model, "generator_lm_head", None)
+    if isinstance(transform, nn.Module) and isinstance(projection, nn.Module):
+        return lambda h: projection(transform(h))
+    return None
+
+
+def forward_with_sparse_head(
+    model: nn.Module, inputs: dict[str, Any], select: Tensor | None
+) -> SparseHeadOutput:
+    """Run a masked LM with its vocabulary head at the ``select`` positions only.
+
+    The head is the costly part of a small model (``V`` = 30,522 outputs per position against
+    a few ``H x H`` layers), and the distillation objectives need its logits at the masked
+    positions (or the real ones), never at padding: projecting only those is several times
+    faster and far smaller in memory than the full ``[B, L, V]`` logits, with the same values.
+
+    Args:
+        model: a ``*ForMaskedLM`` model; ``model.base_model`` is its encoder.
+        inputs: the model's keyword inputs (``output_hidden_states`` is forced on).
+        select: ``[B, L]`` bool, the positions to project; ``None``: no logits.
+
+    Shapes:
+        logits: ``[N, V]`` with ``N = select.sum()``.
+    """
+    head = mlm_head(model)
+    kw = {**inputs, "output_hidden_states": True}
+    if head is None:  # an unknown head layout: the full logits, then the selection
+        out = model(**kw)
+        logits = out.logits[select] if select is not None else None
+        return SparseHeadOutput(out.hidden_states, getattr(out, "attentions", None), logits)
+    out = model.base_model(**kw)
+    logits = head(out.last_hidden_state[select]) if select is not None else None  # [N, V]
+    return SparseHeadOutput(out.hidden_states, getattr(out, "attentions", None), logits)
+
+
 def check_vocabularies(
     teacher: Any, student_vocab: int, tokenizer: Any, teacher_source: str
 ) -> None:
@@ -265,16 +325,19 @@ def rand_like_from(shape: tuple[int, ...], generator: torch.Generator) -> Tensor
 
 
 __all__ = [
+    "SparseHeadOutput",
     "StudentObjective",
     "WithTeacher",
     "check_no_probe",
     "check_preset",
     "check_vocabularies",
     "family_config",
+    "forward_with_sparse_head",
     "freeze",
     "load_family_checkpoint",
     "load_with_info",
     "masked_mse",
+    "mlm_head",
     "preset_sets",
     "soft_cross_entropy",
     "takes_token_types",

@@ -46,6 +46,7 @@ from kelm.pretraining.objectives._common import (
     StudentObjective,
     WithTeacher,
     check_vocabularies,
+    forward_with_sparse_head,
     load_with_info,
     soft_cross_entropy,
     takes_token_types,
@@ -94,7 +95,9 @@ class DistillOutput(ModelOutput):
 
     Attributes:
         loss: the weighted sum; ce_loss, mlm_loss, cos_loss: its parts (unweighted).
-        logits: the student's MLM logits ``[B, L, V]``; teacher_logits: the teacher's.
+        logits: the student's MLM logits ``[N, V]`` at the positions the losses read;
+            teacher_logits: the teacher's there (``None`` in training without soft targets).
+        labels: the MLM labels of those positions ``[N]`` (:data:`IGNORE_INDEX` where none).
     """
 
     loss: Tensor | None = None
@@ -103,6 +106,7 @@ class DistillOutput(ModelOutput):
     cos_loss: Tensor | None = None
     logits: Tensor | None = None
     teacher_logits: Tensor | None = None
+    labels: Tensor | None = None
 
 
 def student_from_teacher(
@@ -155,29 +159,45 @@ class DistilModel(WithTeacher):
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor, labels: Tensor
     ) -> DistillOutput:
-        """Shapes: every argument ``[B, L]``."""
+        """Shapes: every argument ``[B, L]``; the output logits ``[N, V]`` at the positions
+        the losses read (``positions``, ``[B, L]`` bool): the real tokens when the soft targets
+        cover every token, else the masked ones."""
         o = self.options
         kw: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if self._token_types:
             kw["token_type_ids"] = token_type_ids
-        s = self.student(**kw, labels=labels, output_hidden_states=True)
-        with torch.no_grad():
-            t = self.teacher(**kw, output_hidden_states=True)
         real = attention_mask.bool()  # [B, L]
-        keep = (labels != IGNORE_INDEX) if o.restrict_ce_to_mask else real
-        zero = s.logits.sum() * 0.0
-        ce = soft_cross_entropy(s.logits, t.logits, o.temperature, keep) if self.use_ce else zero
-        s_last, t_last = s.hidden_states[-1][real], t.hidden_states[-1][real]  # [N, H]
+        masked = labels != IGNORE_INDEX  # [B, L]
+        positions = real if self.use_ce and not o.restrict_ce_to_mask else masked  # [B, L]
+        s = forward_with_sparse_head(self.student, kw, positions)
+        # The teacher's head is needed for the soft targets, and in evaluation for its accuracy.
+        teacher_positions = positions if self.use_ce or not self.training else None
+        with torch.no_grad():
+            t = forward_with_sparse_head(self.teacher, kw, teacher_positions)
+        s_logits = s.logits  # [N, V]
+        gold = labels[positions]  # [N]
+        zero = s_logits.sum() * 0.0  # keeps the head in the graph (DDP)
+        ce = zero
+        if self.use_ce:
+            every = torch.ones_like(gold, dtype=torch.bool)  # [N]
+            ce = soft_cross_entropy(s_logits, t.logits, o.temperature, every)
+        s_last, t_last = s.hidden_states[-1][real], t.hidden_states[-1][real]  # [R, H]
         cos = (1.0 - nn.functional.cosine_similarity(s_last.float(), t_last.float(), dim=-1)).mean()
-        mlm = s.loss if s.loss is not None else zero
+        predicted = gold != IGNORE_INDEX  # [N]
+        mlm = (
+            nn.functional.cross_entropy(s_logits[predicted].float(), gold[predicted])
+            if bool(predicted.any())
+            else zero
+        )
         loss = o.alpha_ce * ce + o.alpha_mlm * mlm + o.alpha_cos * cos
         return DistillOutput(
             loss=loss,
             ce_loss=ce,
             mlm_loss=mlm,
             cos_loss=cos,
-            logits=s.logits,
+            logits=s_logits,
             teacher_logits=t.logits,
+            labels=gold,
         )
 
 
@@ -251,8 +271,8 @@ class DistillObjective(StudentObjective):
         }
 
     def eval_sums(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
-        sums = mlm_sums(output.logits, batch["labels"])
-        teacher = mlm_sums(output.teacher_logits, batch["labels"])
+        sums = mlm_sums(output.logits, output.labels)
+        teacher = mlm_sums(output.teacher_logits, output.labels)
         sums["teacher_mlm_correct"] = teacher["mlm_correct"]
         sums["cos_loss_sum"] = output.cos_loss.double() * len(batch["input_ids"])
         sums["instances"] = torch.tensor(float(len(batch["input_ids"])), dtype=torch.float64)

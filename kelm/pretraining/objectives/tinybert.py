@@ -53,6 +53,7 @@ from kelm.pretraining.objectives._common import (
     StudentObjective,
     WithTeacher,
     check_vocabularies,
+    forward_with_sparse_head,
     load_with_info,
     masked_mse,
     soft_cross_entropy,
@@ -105,7 +106,9 @@ class TinyBertOptions:
 @dataclass
 class TinyBertOutput(ModelOutput):
     """What :class:`TinyBertDistiller` returns: the weighted ``loss``, its (unweighted) parts,
-    the student's and teacher's MLM logits ``[B, L, V]``."""
+    the student's and teacher's MLM logits ``[N, V]`` at the positions read (every real token
+    in the task stage, else the masked ones; the teacher's ``None`` when not needed) and the
+    MLM ``labels`` ``[N]`` there."""
 
     loss: Tensor | None = None
     embedding_loss: Tensor | None = None
@@ -114,6 +117,7 @@ class TinyBertOutput(ModelOutput):
     prediction_loss: Tensor | None = None
     logits: Tensor | None = None
     teacher_logits: Tensor | None = None
+    labels: Tensor | None = None
 
 
 def layer_map(student_layers: int, teacher_layers: int) -> list[int]:
@@ -179,12 +183,18 @@ class TinyBertDistiller(WithTeacher):
         }
         if self._token_types:
             kw["token_type_ids"] = token_type_ids
-        s = self.student(**kw)
-        with torch.no_grad():
-            t = self.teacher(**kw)
-        real = attention_mask.bool()
-        zero = s.logits.sum() * 0.0
+        real = attention_mask.bool()  # [B, L]
         task = o.stage == "task"
+        # Vocabulary logits only where read: every real token for the prediction layer (task
+        # stage), the masked ones for the held-out MLM accuracy; the student's always (a few
+        # positions), which keeps its head in the graph for DDP.
+        positions = real if task else labels != IGNORE_INDEX  # [B, L]
+        s = forward_with_sparse_head(self.student, kw, positions)
+        with torch.no_grad():
+            t = forward_with_sparse_head(
+                self.teacher, kw, positions if task or not self.training else None
+            )
+        zero = s.logits.sum() * 0.0
         emb = hid = att = pred = zero
         if not task or o.task_intermediate:
             emb = masked_mse(
@@ -205,7 +215,8 @@ class TinyBertDistiller(WithTeacher):
                 ]
             ).mean()
         if task:
-            pred = soft_cross_entropy(s.logits, t.logits, o.temperature, real)
+            every = torch.ones(s.logits.shape[0], dtype=torch.bool, device=s.logits.device)
+            pred = soft_cross_entropy(s.logits, t.logits, o.temperature, every)
         loss = (
             o.embedding_weight * emb
             + o.hidden_weight * hid
@@ -220,6 +231,7 @@ class TinyBertDistiller(WithTeacher):
             prediction_loss=pred,
             logits=s.logits,
             teacher_logits=t.logits,
+            labels=labels[positions],
         )
 
 
@@ -333,7 +345,7 @@ class TinyBertObjective(StudentObjective):
         return {"loss": output.loss, **{k: getattr(output, k) for k in _LOSSES}}
 
     def eval_sums(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
-        sums = mlm_sums(output.logits, batch["labels"])
+        sums = mlm_sums(output.logits, output.labels)
         n = len(batch["input_ids"])
         for k in _LOSSES:
             sums[f"{k}_sum"] = getattr(output, k).double() * n
