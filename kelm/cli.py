@@ -776,15 +776,29 @@ def pretrain_command(
         return
     m = result.metrics
     shown = ", ".join(
-        f"{k} {m[k]:.4f}"
-        for k in ("mlm_accuracy", "perplexity", "dea_accuracy")
-        if isinstance(m.get(k), float)
+        f"{k} {m[k]:.4f}" for k in _PRETRAIN_SUMMARY_METRICS if isinstance(m.get(k), float)
     )
     typer.echo(
         f"pretrained {cfg.objective} for {m['steps']:,} steps "
         f"({m['tokens_per_second']:,.0f} tokens/s){'; held out: ' + shown if shown else ''}; "
         f"run in {result.run_dir}"
     )
+
+
+_PRETRAIN_SUMMARY_METRICS = (
+    "mlm_accuracy",
+    "perplexity",
+    "dea_accuracy",
+    "nsp_accuracy",
+    "sop_accuracy",
+    "lm_accuracy",
+    "rtd_accuracy",
+    "generator_mlm_accuracy",
+    "cos_loss",
+    "hidden_loss",
+    "attention_loss",
+)
+"""Held-out metrics the ``kelm pretrain`` summary line shows, those the objective reports."""
 
 
 @app.command("probe")

@@ -257,3 +257,11 @@ def test_unknown_objective_lists_the_new_ones() -> None:
     for name in ("clm", "distill", "mlm", "rtd", "sop", "tinybert"):
         assert name in str(err.value)
     assert "_common" not in str(err.value)
+
+
+def test_cli_summary_shows_the_objectives_own_metrics(root: Path) -> None:
+    cfg = _config(root, "sop", run_dir=str(root / "cli-sop"))
+    path = write_config(root / "cli-sop.yaml", cfg)
+    result = runner.invoke(app, ["pretrain", "--config", str(path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "pretrained sop for 4 steps" in result.output and "sop_accuracy" in result.output
