@@ -41,8 +41,10 @@ from kelm.pretraining.objectives.tinybert import (
     TinyBertDistiller,
     TinyBertOptions,
     attention_mse,
+    attention_scores,
     build_student,
     layer_map,
+    self_attentions,
     write_qa_statements,
 )
 from kelm.pretraining.presets import apply_preset, get_preset
@@ -352,3 +354,36 @@ def test_distil_losses_equal_the_full_logits_formulation(restrict: bool) -> None
     torch.testing.assert_close(out.ce_loss, ce)
     torch.testing.assert_close(out.mlm_loss, s.loss)
     assert out.logits.shape[0] == int(keep.sum()) and out.labels.shape == (int(keep.sum()),)
+
+
+def test_tinybert_attention_scores_are_the_pre_softmax_matrices() -> None:
+    """softmax(scores + padding bias) gives back the probabilities transformers returns, so the
+    recomputed scores are the layer's own; the distiller compares scores by default."""
+    from transformers import AlbertForMaskedLM
+
+    teacher = _bert(2, hidden=16)
+    teacher.config._attn_implementation = "eager"
+    teacher.eval()
+    ids = torch.randint(5, 30, (2, 6))
+    mask = torch.ones(2, 6, dtype=torch.long)
+    mask[1, 4:] = 0
+    out = teacher(
+        input_ids=ids, attention_mask=mask, output_hidden_states=True, output_attentions=True
+    )
+    modules = self_attentions(teacher)
+    assert modules is not None and len(modules) == 2
+    bias = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+    for layer in range(2):
+        scores = attention_scores(modules[layer], out.hidden_states[layer])
+        assert scores.shape == (2, 2, 6, 6)
+        torch.testing.assert_close(torch.softmax(scores + bias, -1), out.attentions[layer])
+    albert = AlbertForMaskedLM(AlbertConfig(vocab_size=30, hidden_size=16, num_attention_heads=2))
+    assert self_attentions(albert) is None  # another layout: probabilities, with a warning
+    student = build_student(teacher, None, None)
+    by_scores = TinyBertDistiller(student, teacher, TinyBertOptions())
+    by_probs = TinyBertDistiller(student, teacher, TinyBertOptions(attention="probabilities"))
+    labels = torch.full_like(ids, -100)
+    a = by_scores(ids, mask, torch.zeros_like(ids), labels).attention_loss
+    b = by_probs(ids, mask, torch.zeros_like(ids), labels).attention_loss
+    assert float(a.detach()) > 0 and float(b.detach()) > 0
+    assert float(a.detach()) != pytest.approx(float(b.detach()))

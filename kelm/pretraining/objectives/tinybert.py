@@ -14,9 +14,12 @@
   ``MSE(H_s^m W_h, H_t^g(m))`` with one learned projection ``W_h`` shared by the layers (and
   ``W_e`` for the embeddings; both identity when the widths agree); attention MSE between the
   student's and the mapped teacher layer's attention matrices, per head when the head counts
-  agree, else of the head-averaged matrices. Padding rows and columns are excluded. TinyBERT
-  compares the unnormalised scores; transformers returns the softmax-normalised attention
-  probabilities, so those are compared here.
+  agree, else of the head-averaged matrices. Padding rows and columns are excluded. As in the
+  paper (``attention: scores``, the default), the matrices are the unnormalised scores
+  ``Q K^T / sqrt(d)``: transformers returns only the softmax probabilities, so the scores are
+  recomputed from each layer's input and its own query/key projections
+  (:func:`attention_scores`, BERT-family layouts; another layout falls back to the
+  probabilities with a warning). ``attention: probabilities`` compares the probabilities.
 * **Stages** (``stage``): ``general`` — the three intermediate losses on the plain (unmasked)
   corpus; ``task`` — prediction-layer distillation, the soft cross-entropy between the student's
   and the teacher's masked-LM distributions at ``temperature`` (TinyBERT uses T = 1), plus the
@@ -58,6 +61,7 @@ from kelm.pretraining.objectives._common import (
     masked_mse,
     soft_cross_entropy,
     takes_token_types,
+    warn_once,
 )
 from kelm.pretraining.objectives.base import (
     mlm_metrics,
@@ -87,6 +91,8 @@ class TinyBertOptions:
             ``{num_hidden_layers: 4, hidden_size: 312}``.
         temperature: T of the prediction-layer soft targets.
         task_intermediate: add the intermediate losses in the task stage.
+        attention: what the attention loss compares: ``scores`` (unnormalised, the paper's)
+            or ``probabilities`` (after the softmax).
         embedding_weight, hidden_weight, attention_weight, prediction_weight: loss weights.
     """
 
@@ -97,6 +103,7 @@ class TinyBertOptions:
     student_overrides: dict[str, Any] | None = None
     temperature: float = 1.0
     task_intermediate: bool = True
+    attention: Literal["scores", "probabilities"] = "scores"
     embedding_weight: float = 1.0
     hidden_weight: float = 1.0
     attention_weight: float = 1.0
@@ -148,6 +155,36 @@ def attention_mse(s_attn: Tensor, t_attn: Tensor, attention_mask: Tensor) -> Ten
     return diff.pow(2).mean() if diff.numel() else s_attn.sum() * 0.0
 
 
+def self_attentions(model: nn.Module) -> list[nn.Module] | None:
+    """Each layer's self-attention module with ``query``/``key`` projections (BERT, RoBERTa,
+    ELECTRA, MiniLM layouts: ``encoder.layer[i].attention.self``), or ``None``."""
+    encoder = getattr(model.base_model, "encoder", None)
+    layers = getattr(encoder, "layer", None)
+    if not isinstance(layers, nn.ModuleList):
+        return None
+    found = []
+    for layer in layers:
+        attn = getattr(getattr(layer, "attention", None), "self", None)
+        if not all(isinstance(getattr(attn, n, None), nn.Linear) for n in ("query", "key")):
+            return None
+        found.append(attn)
+    return found
+
+
+def attention_scores(attention: nn.Module, hidden: Tensor) -> Tensor:
+    """The unnormalised attention scores ``Q K^T / sqrt(d)`` of one self-attention module on
+    its layer's input (before the mask and the softmax).
+
+    Shapes:
+        hidden: ``[B, L, H]``; output: ``[B, heads, L, L]``.
+    """
+    b, n, _ = hidden.shape
+    heads = int(attention.num_attention_heads)
+    q = attention.query(hidden).view(b, n, heads, -1).transpose(1, 2)  # [B, heads, L, d]
+    k = attention.key(hidden).view(b, n, heads, -1).transpose(1, 2)  # [B, heads, L, d]
+    return torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # [B, heads, L, L]
+
+
 class TinyBertDistiller(WithTeacher):
     """Student, frozen teacher and the projections (see the module docstring).
 
@@ -169,6 +206,23 @@ class TinyBertDistiller(WithTeacher):
             int(student.config.num_hidden_layers), int(teacher.config.num_hidden_layers)
         )
         self._token_types = all(takes_token_types(m) for m in (student, teacher))
+        self._scores = None
+        if options.attention == "scores":
+            pair = self_attentions(student), self_attentions(teacher)
+            if pair[0] is None or pair[1] is None:
+                warn_once(
+                    f"tinybert: no query/key projections found in {type(student).__name__}: "
+                    "the attention loss compares probabilities, not scores"
+                )
+            else:
+                self._scores = pair
+
+    def _attention_maps(self, out: Any, which: int, layer: int) -> Tensor:
+        """Layer ``layer``'s (1-based) attention matrices of the student (``which`` 0) or the
+        teacher (1): the scores recomputed from the layer input, else the probabilities."""
+        if self._scores is None:
+            return out.attentions[layer - 1]  # type: ignore[no-any-return]
+        return attention_scores(self._scores[which][layer - 1], out.hidden_states[layer - 1])
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor, labels: Tensor
@@ -179,7 +233,7 @@ class TinyBertDistiller(WithTeacher):
             "input_ids": input_ids,
             "attention_mask": attention_mask,
             "output_hidden_states": True,
-            "output_attentions": True,
+            "output_attentions": self._scores is None,
         }
         if self._token_types:
             kw["token_type_ids"] = token_type_ids
@@ -194,6 +248,7 @@ class TinyBertDistiller(WithTeacher):
             t = forward_with_sparse_head(
                 self.teacher, kw, positions if task or not self.training else None
             )
+            t_maps = {g: self._attention_maps(t, 1, g) for g in self.mapping[1:]}
         zero = s.logits.sum() * 0.0
         emb = hid = att = pred = zero
         if not task or o.task_intermediate:
@@ -209,7 +264,7 @@ class TinyBertDistiller(WithTeacher):
             ).mean()
             att = torch.stack(
                 [
-                    attention_mse(s.attentions[m - 1], t.attentions[g - 1], attention_mask)
+                    attention_mse(self._attention_maps(s, 0, m), t_maps[g], attention_mask)
                     for m, g in enumerate(self.mapping)
                     if m > 0
                 ]
@@ -306,6 +361,11 @@ class TinyBertObjective(StudentObjective):
             )
         if options.temperature <= 0:
             raise KelmError("config: objective_options.temperature must be positive")
+        if options.attention not in ("scores", "probabilities"):
+            raise KelmError(
+                f"config: objective_options.attention: {options.attention!r} is not one of "
+                "scores, probabilities"
+            )
         super().__init__(cfg, options, tokenizer, knowledge)
         # instance attribute: the loop reports it as eval_accuracy
         self.main_metric = "mlm_accuracy" if options.stage == "task" else "hidden_loss"
@@ -368,7 +428,9 @@ __all__ = [
     "TinyBertOptions",
     "TinyBertOutput",
     "attention_mse",
+    "attention_scores",
     "build_student",
     "layer_map",
+    "self_attentions",
     "write_qa_statements",
 ]
