@@ -140,12 +140,15 @@ class MaskingConfig:
         probability: fraction of the (non-special) tokens selected for prediction.
         mask_ratio, random_ratio: split of the selected tokens (80/10/10 by default).
         whole_word: select whole words (all wordpieces of a word together).
+        max_ngram: select spans of 1..N whole words, ``p(n) ∝ 1/n`` (ALBERT's n-gram masking,
+            N = 3 in the paper); 1: single tokens (or words with ``whole_word``).
     """
 
     probability: float = 0.15
     mask_ratio: float = 0.8
     random_ratio: float = 0.1
     whole_word: bool = False
+    max_ngram: int = 1
 
 
 @dataclass
@@ -293,6 +296,7 @@ class PretrainConfig:
             ("masking.probability", 0.0 < m.probability < 1.0, "in (0, 1)"),
             ("masking.mask_ratio", 0.0 <= m.mask_ratio <= 1.0, "in [0, 1]"),
             ("masking.random_ratio", 0.0 <= m.random_ratio <= 1.0, "in [0, 1]"),
+            ("masking.max_ngram", 1 <= m.max_ngram <= 10, "between 1 and 10"),
             (
                 "masking.mask_ratio + masking.random_ratio",
                 m.mask_ratio + m.random_ratio <= 1.0 + 1e-9,

@@ -6,6 +6,12 @@ from the vocabulary, and the rest (10%) stay as they are. Labels are the origina
 selected positions and :data:`IGNORE_INDEX` elsewhere. With ``whole_word`` the selection is per
 word (every wordpiece of a selected word is selected), the 80/10/10 split still per token.
 
+With ``max_ngram`` N > 1 the selection is of n-grams (ALBERT, Lan et al. 2020, Sec. 4.1): a
+span of n consecutive words (whole words when ``word_starts`` is given, else tokens) starts at
+a word with probability ``probability / E[n]`` and its length follows ``p(n) ∝ 1/n`` for
+n = 1..N (ALBERT used N = 3), so that about ``probability`` of the tokens are still selected
+(a little less where spans overlap).
+
 Every random number comes from the ``generator`` argument, so a batch's masks depend only on
 the generator's state: checkpointing that state makes a resumed run mask exactly as an
 uninterrupted one.
@@ -37,6 +43,52 @@ def _whole_word_selection(
     return chosen_start.gather(1, start_of) & candidates
 
 
+def ngram_lengths(max_ngram: int) -> Tensor:
+    """ALBERT's n-gram length distribution ``p(n) = (1/n) / sum_k (1/k)``, n = 1..max_ngram.
+
+    Shapes:
+        output: ``[max_ngram]`` (index ``n - 1``).
+    """
+    weights = 1.0 / torch.arange(1, max_ngram + 1, dtype=torch.float64)
+    return weights / weights.sum()
+
+
+def _ngram_selection(
+    rand: Tensor,
+    lengths_rand: Tensor,
+    starts: Tensor,
+    candidates: Tensor,
+    probability: float,
+    max_ngram: int,
+) -> Tensor:
+    """Select spans of 1..``max_ngram`` words; see the module docstring.
+
+    Args:
+        rand: the draw deciding whether a span starts at each word (read at word starts).
+        lengths_rand: the draw giving each span's length (read at word starts).
+        starts: ``True`` at the first token of each word (special tokens and padding are
+            words of their own, never selected).
+
+    Shapes:
+        every argument and the output: ``[B, L]``.
+    """
+    p = ngram_lengths(max_ngram)
+    expected = float((p * torch.arange(1, max_ngram + 1, dtype=torch.float64)).sum())
+    span_start = (rand < probability / expected) & starts & candidates  # [B, L]
+    cumulative = p.cumsum(0).to(lengths_rand.dtype)  # [N]
+    n = torch.searchsorted(cumulative, lengths_rand.contiguous(), right=True) + 1  # [B, L]
+    n = n.clamp(max=max_ngram)
+    word_id = starts.long().cumsum(1) - 1  # [B, L] the word of each token
+    # per word (indexed by word id): the length of the span that starts there, 0 when none
+    span_of_word = torch.zeros_like(word_id).scatter_add_(1, word_id, n * span_start)
+    covered = torch.zeros_like(starts)
+    for back in range(max_ngram):  # a span from ``back`` words before reaches this word?
+        source = word_id - back  # [B, L]
+        reach = span_of_word.gather(1, source.clamp(min=0))  # [B, L]
+        covered |= (source >= 0) & (reach > back)
+    return covered & candidates
+
+
 def mask_tokens(
     input_ids: Tensor,
     special_tokens_mask: Tensor,
@@ -49,6 +101,7 @@ def mask_tokens(
     random_ratio: float = 0.1,
     word_starts: Tensor | None = None,
     whole_word: bool = False,
+    max_ngram: int = 1,
     at_least_one: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Corrupt a batch for masked-LM training.
@@ -63,6 +116,7 @@ def mask_tokens(
         mask_ratio, random_ratio: of the selected tokens, the fraction masked / replaced.
         word_starts: 1 at the first wordpiece of each word (needed by ``whole_word``).
         whole_word: select whole words.
+        max_ngram: select spans of up to this many words (ALBERT's n-gram masking; 1: off).
         at_least_one: when nothing at all was selected in the batch, select one candidate
             (a batch without any label has no defined loss).
 
@@ -72,7 +126,15 @@ def mask_tokens(
     """
     candidates = ~special_tokens_mask.bool()  # [B, L]
     rand = torch.rand(input_ids.shape, generator=generator)  # [B, L]
-    if whole_word and word_starts is not None:
+    if max_ngram > 1:
+        lengths_rand = torch.rand(input_ids.shape, generator=generator)  # [B, L]
+        starts = (
+            word_starts.bool() | ~candidates
+            if word_starts is not None
+            else torch.ones_like(candidates)
+        )
+        selected = _ngram_selection(rand, lengths_rand, starts, candidates, probability, max_ngram)
+    elif whole_word and word_starts is not None:
         selected = _whole_word_selection(rand, word_starts, candidates, probability)
     else:
         selected = (rand < probability) & candidates  # [B, L]
@@ -91,4 +153,4 @@ def mask_tokens(
     return inputs, labels
 
 
-__all__ = ["IGNORE_INDEX", "mask_tokens"]
+__all__ = ["IGNORE_INDEX", "mask_tokens", "ngram_lengths"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from kelm.pretraining.masking import IGNORE_INDEX, mask_tokens
+from kelm.pretraining.masking import IGNORE_INDEX, mask_tokens, ngram_lengths
 
 MASK, VOCAB = 4, 1000
 
@@ -97,3 +98,46 @@ def test_a_batch_never_ends_without_a_label() -> None:
         probability=0.01,
     )
     assert labels.tolist() == [[IGNORE_INDEX, 11, IGNORE_INDEX]]
+
+
+def _runs(row: torch.Tensor) -> list[int]:
+    """Lengths of the runs of True in a 1-D bool tensor."""
+    lengths, current = [], 0
+    for value in row.tolist():
+        if value:
+            current += 1
+        elif current:
+            lengths.append(current)
+            current = 0
+    return lengths + ([current] if current else [])
+
+
+def test_ngram_masking_selects_spans_of_whole_words_at_the_same_rate() -> None:
+    """ALBERT's n-gram masking: p(n) ∝ 1/n, spans of whole words, still ~15% of the tokens."""
+    assert ngram_lengths(3).tolist() == pytest.approx([6 / 11, 3 / 11, 2 / 11])
+    ids, special = _batch()
+    kwargs = {"mask_token_id": MASK, "vocab_size": VOCAB, "max_ngram": 3}
+    _, labels = mask_tokens(ids, special, generator=torch.Generator().manual_seed(5), **kwargs)
+    selected = labels != IGNORE_INDEX
+    assert not bool(selected[special].any())
+    rate = selected.sum().item() / (~special).sum().item()
+    assert 0.12 < rate < 0.16
+    runs = [n for row in selected for n in _runs(row)]
+    # single tokens are the most common span, and longer ones occur (spans may abut)
+    assert runs.count(1) > runs.count(2) > 0 and runs.count(3) > 0
+    mean = sum(runs) / len(runs)
+    assert 1.4 < mean < 2.2  # E[n] = 18/11 = 1.64 before spans abut
+    # whole words: with two-piece words, spans cover both pieces of each word they touch
+    starts = torch.zeros_like(ids)
+    starts[:, 1::2] = 1
+    _, labels = mask_tokens(
+        ids, special, generator=torch.Generator().manual_seed(6), word_starts=starts, **kwargs
+    )
+    words = (labels != IGNORE_INDEX)[:, 1:199].reshape(64, -1, 2)
+    assert bool((words.all(-1) | ~words.any(-1)).all())
+    # the same generator state gives the same spans
+    again = mask_tokens(ids, special, generator=torch.Generator().manual_seed(5), **kwargs)[1]
+    assert torch.equal(
+        again,
+        mask_tokens(ids, special, generator=torch.Generator().manual_seed(5), **kwargs)[1],
+    )

@@ -359,6 +359,7 @@ class Objective:
             random_ratio=m.random_ratio,
             word_starts=batch["word_starts"],
             whole_word=m.whole_word,
+            max_ngram=m.max_ngram,
         )
 
     # ---- model
