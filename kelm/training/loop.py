@@ -17,9 +17,11 @@ One run:
    warm-up + linear/cosine/constant schedule; the encoder frozen for the first
    ``optim.freeze_lm_steps`` steps.
 5. **Loop**: per epoch a permutation seeded by ``(seed, epoch)``; per step cross-entropy over
-   the choices; after each epoch evaluation on the held-out split and a checkpoint (model,
-   optimizer, scheduler, RNG states). ``resume=True`` restarts from the newest checkpoint and
-   reproduces the uninterrupted run exactly.
+   the choices (with ``distill.teacher``, mixed with the KL divergence to a teacher run's
+   choice distribution: :mod:`kelm.training.distillation`); after each epoch evaluation on
+   the held-out split and a checkpoint (model, optimizer, scheduler, RNG states).
+   ``resume=True`` restarts from the newest checkpoint and reproduces the uninterrupted run
+   exactly.
 6. **Outputs** (main process): ``model/`` (``save_pretrained`` + tokenizer), ``metrics.json``,
    ``predictions.jsonl``, ``history.json``, ``curves.png``; TensorBoard events in ``tb/``.
 """
