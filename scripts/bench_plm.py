@@ -98,12 +98,10 @@ def saved_part(path: Path, command: str) -> dict[str, Any] | None:
 
 
 def save_part(path: Path, command: str, result: dict[str, Any], seconds: float) -> None:
-    """Write one part's result (temp file, then rename: never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    payload = {"command": command, "seconds": seconds, "result": result}
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Write one part's result atomically (never half-written)."""
+    from kelm._io import write_json
+
+    write_json(path, {"command": command, "seconds": seconds, "result": result})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,8 +19,6 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from kelm.errors import KelmError
-
 log = logging.getLogger(__name__)
 
 _PADDED_CHOICE = -1e4
@@ -31,18 +29,13 @@ at any temperature, and unlike ``-inf`` it keeps the KL terms finite (0 * finite
 def teacher_choice_logits(
     teacher_run: str,
     items: Sequence[Any],
-    examples: Sequence[Any],
     *,
     device: torch.device | str,
     batch_size: int,
     progress: bool = False,
 ) -> list[np.ndarray]:
-    """The teacher run's choice logits for each training example, in ``examples`` order.
-
-    Args:
-        teacher_run: the teacher's run directory.
-        items: the training questions (:class:`~kelm.data.qa.QAItem`).
-        examples: the student's tokenised training questions (matched by id and choices).
+    """The teacher run's choice logits for each training question, in ``items`` order (the
+    student's examples are built from the same items in the same order).
 
     Raises:
         KelmError: not a run, an unreadable model, a graph teacher whose graph is gone.
@@ -51,20 +44,7 @@ def teacher_choice_logits(
 
     log.info("scoring %d training questions with the teacher %s", len(items), teacher_run)
     run = predict_run(teacher_run, items, batch_size=batch_size, device=device, progress=progress)
-    pairs = zip(run.examples, run.logits, strict=True)
-    by_id = {ex.id: (ex.labels, logits) for ex, logits in pairs}
-    out: list[np.ndarray] = []
-    for ex in examples:
-        if ex.id not in by_id:
-            raise KelmError(f"distill.teacher {teacher_run}: no score for question {ex.id!r}")
-        labels, logits = by_id[ex.id]
-        if list(labels) != list(ex.labels):
-            raise KelmError(
-                f"distill.teacher {teacher_run}: question {ex.id!r} has choices {list(labels)} "
-                f"for the teacher but {list(ex.labels)} for the student"
-            )
-        out.append(np.asarray(logits, dtype=np.float32))
-    return out
+    return [np.asarray(logits, dtype=np.float32) for logits in run.logits]
 
 
 def teacher_batch(

@@ -611,7 +611,6 @@ def _train(
         soft_targets = teacher_choice_logits(
             cfg.distill.teacher,
             data.train_items,
-            data.train,
             device=accelerator.device,
             batch_size=cfg.eval_batch_size,
             progress=show,

@@ -248,10 +248,11 @@ class TinyBertDistiller(WithTeacher):
             t = forward_with_sparse_head(
                 self.teacher, kw, positions if task or not self.training else None
             )
-            t_maps = {g: self._attention_maps(t, 1, g) for g in self.mapping[1:]}
         zero = s.logits.sum() * 0.0
         emb = hid = att = pred = zero
         if not task or o.task_intermediate:
+            with torch.no_grad():
+                t_maps = {g: self._attention_maps(t, 1, g) for g in self.mapping[1:]}
             emb = masked_mse(
                 self.embedding_projection(s.hidden_states[0]), t.hidden_states[0], real
             )
