@@ -862,7 +862,7 @@ def show_command(
     highlight: Annotated[int, typer.Option(help="How many paths to highlight.")] = 3,
 ) -> None:
     """Draw the subgraph retrieved for one (question, choice) statement as a PNG."""
-    from kelm.viz import show_statement
+    from kelm.retrieval.draw import show_statement
 
     if max_nodes < 1 or hops < 0 or paths < 0 or highlight < 0:
         raise KelmError("--max-nodes must be >= 1; --hops, --paths, --highlight >= 0")

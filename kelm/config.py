@@ -1,19 +1,35 @@
-"""Configs are dataclasses loaded from YAML, with dotted ``key=value`` overrides.
+"""One config system: dataclasses loaded from YAML, with dotted ``key=value`` overrides.
 
-    cfg = load_config(TrainConfig, "configs/csqa-lm.yaml", ["optim.lr=2e-5", "seed=1"])
+    cfg = load_config(TrainConfig, "configs/csqa-lm.yaml", ["optim.lm_lr=2e-5", "seed=1"])
+    cfg = load_run_config(TrainConfig, path, overrides)  # + ${VAR} expansion + validate()
     dump_config(cfg, run_dir / "config.resolved.yaml")
 
 An unknown key is a :class:`~kelm.errors.KelmError` that names it and lists the valid keys;
 a value of the wrong type names the key and the expected type.
+
+The sections that several commands share are defined here once: :class:`RunConfig` (the run
+directory, seed, checkpoints, logging, threads of any loop), :class:`GraphSourceConfig` (which
+graph: an index or the KG files to build one from), :class:`EncoderConfig` (the pretrained text
+encoder and tokenizer) and :class:`OptimConfig` (AdamW constants and the learning-rate
+schedule). ``kelm train`` (:mod:`kelm.training.config`) and ``kelm pretrain``
+(:mod:`kelm.pretraining.config`) extend them with their own fields.
+
+String values may use ``${VAR}`` (or ``${VAR:-default}``) environment-variable expansion;
+``${KELM_DATA}`` falls back to the default data directory of :func:`kelm.paths.data_dir` when
+the variable is not set. Expansion happens when the config is loaded; ``config.resolved.yaml``
+holds the expanded values.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import types
 import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -21,6 +37,120 @@ from kelm._io import atomic_file
 from kelm.errors import KelmError
 
 T = TypeVar("T")
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+Check = tuple[str, bool, str]
+"""A range check: ``(key, holds, what the key must be)``."""
+
+
+# ---------------------------------------------------------------------------------- shared sections
+@dataclass
+class RunConfig:
+    """What every run of a loop has (``kelm train``, ``kelm pretrain``).
+
+    Args:
+        run_dir: the run directory (config, model, checkpoints, logs, metrics).
+        seed: seed of model initialisation, dropout and the batch order.
+        eval_batch_size: examples per forward pass in evaluation.
+        keep_checkpoints: checkpoints kept (the newest ones; at least 1).
+        log_every: optimizer steps between progress lines and TensorBoard points.
+        threads: torch CPU threads per process (``None``: torch's default).
+        cpu: run on the CPU even when an accelerator is present.
+    """
+
+    run_dir: str = "runs/run"
+    seed: int = 0
+    eval_batch_size: int = 32
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    threads: int | None = None
+    cpu: bool = False
+
+    def run_checks(self) -> list[Check]:
+        return [
+            ("eval_batch_size", self.eval_batch_size >= 1, "at least 1"),
+            ("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1"),
+            ("log_every", self.log_every >= 1, "at least 1"),
+            ("threads", self.threads is None or self.threads >= 1, "at least 1"),
+        ]
+
+
+@dataclass
+class GraphSourceConfig:
+    """Which knowledge graph: an index, or the KG files to build one from.
+
+    Args:
+        index: a graph index directory (``kelm graph build``).
+        source: KG file or files to build the index from when ``index`` is not given (built
+            once into the cache, keyed on the files' checksums and ``format``).
+        format: format of ``source`` (``cn100k``, ``conceptnet``, ``tsv``, ``rdf``,
+            ``wordnet``).
+        pipeline: installed spaCy pipeline whose tokens and lemmas the linker uses (default:
+            blank English with lookup lemmas).
+    """
+
+    index: str | None = None
+    source: str | list[str] | None = None
+    format: str = "cn100k"
+    pipeline: str | None = None
+
+    @property
+    def has_graph(self) -> bool:
+        return bool(self.index or self.source)
+
+
+@dataclass
+class EncoderConfig:
+    """The pretrained text encoder.
+
+    Args:
+        encoder: Hugging Face name or folder of the encoder (``None``: the bundled
+            MiniLM-L6-H384).
+        tokenizer: tokenizer name or folder (``None``: the encoder's).
+    """
+
+    encoder: str | None = None
+    tokenizer: str | None = None
+
+
+@dataclass
+class OptimConfig:
+    """AdamW constants and the learning-rate schedule
+    (:func:`kelm.engine.optim.make_scheduler`).
+
+    Args:
+        weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
+        betas, eps: AdamW constants.
+        schedule: ``linear`` (warm-up then linear decay to 0), ``cosine`` or ``constant``
+            (after warm-up).
+        warmup_steps: warm-up optimizer steps.
+        max_grad_norm: gradient clipping (``None``: off).
+    """
+
+    weight_decay: float = 0.01
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_steps: int = 0
+    max_grad_norm: float | None = 1.0
+
+    def optim_checks(self) -> list[Check]:
+        return [
+            ("optim.warmup_steps", self.warmup_steps >= 0, "0 or more"),
+            ("optim.betas", len(self.betas) == 2, "a list of two numbers"),
+        ]
+
+
+def raise_failed(checks: list[Check]) -> None:
+    """Raise for the first check that does not hold.
+
+    Raises:
+        KelmError: ``config: '<key>' must be <what>``.
+    """
+    for key, ok, what in checks:
+        if not ok:
+            raise KelmError(f"config: {key!r} must be {what}")
 
 
 def load_config(
@@ -62,8 +192,78 @@ def from_dict(cls: type[T], raw: dict[str, Any], where: str = "config", prefix: 
     return cls(**values)
 
 
+def load_run_config(
+    cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None
+) -> T:
+    """:func:`load_config`, then ``${VAR}`` expansion in every string and ``validate()``.
+
+    Raises:
+        KelmError: unreadable file, unknown key (naming it and the valid keys), bad value.
+    """
+    cfg = load_config(cls, path, overrides)
+    expand_env_vars(cfg, str(path) if path else "config")
+    return cfg.validate()  # type: ignore[attr-defined]
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+def flat_dict(cfg: Any, leaves: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The config as ``{"a.b": value}``; mappings under a key named in ``leaves`` (free-form
+    option mappings) stay one value."""
+    out: dict[str, Any] = {}
+
+    def walk(d: dict[str, Any], prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict) and k not in leaves:
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
+
+    walk(to_dict(cfg), "")
+    return out
+
+
+def expand_env(value: str, where: str = "config") -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in a string.
+
+    Raises:
+        KelmError: a variable without default is not set (``KELM_DATA`` falls back to
+            :func:`kelm.paths.data_dir`).
+    """
+
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if os.environ.get(name):
+            return os.environ[name]
+        if default is not None:
+            return default
+        if name == "KELM_DATA":
+            from kelm.paths import data_dir
+
+            return str(data_dir(must_exist=False).resolve())
+        raise KelmError(f"{where}: environment variable {name} is not set (used as ${{{name}}})")
+
+    return _ENV.sub(repl, value)
+
+
+def expand_env_vars(obj: Any, where: str) -> None:
+    """Expand environment variables in every string field of a dataclass tree, in place."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            expand_env_vars(value, where)
+        elif isinstance(value, str) and "${" in value:
+            setattr(obj, f.name, expand_env(value, where))
+        elif isinstance(value, Path) and "${" in str(value):
+            setattr(obj, f.name, Path(expand_env(str(value), where)))
+        elif isinstance(value, list):
+            setattr(
+                obj,
+                f.name,
+                [expand_env(v, where) if isinstance(v, str) else v for v in value],
+            )
 
 
 def dump_config(cfg: Any, path: str | Path) -> None:

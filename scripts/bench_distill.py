@@ -237,9 +237,11 @@ def inference_speed(run_dirs: dict[str, str], rounds: int, batch_size: int) -> d
     run's own held-out split, the median kept."""
     import torch
 
-    from kelm.evaluation.qa import load_run_model, predict_logits
+    from kelm.engine.predict import predict_logits
+    from kelm.modeling import LM
+    from kelm.pipeline import Collator, build_examples, read_items, split_items
     from kelm.training import load_train_config
-    from kelm.training.data import Collator, build_examples, read_items, split_items
+    from kelm.training.runs import load_run_model
 
     loaded = {}
     for name, run in run_dirs.items():
@@ -258,7 +260,7 @@ def inference_speed(run_dirs: dict[str, str], rounds: int, batch_size: int) -> d
         for name, (model, examples, collator, statements) in loaded.items():
             with torch.inference_mode():
                 start = time.perf_counter()
-                predict_logits(model, examples, collator, "lm", batch_size=batch_size)
+                predict_logits(model, examples, collator, LM, batch_size=batch_size)
                 speeds[name].append(statements / max(time.perf_counter() - start, 1e-9))
     return {
         name: {

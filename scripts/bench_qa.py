@@ -122,9 +122,10 @@ def prepare_graph(args: argparse.Namespace) -> float:
     """Run the graph pipeline once (index, grounding, retrieval, node-name embeddings) so that
     every graph run finds it cached; returns its seconds."""
     from kelm.modeling import default_text_encoder_path
+    from kelm.pipeline import GraphResources, read_items, split_items
+    from kelm.pipeline.node_embeddings import node_name_embeddings
     from kelm.training import load_train_config
-    from kelm.training.data import GraphResources, read_items, split_items
-    from kelm.training.loop import node_name_embeddings
+    from kelm.training.run_data import retrieve_options
 
     start = time.perf_counter()
     cfg = load_train_config(REPO / "configs" / "csqa-qagnn.yaml", overrides(args, "qagnn", 0))
@@ -134,8 +135,9 @@ def prepare_graph(args: argparse.Namespace) -> float:
     if d.max_eval is not None:
         eval_items = eval_items[: d.max_eval]
     log("graph pipeline: index, grounding, retrieval ...")
-    graph = GraphResources.open(cfg.graph, progress=False)
-    graph.store_for(train_items + eval_items, cfg.graph, progress=False)
+    graph = GraphResources.open(cfg.graph, cfg.graph.cache_dir, progress=False)
+    for part in (train_items, eval_items):  # as `kelm train` prepares them
+        graph.retrieve(part, retrieve_options(cfg.graph), pipeline=cfg.graph.pipeline)
     log("graph pipeline: node-name embeddings ...")
     encoder = str(cfg.model.encoder or default_text_encoder_path())
     node_name_embeddings(graph, None, None, encoder, progress=False)

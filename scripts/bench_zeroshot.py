@@ -111,11 +111,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from kelm.evaluation.zeroshot import load_causal_lm
     from kelm.paths import data_file
-    from kelm.training.config import DataConfig
-    from kelm.training.data import read_items, split_items
+    from kelm.pipeline import read_items, split_items
+    from kelm.training.config import QADataConfig
 
     t0 = time.perf_counter()
-    split = DataConfig()  # the held-out split of `kelm train` (and the shipped configs)
+    split = QADataConfig()  # the held-out split of `kelm train` (and the shipped configs)
     csqa_items = read_items(data_file(CSQA), need_answers=True)
     csqa_train, csqa_eval = split_items(csqa_items, split.holdout, split.split_seed)
     if args.csqa_questions is not None:

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["compare_runs", "evaluate_run", "format_table", "predict_logits", "score"]
+__all__ = ["compare_runs", "evaluate_run", "format_table"]
 
 _EXPORTS = {
     "compare_runs": "kelm.evaluation.compare",
     "format_table": "kelm.evaluation.compare",
     "evaluate_run": "kelm.evaluation.qa",
-    "predict_logits": "kelm.evaluation.qa",
-    "score": "kelm.evaluation.qa",
 }
 
 

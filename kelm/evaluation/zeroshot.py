@@ -198,7 +198,7 @@ def load_causal_lm(
 def _loading_bars(enabled: bool) -> Iterator[None]:
     """Hugging Face's loading bars on or off; the GGUF de-quantisation bar is a plain tqdm
     that ignores that switch, so its module's ``tqdm`` is swapped for a disabled one."""
-    from kelm.training.loop import hf_progress_bars
+    from kelm.engine.logs import hf_progress_bars
 
     module = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
     if module is None:
@@ -726,7 +726,7 @@ def evaluate_zero_shot(
             fit the context window.
     """
     from kelm.evaluation.loglik import METHODS
-    from kelm.training.data import read_items
+    from kelm.pipeline import read_items
 
     if shots < 0:
         raise KelmError("--shots must be at least 0")

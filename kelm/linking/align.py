@@ -39,19 +39,21 @@ def char_spans_to_tokens(
     Returns:
         For each span, the sorted token indices overlapping it.
     """
-    table = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
-    starts, ends = table[:, 0], table[:, 1]
-    usable = ends > starts
-    if sequence_ids is not None:
-        if len(sequence_ids) != table.shape[0]:
-            raise ValueError("sequence_ids and offsets differ in length")
-        usable &= np.array([s == sequence for s in sequence_ids], dtype=bool)
+    # Plain Python: a statement or instance has a few dozen tokens and spans, where numpy's
+    # per-call cost would dominate.
+    rows = offsets.tolist() if isinstance(offsets, np.ndarray) else offsets
+    if sequence_ids is not None and len(sequence_ids) != len(rows):
+        raise ValueError("sequence_ids and offsets differ in length")
+    usable = [
+        (i, int(start), int(end))
+        for i, (start, end) in enumerate(rows)
+        if end > start and (sequence_ids is None or sequence_ids[i] == sequence)
+    ]
     result = []
     for span_start, span_end in spans:
         if span_end < span_start:
             raise ValueError(f"span ({span_start}, {span_end}) ends before it starts")
-        hit = usable & (starts < span_end) & (ends > span_start)
-        result.append(np.flatnonzero(hit).tolist())
+        result.append([i for i, start, end in usable if start < span_end and end > span_start])
     return result
 
 

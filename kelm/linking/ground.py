@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -256,8 +257,8 @@ class GroundReport:
 
 
 def ground_file(
-    graph: str | Path,
-    qa_file: str | Path,
+    graph: str | Path | GraphIndex,
+    qa_file: str | Path | Sequence[QAItem],
     out: str | Path,
     *,
     options: LinkerOptions | None = None,
@@ -276,8 +277,10 @@ def ground_file(
     continues after the last complete line, and an existing complete output is reused.
 
     Args:
-        graph: graph index directory.
-        qa_file: CommonsenseQA / OpenBookQA JSONL or COPA XML (see :mod:`kelm.data.qa`).
+        graph: graph index directory, or an index already loaded (not loaded again).
+        qa_file: CommonsenseQA / OpenBookQA JSONL or COPA XML (see :mod:`kelm.data.qa`), or
+            the items themselves (in memory; the manifest then keys them by
+            :func:`items_sha256`).
         out: the JSONL file to write.
         options: concept index options (default: lookup lemmas, 5-grams).
         pipeline: an installed spaCy pipeline to tokenise and lemmatise with (its own
@@ -296,8 +299,13 @@ def ground_file(
     start = time.perf_counter()
     if options is None:
         options = LinkerOptions(lemmas="pipeline" if pipeline else "lookup")
-    graph_index = GraphIndex.load(graph)
-    items = read_qa(qa_file)
+    graph_index = graph if isinstance(graph, GraphIndex) else GraphIndex.load(graph)
+    if isinstance(qa_file, (str, Path)):
+        items = read_qa(qa_file)
+        source = {"qa_file": str(Path(qa_file).resolve()), "qa_sha256": sha256_file(qa_file)}
+    else:
+        items = list(qa_file)
+        source = {"qa_file": None, "qa_sha256": items_sha256(items)}
     out = Path(out)
     if out.is_dir():
         raise KelmError(f"{out}: is a directory, expected an output file path")
@@ -305,14 +313,13 @@ def ground_file(
         graph_index, make_nlp(pipeline), options, cache_dir=cache_dir, pipeline=pipeline
     )
     rows = [(item, choice) for item in items for choice in item.choices]
-    _check_lengths(rows, linker.nlp.max_length, qa_file)
+    _check_lengths(rows, linker.nlp.max_length, source["qa_file"] or "the questions")
     manifest = {
         "kind": GROUNDED_KIND,
         "format_version": GROUNDED_FORMAT_VERSION,
-        "graph": str(Path(graph).resolve()),
+        "graph": str(Path(graph_index.path).resolve()),
         "graph_checksum": graph_index.checksum,
-        "qa_file": str(Path(qa_file).resolve()),
-        "qa_sha256": sha256_file(qa_file),
+        **source,
         "linker": linker.describe(),
         "statements": len(rows),
         "complete": True,
@@ -327,7 +334,7 @@ def ground_file(
     try:
         with _progress(len(rows), done, progress) as bar:
             for chunk, groundings in _ground_chunks(
-                linker, rows, done, batch_size, processes, graph, cache_dir, pipeline
+                linker, rows, done, batch_size, processes, graph_index.path, cache_dir, pipeline
             ):
                 writer.write(chunk, groundings)
                 bar.update(len(chunk))
@@ -337,6 +344,15 @@ def ground_file(
     return GroundReport(
         out, len(rows), done, False, *_count_empty(out), time.perf_counter() - start
     )
+
+
+def items_sha256(items: Sequence[QAItem]) -> str:
+    """sha256 of what grounding reads of in-memory items: ids, grounding texts, choices."""
+    digest = hashlib.sha256()
+    for item in items:
+        row = [item.id, item.grounding_text, [(c.label, c.text) for c in item.choices]]
+        digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n")
+    return digest.hexdigest()
 
 
 def _check_lengths(rows: list[tuple[QAItem, Any]], max_length: int, qa_file: str | Path) -> None:

@@ -12,7 +12,9 @@
 
 :func:`halve_encoder` builds a DistilBERT-style student (every other teacher layer).
 
-``import kelm.modeling`` makes ``AutoConfig`` / ``AutoModel`` /
+Each family is one record of the registry :mod:`kelm.modeling.families` (classes, the inputs
+its examples need, its builder; kelm's own in :mod:`kelm.modeling.family_records`).
+``import kelm.modeling`` registers them, which makes ``AutoConfig`` / ``AutoModel`` /
 ``AutoModelForMultipleChoice.from_pretrained`` resolve saved kelm models::
 
     model = KelmLMForMultipleChoice.from_text_encoder()  # offline MiniLM, new head
@@ -27,14 +29,6 @@ num_relations=index.num_relations, node_dim=d, graph_checksum=index.checksum)``,
 
 from __future__ import annotations
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForMultipleChoice,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
-)
-
 from kelm.modeling.backbones import (
     default_text_encoder_path,
     embed_node_names,
@@ -48,6 +42,15 @@ from kelm.modeling.configuration_gpt import KelmGPTConfig
 from kelm.modeling.configuration_kagnet import KagnetConfig
 from kelm.modeling.configuration_lm import KelmLMConfig
 from kelm.modeling.configuration_qagnn import QAGNNConfig
+from kelm.modeling.families import (
+    BuildContext,
+    ModelFamily,
+    family_names,
+    family_of,
+    get_family,
+    register_family,
+)
+from kelm.modeling.family_records import ERNIE, GPT, KAGNET, LM, QAGNN  # registers the families
 from kelm.modeling.modeling_ernie import (
     KelmErnieForMultipleChoice,
     KelmErnieForPreTraining,
@@ -60,25 +63,18 @@ from kelm.modeling.modeling_kagnet import KagnetForMultipleChoice, pad_paths
 from kelm.modeling.modeling_lm import KelmLMForMultipleChoice
 from kelm.modeling.modeling_qagnn import QAGNNForMultipleChoice
 
-_MODELS = (
-    (KelmLMConfig, KelmLMForMultipleChoice),
-    (KagnetConfig, KagnetForMultipleChoice),
-    (QAGNNConfig, QAGNNForMultipleChoice),
-    (KelmGPTConfig, KelmGPTForMultipleChoice),
-)
-for _config, _model in _MODELS:
-    AutoConfig.register(_config.model_type, _config, exist_ok=True)
-    AutoModel.register(_config, _model, exist_ok=True)
-    AutoModelForMultipleChoice.register(_config, _model, exist_ok=True)
-AutoConfig.register(KelmErnieConfig.model_type, KelmErnieConfig, exist_ok=True)
-AutoModel.register(KelmErnieConfig, KelmErnieModel, exist_ok=True)
-AutoModelForPreTraining.register(KelmErnieConfig, KelmErnieForPreTraining, exist_ok=True)
-AutoModelForSequenceClassification.register(
-    KelmErnieConfig, KelmErnieForSequenceClassification, exist_ok=True
-)
-AutoModelForMultipleChoice.register(KelmErnieConfig, KelmErnieForMultipleChoice, exist_ok=True)
-
 __all__ = [
+    "ERNIE",
+    "GPT",
+    "KAGNET",
+    "LM",
+    "QAGNN",
+    "BuildContext",
+    "ModelFamily",
+    "family_names",
+    "family_of",
+    "get_family",
+    "register_family",
     "KagnetConfig",
     "KagnetForMultipleChoice",
     "KelmErnieConfig",

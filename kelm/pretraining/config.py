@@ -10,20 +10,27 @@ to and the entity vectors, for objectives that use entities), ``model`` (the bac
 ``masking`` (MLM corruption), ``optim`` (AdamW and schedule) and ``probe`` (the cloze knowledge
 probe run at the end).
 
-String values may use ``${VAR}`` / ``${VAR:-default}``; ``${KELM_DATA}`` falls back to the data
-directory :func:`kelm.paths.data_dir` finds, as in the training configs.
+The sections shared with ``kelm train`` (the run, the graph source, the encoder, the optimizer
+constants) are defined once in :mod:`kelm.config`; ``${VAR}`` expansion is described there.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kelm.config import from_dict, load_config
+from kelm.config import (
+    EncoderConfig,
+    GraphSourceConfig,
+    OptimConfig,
+    RunConfig,
+    flat_dict,
+    from_dict,
+    load_run_config,
+    raise_failed,
+)
 from kelm.errors import KelmError
-from kelm.training.config import _expand_all
 
 
 @dataclass
@@ -55,7 +62,7 @@ class CorpusConfig:
 
 
 @dataclass
-class DataConfig:
+class InstanceConfig:
     """Instances: packing, held-out split and cache.
 
     Args:
@@ -80,17 +87,13 @@ class DataConfig:
 
 
 @dataclass
-class KnowledgeConfig:
-    """The graph the text is linked to, and the entity vectors (objectives with entities).
+class KnowledgeConfig(GraphSourceConfig):
+    """The graph the text is linked to (:class:`~kelm.config.GraphSourceConfig`: ``index``,
+    ``source``, ``format``, ``pipeline``; built once into the cache as ``kelm train`` does),
+    and the entity vectors (objectives with entities).
 
     Args:
-        index: graph index directory (``kelm graph build``).
-        source: KG file(s) to build the index from when ``index`` is not given (built once
-            into the cache, as ``kelm train`` does).
-        format: format of ``source``.
         linker_mode: ``concept`` (lemma n-grams, ConceptNet-style) or ``entity`` (alias table).
-        pipeline: installed spaCy pipeline whose lemmas the linker uses (default: blank
-            English with lookup lemmas).
         kge_dir: ``kelm embed-kg`` output for this graph (refused when built from another).
         entity_init: ``auto`` (``kge`` when ``kge_dir`` is set, else ``train``), ``kge``,
             ``train`` (train TransE on the graph with ``kge_*`` settings, cached per graph
@@ -99,11 +102,7 @@ class KnowledgeConfig:
         kge_model, kge_dim, kge_epochs: the embeddings ``train`` trains.
     """
 
-    index: str | None = None
-    source: str | list[str] | None = None
-    format: str = "cn100k"
     linker_mode: Literal["concept", "entity"] = "concept"
-    pipeline: str | None = None
     kge_dir: str | None = None
     entity_init: Literal["auto", "kge", "train", "names", "random"] = "auto"
     kge_model: str = "transe"
@@ -112,21 +111,17 @@ class KnowledgeConfig:
 
 
 @dataclass
-class ModelConfig:
-    """The backbone.
+class BackboneConfig(EncoderConfig):
+    """The backbone: a BERT-family checkpoint (:class:`~kelm.config.EncoderConfig`:
+    ``encoder``, ``tokenizer``), pretrained or from scratch.
 
     Args:
-        encoder: Hugging Face name or folder of a BERT-family checkpoint (``None``: the
-            bundled MiniLM-L6-H384).
-        tokenizer: tokenizer name or folder (``None``: the encoder's).
         from_scratch: random weights from the encoder's config (plus ``config_overrides``)
             instead of its pretrained weights.
         config_overrides: backbone config keys to change (``from_scratch`` only), e.g.
             ``{num_hidden_layers: 4}``.
     """
 
-    encoder: str | None = None
-    tokenizer: str | None = None
     from_scratch: bool = False
     config_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -152,25 +147,15 @@ class MaskingConfig:
 
 
 @dataclass
-class OptimConfig:
-    """AdamW and the learning-rate schedule (:func:`kelm.training.loop.make_scheduler`).
+class PretrainOptimConfig(OptimConfig):
+    """AdamW with one learning rate, on the shared constants and schedule of
+    :class:`~kelm.config.OptimConfig`.
 
     Args:
         lr: learning rate of every trained parameter.
-        weight_decay: AdamW decay (not on biases and LayerNorm weights).
-        betas, eps: AdamW constants.
-        schedule: ``linear`` / ``cosine`` decay after warm-up, or ``constant``.
-        warmup_steps: warm-up optimizer steps.
-        max_grad_norm: gradient clipping (``None``: off).
     """
 
     lr: float = 5e-5
-    weight_decay: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    schedule: Literal["linear", "cosine", "constant"] = "linear"
-    warmup_steps: int = 0
-    max_grad_norm: float | None = 1.0
 
 
 @dataclass
@@ -198,49 +183,38 @@ class ProbeConfig:
 
 
 @dataclass
-class PretrainConfig:
-    """A pretraining run (see the module docstring).
+class PretrainConfig(RunConfig):
+    """A pretraining run (see the module docstring); the shared run keys are those of
+    :class:`~kelm.config.RunConfig`.
 
     Args:
-        run_dir: the run directory (config, model, checkpoints, logs, metrics).
-        seed: seed of model init, dropout, batch order and masking.
         objective: the objective's name (:func:`kelm.pretraining.objectives.objective_names`).
         objective_options: the objective's own options (its ``Options`` dataclass).
         max_steps: optimizer steps.
         batch_size: instances per micro-batch on each process.
         grad_accum_steps: micro-batches per optimizer step.
-        eval_batch_size: instances per forward pass in evaluation.
         eval_every: evaluate every N optimizer steps (``None``: at the end only).
         save_every: checkpoint every N optimizer steps (``None``: at the end only).
-        keep_checkpoints: checkpoints kept (the newest ones).
-        log_every: steps between TensorBoard learning-rate points.
-        threads: torch CPU threads per process.
         mixed_precision: ``auto`` (bf16 on a GPU that has it, else fp16 on a GPU, else no),
             ``no``, ``fp16`` or ``bf16``.
-        cpu: run on the CPU even when an accelerator is present.
     """
 
     run_dir: str = "runs/pretrain"
-    seed: int = 0
+    eval_batch_size: int = 64
     objective: str = "mlm"
     objective_options: dict[str, Any] = field(default_factory=dict)
     max_steps: int = 1000
     batch_size: int = 32
     grad_accum_steps: int = 1
-    eval_batch_size: int = 64
     eval_every: int | None = None
     save_every: int | None = None
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    threads: int | None = None
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
-    cpu: bool = False
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
-    data: DataConfig = field(default_factory=DataConfig)
+    data: InstanceConfig = field(default_factory=InstanceConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: BackboneConfig = field(default_factory=BackboneConfig)
     masking: MaskingConfig = field(default_factory=MaskingConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: PretrainOptimConfig = field(default_factory=PretrainOptimConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 
     def objective_class(self) -> type:
@@ -269,16 +243,13 @@ class PretrainConfig:
             KelmError: naming the key and the allowed range.
         """
         m = self.masking
-        checks: list[tuple[str, bool, str]] = [
+        checks = [
             ("max_steps", self.max_steps >= 1, "at least 1"),
             ("batch_size", self.batch_size >= 1, "at least 1"),
             ("grad_accum_steps", self.grad_accum_steps >= 1, "at least 1"),
-            ("eval_batch_size", self.eval_batch_size >= 1, "at least 1"),
             ("eval_every", self.eval_every is None or self.eval_every >= 1, "at least 1"),
             ("save_every", self.save_every is None or self.save_every >= 1, "at least 1"),
-            ("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1"),
-            ("log_every", self.log_every >= 1, "at least 1"),
-            ("threads", self.threads is None or self.threads >= 1, "at least 1"),
+            *self.run_checks(),
             ("data.max_length", self.data.max_length >= 8, "at least 8"),
             ("data.holdout", 0.0 <= self.data.holdout < 1.0, "in [0, 1)"),
             ("data.shard_documents", self.data.shard_documents >= 1, "at least 1"),
@@ -303,22 +274,19 @@ class PretrainConfig:
                 "at most 1",
             ),
             ("optim.lr", self.optim.lr >= 0, "0 or more"),
-            ("optim.warmup_steps", self.optim.warmup_steps >= 0, "0 or more"),
-            ("optim.betas", len(self.optim.betas) == 2, "a list of two numbers"),
+            *self.optim.optim_checks(),
             ("knowledge.kge_dim", self.knowledge.kge_dim >= 1, "at least 1"),
             ("knowledge.kge_epochs", self.knowledge.kge_epochs >= 0, "0 or more"),
             ("probe.batch_size", self.probe.batch_size >= 1, "at least 1"),
         ]
-        for key, ok, what in checks:
-            if not ok:
-                raise KelmError(f"config: {key!r} must be {what}")
+        raise_failed(checks)
         if self.corpus.kind == "text" and not self.corpus.paths:
             raise KelmError("config: 'corpus.paths' (text files or folders) is required")
         if self.corpus.kind == "wordnet" and not self.corpus.wordnet:
             raise KelmError("config: 'corpus.wordnet' (the WordNet directory) is required")
         cls = self.objective_class()
         self.options()  # unknown or mistyped options fail here, before any work
-        if cls.needs_entities and not (self.knowledge.index or self.knowledge.source):
+        if cls.needs_entities and not self.knowledge.has_graph:
             raise KelmError(
                 f"config: objective {self.objective!r} needs a graph: set 'knowledge.index' "
                 "(an index directory) or 'knowledge.source' (KG files to build one from)"
@@ -349,36 +317,28 @@ def load_pretrain_config(
         KelmError: unreadable file, unknown key (naming it and the valid keys), bad value,
             unknown objective (listing the valid ones).
     """
-    cfg = load_config(PretrainConfig, path, overrides)
-    _expand_all(cfg, str(path) if path else "config")
-    return cfg.validate()
+    return load_run_config(PretrainConfig, path, overrides)
 
 
-def flat_dict(cfg: PretrainConfig) -> dict[str, Any]:
+FREE_FORM = frozenset({"objective_options", "config_overrides"})
+"""Option mappings compared as one value when a resumed run's config is checked."""
+
+
+def flat_pretrain_config(cfg: PretrainConfig) -> dict[str, Any]:
     """The config as ``{"a.b": value}`` (``objective_options`` included as one value)."""
-    out: dict[str, Any] = {}
-
-    def walk(d: dict[str, Any], prefix: str) -> None:
-        for k, v in d.items():
-            if isinstance(v, dict) and k != "objective_options" and k != "config_overrides":
-                walk(v, f"{prefix}{k}.")
-            else:
-                out[f"{prefix}{k}"] = v
-
-    walk(dataclasses.asdict(cfg), "")
-    return out
+    return flat_dict(cfg, FREE_FORM)
 
 
 __all__ = [
     "RESUMABLE_CHANGES",
+    "BackboneConfig",
     "CorpusConfig",
-    "DataConfig",
+    "InstanceConfig",
     "KnowledgeConfig",
     "MaskingConfig",
-    "ModelConfig",
-    "OptimConfig",
     "PretrainConfig",
+    "PretrainOptimConfig",
     "ProbeConfig",
-    "flat_dict",
+    "flat_pretrain_config",
     "load_pretrain_config",
 ]

@@ -47,7 +47,7 @@ def evaluate_objective(
     """
     from tqdm.auto import tqdm
 
-    from kelm.training.data import move_to
+    from kelm.engine.batching import move_to
 
     was_training = model.training
     model.eval()

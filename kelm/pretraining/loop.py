@@ -12,10 +12,10 @@ One run:
    process prepares them first, the others find the cache), then split by document into
    training and held-out instances.
 3. **Model and optimizer**: the objective builds its module; AdamW with decay / no-decay groups;
-   warm-up and decay over ``max_steps`` (:func:`kelm.training.loop.make_scheduler`).
+   warm-up and decay over ``max_steps`` (:func:`kelm.engine.optim.make_scheduler`).
 4. **Loop**: micro-batch ``m`` (``grad_accum_steps`` per optimizer step) is batch
    ``m mod E`` of pass ``m div E`` over the training instances, a permutation seeded by
-   ``(seed, pass)`` (:func:`kelm.training.data.epoch_batches`); the objective collates it with
+   ``(seed, pass)`` (:func:`kelm.engine.batching.epoch_batches`); the objective collates it with
    a ``torch.Generator`` per process (masking, noise). Held-out evaluation every
    ``eval_every`` steps and at the end; checkpoints every ``save_every`` steps and at the end,
    holding model, optimizer, scheduler, the RNG states and the collate generator's state of
@@ -24,7 +24,7 @@ One run:
    tokenizer), ``metrics.json``, ``history.json``, ``curves.png``, ``probe.json`` (when
    ``probe.enabled``), TensorBoard events in ``tb/``, ``config.resolved.yaml``.
 
-Checkpoints use :mod:`kelm.training.checkpoint`; their directory number is the optimizer step
+Checkpoints use :mod:`kelm.engine.checkpoint`; their directory number is the optimizer step
 (``checkpoints/epoch-0200`` holds the state after step 200).
 """
 
@@ -41,31 +41,27 @@ import numpy as np
 import torch
 
 from kelm._io import write_json
+from kelm.engine import checkpoint as ckpt
+from kelm.engine.batching import epoch_batches, move_to
+from kelm.engine.logs import hf_progress_bars, log_train_step, progress_bar, summary_writer
+from kelm.engine.optim import make_scheduler, optimizer_step
+from kelm.engine.runtime import (
+    check_resume_config,
+    check_run_dir,
+    make_accelerator,
+    open_run_dir,
+    restore_checkpoint,
+    save_model,
+    warn_streams_differ,
+    write_checkpoint,
+    write_history,
+)
 from kelm.errors import KelmError
 from kelm.pretraining.config import (
     RESUMABLE_CHANGES,
     PretrainConfig,
-    flat_dict,
+    flat_pretrain_config,
     load_pretrain_config,
-)
-from kelm.training import checkpoint as ckpt
-from kelm.training.data import epoch_batches, move_to
-from kelm.training.loop import make_scheduler
-from kelm.training.runtime import (
-    check_resume_config,
-    check_run_dir,
-    hf_progress_bars,
-    log_train_step,
-    make_accelerator,
-    open_run_dir,
-    optimizer_step,
-    progress_bar,
-    restore_checkpoint,
-    save_model,
-    summary_writer,
-    warn_streams_differ,
-    write_checkpoint,
-    write_history,
 )
 
 log = logging.getLogger(__name__)
@@ -106,7 +102,7 @@ def prepare_pretrain_run_dir(cfg: PretrainConfig, *, resume: bool, overwrite: bo
     """Check ``cfg.run_dir`` for this start mode; returns the checkpoint to resume from.
 
     Raises:
-        KelmError: as :func:`~kelm.training.runtime.check_run_dir`; resuming with a config
+        KelmError: as :func:`~kelm.engine.runtime.check_run_dir`; resuming with a config
             that differs from the saved one outside
             :data:`~kelm.pretraining.config.RESUMABLE_CHANGES`.
     """
@@ -117,8 +113,8 @@ def prepare_pretrain_run_dir(cfg: PretrainConfig, *, resume: bool, overwrite: bo
         outputs=RUN_OUTPUTS,
         check_config=lambda run_dir: check_resume_config(
             run_dir,
-            flat_dict(cfg),
-            lambda saved_file: flat_dict(load_pretrain_config(saved_file)),
+            flat_pretrain_config(cfg),
+            lambda saved_file: flat_pretrain_config(load_pretrain_config(saved_file)),
             RESUMABLE_CHANGES,
         ),
     )
@@ -271,7 +267,12 @@ def _pretrain(
     optimizer = torch.optim.AdamW(
         objective.param_groups(model), lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps
     )
-    scheduler = make_scheduler(optimizer, cfg, cfg.max_steps)
+    scheduler = make_scheduler(
+        optimizer,
+        warmup_steps=o.warmup_steps,
+        schedule=o.schedule,
+        total_steps=cfg.max_steps,
+    )
     generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + rank + 1)
 
     history: dict[str, Any] = {"steps": [], "epochs": [], "totals": {"tokens": 0, "seconds": 0.0}}

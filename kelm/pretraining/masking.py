@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-IGNORE_INDEX = -100
+from kelm.modeling.backbones import IGNORE_INDEX
 
 
 def _whole_word_selection(
@@ -153,4 +153,4 @@ def mask_tokens(
     return inputs, labels
 
 
-__all__ = ["IGNORE_INDEX", "mask_tokens", "ngram_lengths"]
+__all__ = ["mask_tokens", "ngram_lengths"]

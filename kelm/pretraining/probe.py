@@ -257,9 +257,9 @@ def probe_run(
         KelmError: not a finished pretraining run.
     """
     from kelm._io import write_json
+    from kelm.engine.logs import hf_progress_bars
     from kelm.pretraining.config import load_pretrain_config
     from kelm.pretraining.objectives.base import load_tokenizer_for, open_knowledge
-    from kelm.training.loop import hf_progress_bars
 
     run = Path(run_dir)
     if not (run / "config.resolved.yaml").is_file() or not (run / "model").is_dir():

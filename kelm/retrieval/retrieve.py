@@ -24,6 +24,7 @@ import numpy as np
 
 from kelm._io import publish_dir, remove_stale_staging, sha256_file, staging_dir
 from kelm.errors import InputError, KelmError
+from kelm.graph.index import GraphIndex
 from kelm.retrieval import store
 from kelm.retrieval.paths import PathSet, find_paths, kagnet_scores
 from kelm.retrieval.scoring import SCORERS, RelevanceScorer, make_scorer
@@ -249,7 +250,7 @@ def _load_embedding(path: str, what: str) -> np.ndarray:
 
 # ---------------------------------------------------------------------- the library call
 def retrieve(
-    graph: str | Path,
+    graph: str | Path | GraphIndex,
     grounded: str | Path,
     out: str | Path,
     options: RetrieveOptions | None = None,
@@ -264,7 +265,7 @@ def retrieve(
     """Retrieve subgraphs and paths for every statement of ``grounded`` into ``out``.
 
     Args:
-        graph: graph index directory.
+        graph: graph index directory, or an index already loaded (not loaded again).
         grounded: grounded JSONL file (see the module docstring).
         out: output directory (created, reused or replaced as a whole).
         options: see :class:`RetrieveOptions`.
@@ -281,13 +282,11 @@ def retrieve(
         KelmError: missing or unknown-version graph, bad grounded file, bad options,
             ``out`` not a retrieval directory.
     """
-    from kelm.graph.index import GraphIndex
-
     start = time.perf_counter()
     options = options or RetrieveOptions()
     options.validate()
-    graph, grounded, out = Path(graph), Path(grounded), Path(out)
-    index = GraphIndex.load(graph)
+    index = graph if isinstance(graph, GraphIndex) else GraphIndex.load(graph)
+    graph, grounded, out = Path(index.path), Path(grounded), Path(out)
     check_grounded(grounded, index.checksum)
     store.check_output_dir(out)
     entity = relation = None

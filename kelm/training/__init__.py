@@ -1,11 +1,14 @@
-"""Training multiple-choice QA models (``kelm train``).
+"""Fine-tuning multiple-choice QA models (``kelm train``).
 
 * :mod:`~kelm.training.config` - :class:`TrainConfig` and :func:`load_train_config`;
-* :mod:`~kelm.training.data` - QA items -> tokenised statements + subgraphs + paths -> batches;
-* :mod:`~kelm.training.loop` - :func:`train`, the accelerate training loop;
-* :mod:`~kelm.training.runtime` - what it shares with ``kelm pretrain``: accelerate setup,
-  run directory, checkpoint writing and resuming, logs;
-* :mod:`~kelm.training.checkpoint` - epoch checkpoints (safetensors + JSON) for ``--resume``.
+* :mod:`~kelm.training.run_data` - the run's questions, prepared for its family
+  (:mod:`kelm.pipeline`);
+* :mod:`~kelm.training.model_factory` - the family's tokenizer and a new model with its node
+  table initialised;
+* :mod:`~kelm.training.loop` - :func:`train`, the accelerate training loop (on
+  :mod:`kelm.engine`);
+* :mod:`~kelm.training.distillation` - soft targets from a teacher run;
+* :mod:`~kelm.training.runs` - finished runs: their model, their predictions on any questions.
 
     from kelm.training import load_train_config, train
     result = train(load_train_config("configs/csqa-lm.yaml", ["epochs=1"]))
@@ -16,20 +19,22 @@ from __future__ import annotations
 from typing import Any
 
 from kelm.training.config import (
-    DataConfig,
+    DistillConfig,
     GraphConfig,
     ModelConfig,
-    OptimConfig,
+    QADataConfig,
     TrainConfig,
+    TrainOptimConfig,
     load_train_config,
 )
 
 __all__ = [
-    "DataConfig",
+    "DistillConfig",
     "GraphConfig",
     "ModelConfig",
-    "OptimConfig",
+    "QADataConfig",
     "TrainConfig",
+    "TrainOptimConfig",
     "TrainResult",
     "load_train_config",
     "train",

@@ -1,4 +1,4 @@
-"""The training config: dataclasses loaded from YAML with dotted ``--set key=value`` overrides.
+"""The training config (``kelm train``): YAML with dotted ``--set key=value`` overrides.
 
     cfg = load_train_config("configs/csqa-qagnn.yaml", ["optim.lm_lr=2e-5", "seed=1"])
 
@@ -6,38 +6,34 @@ Sections: ``data`` (QA files, held-out split, tokenisation), ``graph`` (the grap
 ground -> retrieve pipeline), ``model`` (model family, text encoder, node embeddings, GNN
 sizes), ``optim`` (AdamW with separate LM and GNN learning rates, schedule, LM freezing) and
 ``distill`` (soft targets from a fine-tuned teacher run); top-level keys are the run itself
-(directory, seed, epochs, batch sizes).
-
-String values may use ``${VAR}`` (or ``${VAR:-default}``) environment-variable expansion.
-``${KELM_DATA}`` falls back to the default data directory of :func:`kelm.paths.data_dir` when
-the variable is not set. Expansion happens when
-the config is loaded; ``config.resolved.yaml`` holds the expanded values.
+(directory, seed, epochs, batch sizes). The sections shared with ``kelm pretrain`` (the run,
+the graph source, the encoder, the optimizer constants) are defined once in :mod:`kelm.config`;
+``${VAR}`` expansion is described there. The model families are those registered in
+:mod:`kelm.modeling.families`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from kelm.config import load_config
+from kelm.config import (
+    EncoderConfig,
+    GraphSourceConfig,
+    OptimConfig,
+    RunConfig,
+    load_run_config,
+    raise_failed,
+)
 from kelm.errors import KelmError
 
-ModelType = Literal["lm", "kagnet", "qagnn", "ernie", "gpt"]
-MODEL_TYPES: tuple[str, ...] = ("lm", "kagnet", "qagnn", "ernie", "gpt")
-GRAPH_MODELS: tuple[str, ...] = ("kagnet", "qagnn")
-"""Model types that run the ground -> retrieve pipeline."""
-ENTITY_MODELS: tuple[str, ...] = ("ernie",)
-"""Model types that need the graph index (entity linking, KG embeddings) but no retrieval."""
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+if TYPE_CHECKING:
+    from kelm.modeling.families import ModelFamily
 
 
 @dataclass
-class DataConfig:
+class QADataConfig:
     """Which questions to train and evaluate on.
 
     Args:
@@ -62,44 +58,36 @@ class DataConfig:
 
 
 @dataclass
-class GraphConfig:
-    """The knowledge graph and the ground -> retrieve pipeline (graph models; ``ernie`` uses
-    ``index``/``source``, ``pipeline`` and ``cache_dir`` to link entities, no retrieval).
+class GraphConfig(GraphSourceConfig):
+    """The knowledge graph (:class:`~kelm.config.GraphSourceConfig`: ``index``, ``source``,
+    ``format``, ``pipeline``) and the ground -> retrieve pipeline of the subgraph families
+    (entity families use the graph and ``pipeline`` to link entities, no retrieval).
 
     Args:
-        index: a graph index directory (``kelm graph build``).
-        source: KG file or files to build the index from when ``index`` is not given (built
-            once into the cache, keyed on the files' checksums and ``format``).
-        format: format of ``source`` (``cn100k``, ``conceptnet``, ``tsv``, ``rdf``,
-            ``wordnet``).
         max_nodes: nodes per statement subgraph.
         hops: longest question-answer path (also KagNet's ``max_hops``).
         paths: paths kept per question-answer pair by the retrieval.
         scorer: relevance scorer of the subgraph node cap (``cosine``, ``lm``, ``none``).
         context: add the context node in the retrieval (QA-GNN adds it itself otherwise).
-        pipeline: installed spaCy pipeline for grounding (default blank English).
         cache_dir: where grounded files, retrievals, built indices and node-name embeddings
             are cached (default ``$KELM_CACHE/training``, ``~/.cache/kelm/training``).
     """
 
-    index: str | None = None
-    source: str | list[str] | None = None
-    format: str = "cn100k"
     max_nodes: int = 32
     hops: int = 2
     paths: int = 20
     scorer: str = "none"
     context: bool = False
-    pipeline: str | None = None
     cache_dir: str | None = None
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(EncoderConfig):
     """The model family and its sizes.
 
     Args:
-        type: ``lm`` (text baseline), ``kagnet``, ``qagnn`` or ``ernie`` (ERNIE-style
+        type: a registered model family (:func:`kelm.modeling.families.family_names`):
+            ``lm`` (text baseline), ``kagnet``, ``qagnn`` or ``ernie`` (ERNIE-style
             token-entity fusion inside the encoder; its statements are entity-linked with the
             graph's concept linker, no subgraph retrieval) or ``gpt`` (GPT-1-style: a causal
             LM reads ``<start> question <delim> choice <extract>``, a linear head on the extract
@@ -133,9 +121,7 @@ class ModelConfig:
         lm_loss_weight: ``gpt``: weight of the auxiliary LM loss (GPT-1 used 0.5; 0: off).
     """
 
-    type: ModelType = "lm"
-    encoder: str | None = None
-    tokenizer: str | None = None
+    type: str = "lm"
     pooling: Literal["mean", "cls"] = "mean"
     classifier_dropout: float = 0.1
     kge_dir: str | None = None
@@ -158,18 +144,13 @@ class ModelConfig:
 
 
 @dataclass
-class OptimConfig:
-    """AdamW with two learning rates, a schedule and optional LM freezing.
+class TrainOptimConfig(OptimConfig):
+    """AdamW with two learning rates and optional LM freezing, on the shared constants and
+    schedule of :class:`~kelm.config.OptimConfig`.
 
     Args:
         lm_lr: learning rate of the text encoder.
         gnn_lr: learning rate of everything else (GNN, node tables, scoring head).
-        weight_decay: AdamW weight decay (not applied to biases and LayerNorm weights).
-        betas, eps: AdamW constants.
-        schedule: ``linear`` (warm-up then linear decay to 0), ``cosine`` or ``constant``
-            (after warm-up).
-        warmup_steps: warm-up optimizer steps.
-        max_grad_norm: gradient clipping (``None``: off).
         freeze_lm_steps: keep the text encoder frozen for the first N optimizer steps (no
             gradients through it, no updates; its dropout stays active). The GNN and heads
             learn meanwhile; the encoder then trains with ``lm_lr`` on the same schedule.
@@ -177,12 +158,6 @@ class OptimConfig:
 
     lm_lr: float = 2e-5
     gnn_lr: float = 1e-3
-    weight_decay: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    schedule: Literal["linear", "cosine", "constant"] = "linear"
-    warmup_steps: int = 0
-    max_grad_norm: float | None = 1.0
     freeze_lm_steps: int = 0
 
 
@@ -210,49 +185,37 @@ class DistillConfig:
 
 
 @dataclass
-class TrainConfig:
-    """A training run (see the module docstring).
+class TrainConfig(RunConfig):
+    """A training run (see the module docstring); the shared run keys are those of
+    :class:`~kelm.config.RunConfig`.
 
     Args:
-        run_dir: the run directory (config, model, checkpoints, logs, metrics).
-        seed: seed of model init, dropout and the batch order.
         epochs: passes over the training questions.
         batch_size: questions per optimizer step on each process.
-        eval_batch_size: questions per forward pass in evaluation.
         eval_every_epoch: evaluate after every epoch (else only after the last).
-        keep_checkpoints: epoch checkpoints kept (the newest ones; at least 1).
-        log_every: optimizer steps between progress lines and TensorBoard points.
-        threads: torch CPU threads per process (``None``: torch's default).
         mixed_precision: ``no``, ``fp16`` or ``bf16`` (through accelerate).
-        cpu: run on the CPU even when an accelerator is present.
     """
 
-    run_dir: str = "runs/run"
-    seed: int = 0
     epochs: int = 2
     batch_size: int = 16
-    eval_batch_size: int = 32
     eval_every_epoch: bool = True
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    threads: int | None = None
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
-    cpu: bool = False
-    data: DataConfig = field(default_factory=DataConfig)
+    data: QADataConfig = field(default_factory=QADataConfig)
     graph: GraphConfig = field(default_factory=GraphConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: TrainOptimConfig = field(default_factory=TrainOptimConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
 
     @property
-    def uses_graph(self) -> bool:
-        """Whether the model needs the graph pipeline."""
-        return self.model.type in GRAPH_MODELS
+    def family(self) -> ModelFamily:
+        """The registered family of ``model.type``.
 
-    @property
-    def needs_graph(self) -> bool:
-        """Whether the model needs a graph index (graph and entity models)."""
-        return self.model.type in GRAPH_MODELS + ENTITY_MODELS
+        Raises:
+            KelmError: unknown family.
+        """
+        from kelm.modeling.families import get_family
+
+        return get_family(self.model.type)
 
     def validate(self) -> TrainConfig:
         """Check value ranges; returns ``self``.
@@ -260,13 +223,18 @@ class TrainConfig:
         Raises:
             KelmError: naming the key and the allowed range.
         """
-        checks: list[tuple[str, bool, str]] = [
+        import kelm.modeling  # noqa: F401 -- registers kelm's model families
+        from kelm.modeling.families import family_names
+
+        if self.model.type not in family_names():
+            raise KelmError(
+                f"config: 'model.type' must be one of {list(family_names())}, "
+                f"got {self.model.type!r}"
+            )
+        checks = [
             ("epochs", self.epochs >= 1, "at least 1"),
             ("batch_size", self.batch_size >= 1, "at least 1"),
-            ("eval_batch_size", self.eval_batch_size >= 1, "at least 1"),
-            ("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1"),
-            ("log_every", self.log_every >= 1, "at least 1"),
-            ("threads", self.threads is None or self.threads >= 1, "at least 1"),
+            *self.run_checks(),
             ("data.holdout", 0.0 <= self.data.holdout < 1.0, "in [0, 1)"),
             ("data.max_length", self.data.max_length >= 8, "at least 8"),
             ("data.max_train", self.data.max_train is None or self.data.max_train >= 1, ">= 1"),
@@ -287,18 +255,15 @@ class TrainConfig:
             ("model.lm_loss_weight", self.model.lm_loss_weight >= 0, "0 or more"),
             ("optim.lm_lr", self.optim.lm_lr >= 0, "0 or more"),
             ("optim.gnn_lr", self.optim.gnn_lr >= 0, "0 or more"),
-            ("optim.warmup_steps", self.optim.warmup_steps >= 0, "0 or more"),
+            *self.optim.optim_checks(),
             ("optim.freeze_lm_steps", self.optim.freeze_lm_steps >= 0, "0 or more"),
-            ("optim.betas", len(self.optim.betas) == 2, "a list of two numbers"),
             ("distill.temperature", self.distill.temperature > 0, "above 0"),
             ("distill.alpha", 0.0 <= self.distill.alpha <= 1.0, "in [0, 1]"),
         ]
-        for key, ok, what in checks:
-            if not ok:
-                raise KelmError(f"config: {key!r} must be {what}")
+        raise_failed(checks)
         if not self.data.train:
             raise KelmError("config: 'data.train' (the training QA file) is required")
-        if self.needs_graph and not (self.graph.index or self.graph.source):
+        if self.family.needs_graph and not self.graph.has_graph:
             raise KelmError(
                 f"config: model.type {self.model.type!r} needs a graph: set 'graph.index' "
                 "(an index directory) or 'graph.source' (KG files to build one from)"
@@ -306,47 +271,6 @@ class TrainConfig:
         if self.model.node_init == "kge" and not self.model.kge_dir:
             raise KelmError("config: model.node_init 'kge' needs 'model.kge_dir'")
         return self
-
-
-def expand_env(value: str, where: str = "config") -> str:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` in a string.
-
-    Raises:
-        KelmError: a variable without default is not set (``KELM_DATA`` falls back to
-            :func:`kelm.paths.data_dir`).
-    """
-
-    def repl(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if os.environ.get(name):
-            return os.environ[name]
-        if default is not None:
-            return default
-        if name == "KELM_DATA":
-            from kelm.paths import data_dir
-
-            return str(data_dir(must_exist=False).resolve())
-        raise KelmError(f"{where}: environment variable {name} is not set (used as ${{{name}}})")
-
-    return _ENV.sub(repl, value)
-
-
-def _expand_all(obj: Any, where: str) -> None:
-    """Expand environment variables in every string field of a dataclass tree, in place."""
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value):
-            _expand_all(value, where)
-        elif isinstance(value, str) and "${" in value:
-            setattr(obj, f.name, expand_env(value, where))
-        elif isinstance(value, Path) and "${" in str(value):
-            setattr(obj, f.name, Path(expand_env(str(value), where)))
-        elif isinstance(value, list):
-            setattr(
-                obj,
-                f.name,
-                [expand_env(v, where) if isinstance(v, str) else v for v in value],
-            )
 
 
 def load_train_config(
@@ -358,21 +282,15 @@ def load_train_config(
     Raises:
         KelmError: unreadable file, unknown key (naming it and the valid keys), bad value.
     """
-    cfg = load_config(TrainConfig, path, overrides)
-    _expand_all(cfg, str(path) if path else "config")
-    return cfg.validate()
+    return load_run_config(TrainConfig, path, overrides)
 
 
 __all__ = [
-    "ENTITY_MODELS",
-    "GRAPH_MODELS",
-    "MODEL_TYPES",
-    "DataConfig",
     "DistillConfig",
     "GraphConfig",
     "ModelConfig",
-    "OptimConfig",
+    "QADataConfig",
     "TrainConfig",
-    "expand_env",
+    "TrainOptimConfig",
     "load_train_config",
 ]

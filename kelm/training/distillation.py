@@ -40,7 +40,7 @@ def teacher_choice_logits(
     Raises:
         KelmError: not a run, an unreadable model, a graph teacher whose graph is gone.
     """
-    from kelm.evaluation.qa import predict_run
+    from kelm.training.runs import predict_run
 
     log.info("scoring %d training questions with the teacher %s", len(items), teacher_run)
     run = predict_run(teacher_run, items, batch_size=batch_size, device=device, progress=progress)

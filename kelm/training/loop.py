@@ -4,15 +4,15 @@
 
 One run:
 
-1. **Setup**: an ``accelerate.Accelerator`` (one or several processes: ``torchrun`` /
-   ``accelerate launch``; gloo on CPUs), the run directory, seeds.
-2. **Data**: QA file -> training questions and a held-out split (:mod:`kelm.training.data`);
-   graph models run ground -> retrieve (cached) and get one subgraph (+ paths) per statement;
-   ``ernie`` links each statement's question and choice to graph nodes (entity ids aligned to
-   wordpieces).
-3. **Model**: the family of ``model.type`` on the text encoder; graph models get a node table
-   (``ernie``: an entity table) of the graph's size, initialised from KG embeddings or from
-   text embeddings of the node names (cached per graph checksum + encoder).
+1. **Setup** (:mod:`kelm.engine.runtime`): an ``accelerate.Accelerator`` (one or several
+   processes: ``torchrun`` / ``accelerate launch``; gloo on CPUs), the run directory, seeds.
+2. **Data** (:mod:`kelm.training.run_data`): QA file -> training questions and a held-out
+   split, prepared for the family of ``model.type`` (:func:`kelm.pipeline.prepare_examples`):
+   subgraph families ground -> retrieve (cached) and get one subgraph (+ paths) per statement;
+   entity families get each statement's mentions linked to graph nodes, aligned to wordpieces.
+3. **Model** (:mod:`kelm.training.model_factory`): the family's builder on the text encoder;
+   families with a graph get a node (entity) table of the graph's size, initialised from KG
+   embeddings or from text embeddings of the node names (cached per graph checksum + encoder).
 4. **Optimizer**: AdamW, one learning rate for the text encoder and one for the rest; a
    warm-up + linear/cosine/constant schedule; the encoder frozen for the first
    ``optim.freeze_lm_steps`` steps.
@@ -28,9 +28,7 @@ One run:
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,43 +39,34 @@ import torch
 from torch import nn
 
 from kelm._io import write_json
-from kelm.config import to_dict
-from kelm.errors import KelmError
-from kelm.training import checkpoint as ckpt
-from kelm.training.config import ENTITY_MODELS, TrainConfig, load_train_config
-from kelm.training.data import (
-    IGNORE_INDEX,
-    Collator,
-    Example,
-    GraphResources,
-    build_examples,
-    epoch_batches,
-    model_inputs,
-    move_to,
-    read_items,
-    split_items,
+from kelm.config import flat_dict
+from kelm.engine import checkpoint as ckpt
+from kelm.engine.batching import epoch_batches, move_to
+from kelm.engine.logs import hf_progress_bars, log_train_step, progress_bar, summary_writer
+from kelm.engine.optim import decays, make_scheduler, optimizer_step
+from kelm.engine.predict import predict_logits, score, write_predictions
+from kelm.engine.runtime import (
+    check_resume_config,
+    check_run_dir,
+    make_accelerator,
+    open_run_dir,
+    restore_checkpoint,
+    save_model,
+    warn_streams_differ,
+    write_checkpoint,
+    write_history,
 )
+from kelm.errors import KelmError
+from kelm.modeling.backbones import IGNORE_INDEX
+from kelm.pipeline import Collator
+from kelm.training.config import TrainConfig, load_train_config
 from kelm.training.distillation import (
     choice_distillation_loss,
     teacher_batch,
     teacher_choice_logits,
 )
-from kelm.training.runtime import (
-    check_resume_config,
-    check_run_dir,
-    hf_progress_bars,
-    log_train_step,
-    make_accelerator,
-    open_run_dir,
-    optimizer_step,
-    progress_bar,
-    restore_checkpoint,
-    save_model,
-    summary_writer,
-    warn_streams_differ,
-    write_checkpoint,
-    write_history,
-)
+from kelm.training.model_factory import build_model, run_tokenizer, set_lm_trainable
+from kelm.training.run_data import RunData, load_data
 
 log = logging.getLogger(__name__)
 
@@ -117,267 +106,6 @@ class TrainResult:
     resumed_from: Path | None = None
 
 
-# ---------------------------------------------------------------------------------- model
-def _encoder_source(cfg: TrainConfig) -> str:
-    from kelm.modeling import default_text_encoder_path
-
-    return str(cfg.model.encoder or default_text_encoder_path())
-
-
-def _check_local_sources(cfg: TrainConfig) -> None:
-    """A ``model.encoder`` / ``model.tokenizer`` that is a local path (a hub id has at most one
-    ``/``) must exist: say so, rather than let the hub client reject it as a repository id."""
-    for key in ("encoder", "tokenizer"):
-        name = getattr(cfg.model, key)
-        if not name or Path(name).exists():
-            continue
-        if name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith(".gguf"):
-            raise KelmError(
-                f"config: model.{key} {name!r} does not exist (a pretraining run's output? run "
-                "the `kelm pretrain` config named in the training config's comments first)"
-            )
-
-
-def _run_tokenizer(cfg: TrainConfig) -> Any:
-    """The run's tokenizer; ``gpt``: the causal LM's, with the GPT-1 transfer tokens added."""
-    _check_local_sources(cfg)
-    if cfg.model.type == "gpt":
-        from kelm.modeling.modeling_gpt import load_gpt_tokenizer
-
-        return load_gpt_tokenizer(cfg.model.tokenizer or cfg.model.encoder)
-    from kelm.modeling import load_tokenizer
-
-    return load_tokenizer(cfg.model.tokenizer or _encoder_source(cfg))
-
-
-def _bad_model_settings(exc: Exception) -> KelmError:
-    """The one-line error for a model class that refused the settings: the last line of its
-    message (a strict config's validation error runs over several lines)."""
-    detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
-    return KelmError(f"config: bad model settings ({detail})")
-
-
-def _build_gpt(cfg: TrainConfig, tokenizer: Any) -> nn.Module:
-    """The GPT-1-style model on ``model.encoder`` (a causal LM), its embeddings grown to the
-    tokenizer's transfer tokens."""
-    from huggingface_hub.errors import StrictDataclassError
-
-    from kelm.modeling import KelmGPTForMultipleChoice
-
-    m = cfg.model
-    try:
-        model = KelmGPTForMultipleChoice.from_causal_lm(
-            m.encoder,
-            tokenizer=tokenizer,
-            lm_loss_weight=m.lm_loss_weight,
-            classifier_dropout=m.classifier_dropout,
-        )
-    except (ValueError, TypeError, StrictDataclassError) as exc:
-        raise _bad_model_settings(exc) from None
-    window = model.max_positions
-    if window is not None and cfg.data.max_length > window:
-        raise KelmError(
-            f"config: 'data.max_length' ({cfg.data.max_length}) exceeds the causal LM's context "
-            f"window ({window} tokens)"
-        )
-    return model
-
-
-def _state_digest(module: nn.Module) -> str:
-    """sha256 over a module's state dict (names, shapes, bytes)."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def node_name_embeddings(
-    graph: GraphResources,
-    encoder: nn.Module | None,
-    tokenizer: Any,
-    source: str | None = None,
-    *,
-    progress: bool = False,
-) -> torch.Tensor:
-    """Text embeddings of the graph's node names, ``[num_nodes, H]`` float32, cached per graph
-    checksum and encoder.
-
-    With a local encoder folder (the bundled MiniLM included) these are the mean-pooled,
-    L2-normalised sentence embeddings of the node labels that the retrieval's cosine scorer
-    computes and caches (:meth:`kelm.retrieval.scoring.CosineScorer.node_embeddings`, in its
-    shared cache ``$KELM_CACHE/retrieval``, keyed on graph checksum and model): the graph's
-    names are embedded once for ``kelm retrieve`` and every training run. Otherwise
-    (a hub name) the in-memory ``encoder`` embeds them (:func:`kelm.modeling.embed_node_names`)
-    into ``<cache>/node-emb/``.
-    """
-    if source is not None and Path(source).is_dir():
-        from kelm.retrieval.scoring import CosineScorer, SentenceEncoder
-
-        scorer = CosineScorer(
-            graph.index,
-            SentenceEncoder(source, device="cpu"),
-            cache_dir=None,  # the scorer's shared cache: reused across runs and `kelm retrieve`
-            progress=progress,
-        )
-        return torch.from_numpy(np.asarray(scorer.node_embeddings(), dtype=np.float32))
-
-    from safetensors.torch import load_file, save_file
-
-    from kelm.modeling import embed_node_names, load_text_encoder
-
-    if encoder is None:
-        encoder = load_text_encoder(source)
-    key = f"{graph.index.checksum[:16]}-{_state_digest(encoder)[:16]}"
-    path = graph.cache / "node-emb" / f"{key}.safetensors"
-    if path.is_file():
-        try:
-            vectors = load_file(str(path))["names"]
-            if vectors.shape[0] == graph.index.num_nodes:
-                return vectors
-        except Exception:  # a damaged cache entry is recomputed
-            log.warning("%s: unreadable node embedding cache, recomputing", path)
-    log.info("embedding %d node names", graph.index.num_nodes)
-    names = graph.index.names.to_list()
-    # Batches of similar lengths pad little: embed in length order, then put rows back.
-    order = sorted(range(len(names)), key=lambda i: (len(names[i]), i))
-    sorted_vectors = embed_node_names(
-        [names[i] for i in order], encoder, tokenizer, batch_size=128, max_length=16
-    )
-    vectors = torch.empty_like(sorted_vectors)
-    vectors[torch.tensor(order, dtype=torch.long)] = sorted_vectors
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{time.time_ns()}")
-    save_file({"names": vectors.contiguous()}, str(tmp))
-    tmp.replace(path)
-    return vectors
-
-
-def build_model(
-    cfg: TrainConfig, tokenizer: Any, graph: GraphResources | None, *, progress: bool = False
-) -> nn.Module:
-    """A new model of ``cfg.model.type`` on the pretrained text encoder; graph models get the
-    graph's node table initialised per ``cfg.model.node_init``.
-
-    Raises:
-        KelmError: bad model settings, unloadable encoder or KG embeddings.
-    """
-    import kelm.modeling as km
-
-    m = cfg.model
-    common: dict[str, Any] = {"pooling": m.pooling, "classifier_dropout": m.classifier_dropout}
-    source = _encoder_source(cfg)
-    if m.type == "lm":
-        try:
-            return km.KelmLMForMultipleChoice.from_text_encoder(source, **common)
-        except (ValueError, TypeError) as exc:
-            raise KelmError(f"config: bad model settings ({exc})") from None
-    if m.type == "gpt":
-        return _build_gpt(cfg, tokenizer)
-    assert graph is not None
-    index = graph.index
-    kge = None
-    init = m.node_init
-    if init == "auto":
-        init = "kge" if m.kge_dir else "names"
-    if init == "kge":
-        from kelm.kge import load_embeddings
-
-        kge = load_embeddings(m.kge_dir, index)  # type: ignore[arg-type]
-        node_dim = int(kge.entity.shape[1])
-    elif init == "names":
-        from transformers import AutoConfig
-
-        node_dim = int(AutoConfig.from_pretrained(source).hidden_size)
-    else:
-        node_dim = m.node_dim
-    if m.type in ENTITY_MODELS:
-        return _build_ernie(cfg, source, common, graph, kge, init, node_dim, tokenizer, progress)
-    kwargs: dict[str, Any] = {
-        **common,
-        "num_nodes": index.num_nodes,
-        "num_relations": index.num_relations,
-        "node_dim": node_dim,
-        "graph_checksum": index.checksum,
-        "gnn_dim": m.gnn_dim,
-        "gnn_dropout": m.gnn_dropout,
-        "fc_dim": m.fc_dim,
-        "freeze_node_embeddings": m.freeze_node_embeddings,
-    }
-    if m.gnn_layers is not None:
-        kwargs["gnn_layers"] = m.gnn_layers
-    if m.type == "kagnet":
-        cls: Any = km.KagnetForMultipleChoice
-        relation_dim = m.relation_dim or (int(kge.relation.shape[1]) if kge is not None else 100)
-        kwargs.update(relation_dim=relation_dim, path_dim=m.path_dim, max_hops=cfg.graph.hops)
-    else:
-        cls = km.QAGNNForMultipleChoice
-        kwargs.update(gnn_heads=m.gnn_heads, pool_heads=m.pool_heads)
-    try:
-        model = cls.from_text_encoder(source, **kwargs)
-    except (ValueError, TypeError) as exc:
-        raise KelmError(f"config: bad model settings ({exc})") from None
-    if init == "kge":
-        model.init_node_embeddings(kge.entity, freeze=m.freeze_node_embeddings)
-        if m.type == "kagnet" and kge.relation.shape[1] == model.config.relation_dim:
-            model.init_relation_embeddings(kge.relation, freeze=m.freeze_node_embeddings)
-    elif init == "names":
-        vectors = node_name_embeddings(
-            graph, model.text_encoder, tokenizer, source, progress=progress
-        )
-        model.init_node_embeddings(vectors, freeze=m.freeze_node_embeddings)
-    return model
-
-
-def _build_ernie(
-    cfg: TrainConfig,
-    source: str,
-    common: dict[str, Any],
-    graph: GraphResources,
-    kge: Any,
-    init: str,
-    entity_dim: int,
-    tokenizer: Any,
-    progress: bool,
-) -> nn.Module:
-    """The ERNIE multiple-choice model with an entity table of the graph's size, initialised
-    per ``init`` (``kge``, ``names`` or ``random``)."""
-    from huggingface_hub.errors import StrictDataclassError
-
-    import kelm.modeling as km
-
-    m = cfg.model
-    try:
-        model = km.KelmErnieForMultipleChoice.from_text_encoder(
-            source,
-            **common,
-            num_entities=graph.index.num_nodes,
-            entity_dim=entity_dim,
-            entity_hidden_size=m.entity_hidden_size,
-            entity_attention_heads=m.entity_heads,
-            num_knowledge_layers=m.knowledge_layers,
-            graph_checksum=graph.index.checksum,
-            freeze_entity_embeddings=m.freeze_node_embeddings,
-        )
-    except (ValueError, TypeError, StrictDataclassError) as exc:
-        raise _bad_model_settings(exc) from None
-    if init == "kge":
-        model.init_entity_embeddings(kge.entity, freeze=m.freeze_node_embeddings)
-    elif init == "names":
-        vectors = node_name_embeddings(
-            graph, model.text_encoder, tokenizer, source, progress=progress
-        )
-        model.init_entity_embeddings(vectors, freeze=m.freeze_node_embeddings)
-    return model
-
-
-def set_lm_trainable(model: nn.Module, trainable: bool) -> None:
-    """Freeze or unfreeze the text encoder (``model.text_encoder``)."""
-    for p in model.text_encoder.parameters():
-        p.requires_grad_(trainable)
-
-
 # ---------------------------------------------------------------------------------- optim
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW with four groups: encoder / rest x decay / no decay (biases, norms, 1-d).
@@ -396,7 +124,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
         lm = name.startswith("text_encoder.")
         if not lm and not p.requires_grad:
             continue
-        no_decay = p.ndim < 2 or "norm" in name.lower()
+        no_decay = not decays(name, p)
         groups[("lm" if lm else "gnn") + ("_no_decay" if no_decay else "")].append(p)
     param_groups = [
         {
@@ -411,44 +139,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(param_groups, betas=(o.betas[0], o.betas[1]), eps=o.eps)
 
 
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up over ``optim.warmup_steps``, then linear decay to 0, cosine decay, or
-    constant, over ``total_steps``."""
-    warmup, schedule = cfg.optim.warmup_steps, cfg.optim.schedule
-    total = max(total_steps, 1)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        if schedule == "constant":
-            return 1.0
-        progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-        if schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
-        return max(1.0 - progress, 0.0)
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 # ---------------------------------------------------------------------------------- run dir
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _check_resume_config(cfg: TrainConfig, run_dir: Path) -> None:
     """The config must match the run's saved one, except :data:`RESUMABLE_CHANGES`."""
     check_resume_config(
         run_dir,
-        _flat(to_dict(cfg)),
-        lambda saved_file: _flat(to_dict(load_train_config(saved_file))),
+        flat_dict(cfg),
+        lambda saved_file: flat_dict(load_train_config(saved_file)),
         RESUMABLE_CHANGES,
     )
 
@@ -467,76 +164,6 @@ def prepare_run_dir(cfg: TrainConfig, *, resume: bool, overwrite: bool) -> Path 
         outputs=RUN_OUTPUTS,
         check_config=lambda run_dir: _check_resume_config(cfg, run_dir),
     )
-
-
-# ---------------------------------------------------------------------------------- data
-@dataclass
-class RunData:
-    """The tokenised (and graph-attached) training and evaluation questions."""
-
-    train: list[Example]
-    eval: list[Example]
-    counts: dict[str, int]
-    graph: GraphResources | None
-    train_items: list[Any]
-
-
-def load_data(
-    cfg: TrainConfig, tokenizer: Any, accelerator: Any, *, progress: bool = False
-) -> RunData:
-    """Read, split, ground/retrieve (graph models; the main process first, so the others
-    find the cache) and tokenise the run's questions."""
-    d = cfg.data
-    items = read_items(d.train, need_answers=True)
-    if d.eval:
-        train_items, _ = split_items(items, 0.0, d.split_seed, d.max_train)
-        eval_items = read_items(d.eval, need_answers=False)
-    else:
-        train_items, eval_items = split_items(items, d.holdout, d.split_seed, d.max_train)
-    if d.max_eval is not None:
-        eval_items = eval_items[: d.max_eval]
-    graph = train_store = eval_store = None
-    if cfg.uses_graph:
-        with accelerator.main_process_first():
-            graph = GraphResources.open(cfg.graph, progress=progress)
-            if d.eval:
-                train_store = graph.store_for(train_items, cfg.graph, progress=progress)
-                if eval_items:
-                    eval_store = graph.store_for(eval_items, cfg.graph, progress=progress)
-            else:
-                train_store = eval_store = graph.store_for(
-                    train_items + eval_items, cfg.graph, progress=progress
-                )
-    train_mentions = eval_mentions = None
-    if cfg.model.type in ENTITY_MODELS:
-        with accelerator.main_process_first():  # the main process builds the linker index
-            graph = GraphResources.open(cfg.graph, progress=progress)
-            train_mentions = graph.link_entities(train_items, cfg.graph, progress=progress)
-            eval_mentions = graph.link_entities(eval_items, cfg.graph, progress=progress)
-    with_paths = cfg.model.type == "kagnet"
-    train, c1 = build_examples(
-        train_items,
-        tokenizer,
-        d.max_length,
-        store=train_store,
-        with_paths=with_paths,
-        mentions=train_mentions,
-    )
-    evaluation, c2 = build_examples(
-        eval_items,
-        tokenizer,
-        d.max_length,
-        store=eval_store,
-        with_paths=with_paths,
-        mentions=eval_mentions,
-    )
-    counts = {
-        "train_questions": len(train),
-        "eval_questions": len(evaluation),
-        **{f"train_{k}": v for k, v in c1.items()},
-        **{f"eval_{k}": v for k, v in c2.items()},
-    }
-    return RunData(train, evaluation, counts, graph, train_items)
 
 
 # ---------------------------------------------------------------------------------- train
@@ -581,8 +208,6 @@ def _train(
 ) -> TrainResult:
     from accelerate.utils import set_seed
 
-    from kelm.evaluation.qa import predict_logits, score, write_predictions
-
     cfg.validate()
     if stop_after_epochs is not None and stop_after_epochs < 1:
         raise KelmError("--stop-after-epochs must be at least 1")
@@ -600,7 +225,7 @@ def _train(
     show = progress and main
 
     # ---- 2. data
-    tokenizer = _run_tokenizer(cfg)
+    tokenizer = run_tokenizer(cfg)
     data = load_data(cfg, tokenizer, accelerator, progress=show)
     if not data.train:
         raise KelmError(f"{cfg.data.train}: no training questions")
@@ -621,7 +246,7 @@ def _train(
     set_seed(cfg.seed)
     with accelerator.main_process_first():  # the main process fills the node-name cache
         model = build_model(cfg, tokenizer, data.graph, progress=show)
-    model_type = cfg.model.type
+    family = cfg.family
 
     # ---- 4. optimizer and schedule
     batches_per_epoch = len(
@@ -629,7 +254,12 @@ def _train(
     )
     total_steps = cfg.epochs * batches_per_epoch
     optimizer = make_optimizer(model, cfg)
-    scheduler = make_scheduler(optimizer, cfg, total_steps)
+    scheduler = make_scheduler(
+        optimizer,
+        warmup_steps=cfg.optim.warmup_steps,
+        schedule=cfg.optim.schedule,
+        total_steps=total_steps,
+    )
 
     # ---- resume: model, optimizer, scheduler, history (RNG states at the very end)
     history: dict[str, Any] = {"steps": [], "epochs": []}
@@ -658,7 +288,7 @@ def _train(
     if main:
         log.info(
             "training %s on %d questions (%d held out), %d steps/epoch x %d epochs, %d process(es)",
-            model_type,
+            family.name,
             len(data.train),
             len(data.eval),
             batches_per_epoch,
@@ -680,7 +310,7 @@ def _train(
                 set_lm_trainable(unwrapped, not frozen)
                 lm_frozen = frozen
             batch = move_to(collator([data.train[i] for i in idx]), accelerator.device)
-            output = model(**model_inputs(batch, model_type))
+            output = model(**family.model_inputs(batch))
             logits = output.logits.float()  # [B, C]
             logits = logits.masked_fill(~batch["choice_mask"], float("-inf"))  # [B, C]
             labels = batch["labels"]  # [B]
@@ -744,7 +374,7 @@ def _train(
                 unwrapped,
                 data.eval,
                 collator,
-                model_type,
+                family,
                 batch_size=cfg.eval_batch_size,
                 device=accelerator.device,
                 accelerator=accelerator,
@@ -803,7 +433,7 @@ def _train(
                 unwrapped,
                 data.eval,
                 collator,
-                model_type,
+                family,
                 batch_size=cfg.eval_batch_size,
                 device=accelerator.device,
                 accelerator=accelerator,
@@ -852,16 +482,4 @@ def _final_metrics(
     return metrics
 
 
-__all__ = [
-    "RESUMABLE_CHANGES",
-    "TrainResult",
-    "build_model",
-    "hf_progress_bars",
-    "make_optimizer",
-    "make_scheduler",
-    "node_name_embeddings",
-    "prepare_run_dir",
-    "save_model",
-    "set_lm_trainable",
-    "train",
-]
+__all__ = ["RESUMABLE_CHANGES", "TrainResult", "make_optimizer", "prepare_run_dir", "train"]

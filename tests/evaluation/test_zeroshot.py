@@ -603,7 +603,7 @@ def test_cli_max_questions_scores_the_first_ones(tmp_path: Path, lm_dir: Path) -
 @pytest.mark.slow  # loading the GGUF (de-quantising 135M parameters) takes 30-60 s on 2 CPUs
 def test_smollm2_gguf_scores_two_copa_items(data_root: Path) -> None:
     from kelm.evaluation.zeroshot import load_causal_lm
-    from kelm.training.data import read_items
+    from kelm.pipeline import read_items
 
     pytest.importorskip("gguf")
     try:

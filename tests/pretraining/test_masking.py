@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kelm.pretraining.masking import IGNORE_INDEX, mask_tokens, ngram_lengths
+from kelm.modeling.backbones import IGNORE_INDEX
+from kelm.pretraining.masking import mask_tokens, ngram_lengths
 
 MASK, VOCAB = 4, 1000
 

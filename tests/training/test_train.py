@@ -224,10 +224,10 @@ def test_node_and_relation_tables_from_kg_embeddings(root: Path) -> None:
     cfg["model"] = {**cfg["model"], "kge_dir": str(emb)}
     result = train(load_train_config(write_config(root / "kge.yaml", cfg)), progress=False)
     assert result.completed
-    from kelm.evaluation.qa import load_run_model
+    from kelm.training.runs import load_run_model
 
-    model, _, model_type = load_run_model(result.run_dir)
-    assert model_type == "kagnet" and model.config.node_dim == 6
+    model, _, family = load_run_model(result.run_dir)
+    assert family.name == "kagnet" and model.config.node_dim == 6
     assert model.config.relation_dim == 6 and model.config.freeze_node_embeddings
     # frozen: the node table is still the KG embeddings after training
     assert torch.equal(model.node_embedding.weight, kge.node_emb.weight.detach())

@@ -43,7 +43,8 @@ def ernie_config(root: Path, name: str, **sections: Any) -> dict[str, Any]:
 def test_entity_alignment_on_first_wordpiece(root: Path) -> None:
     from kelm.graph.index import GraphIndex
     from kelm.modeling import load_tokenizer
-    from kelm.training.data import Collator, build_examples, link_entities, read_items
+    from kelm.pipeline import Collator, build_examples, read_items
+    from kelm.pipeline.entities import link_entities
 
     cfg = ernie_config(root, "unused")
     items = read_items(cfg["data"]["train"], need_answers=True)[:2]
@@ -113,9 +114,9 @@ def test_entity_table_from_kg_embeddings(root: Path) -> None:
     import torch
     from torch_geometric.nn.kge import TransE
 
-    from kelm.evaluation.qa import load_run_model
     from kelm.graph.index import GraphIndex
     from kelm.kge import save_embeddings
+    from kelm.training.runs import load_run_model
 
     cfg = ernie_config(root, "kge", epochs=1)
     index = GraphIndex.load(cfg["graph"]["index"])
@@ -126,8 +127,8 @@ def test_entity_table_from_kg_embeddings(root: Path) -> None:
     )
     cfg["model"] = {**cfg["model"], "kge_dir": str(emb), "entity_hidden_size": 4}
     result = train(load_train_config(write_config(root / "kge.yaml", cfg)), progress=False)
-    model, _, model_type = load_run_model(result.run_dir)
-    assert model_type == "ernie" and model.config.entity_dim == 6
+    model, _, family = load_run_model(result.run_dir)
+    assert family.name == "ernie" and model.config.entity_dim == 6
     assert model.config.entity_width == 4  # projected 6 -> 4
     assert torch.equal(model.entity_embedding.weight, kge.node_emb.weight.detach())  # frozen
 

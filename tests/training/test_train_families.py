@@ -29,8 +29,8 @@ from kelm.cli import app
 from kelm.errors import KelmError
 from kelm.modeling import halve_encoder
 from kelm.modeling.modeling_gpt import TRANSFER_TOKENS
+from kelm.pipeline import build_examples, read_items
 from kelm.training import load_train_config, train
-from kelm.training.data import build_examples, read_items
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -1,4 +1,4 @@
-"""``kelm.viz.plot_curves`` on full and partial histories, and the settings of
+"""``kelm.engine.curves.plot_curves`` on full and partial histories, and the settings of
 ``scripts/bench_qa.py`` (its overrides must load with the shipped configs)."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from kelm.engine.curves import plot_curves
 from kelm.training.config import load_train_config
-from kelm.viz import plot_curves
 
 REPO = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"

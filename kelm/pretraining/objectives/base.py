@@ -2,7 +2,8 @@
 
 The loop (:mod:`kelm.pretraining.loop`) knows nothing about any objective. It asks the
 objective's class for its ``Options`` dataclass (``objective_options`` in the config), whether
-it ``needs_entities`` (then the corpus is linked and a :class:`Knowledge` is passed), and
+it ``needs_entities`` (then the corpus is linked and the graph, a
+:class:`~kelm.pipeline.GraphResources`, is passed as ``knowledge``), and
 asks an instance for:
 
 * :attr:`Objective.segments` — ``single`` or ``pair`` instances
@@ -37,10 +38,11 @@ import torch
 from torch import Tensor, nn
 
 from kelm.errors import KelmError
-from kelm.pretraining.masking import IGNORE_INDEX, mask_tokens
+from kelm.modeling.backbones import IGNORE_INDEX
+from kelm.pretraining.masking import mask_tokens
 
 if TYPE_CHECKING:
-    from kelm.graph.index import GraphIndex
+    from kelm.pipeline import GraphResources
     from kelm.pretraining.config import PretrainConfig
     from kelm.pretraining.instances import Instance
 
@@ -52,80 +54,58 @@ class NoOptions:
     """An objective without options."""
 
 
-@dataclass
-class Knowledge:
-    """The graph the corpus is linked to, for objectives with entities.
+def entity_vectors(
+    graph: GraphResources, cfg: PretrainConfig, *, progress: bool = False
+) -> torch.Tensor | None:
+    """Initial entity vectors ``[num_nodes, d]`` of ``graph`` per ``knowledge.entity_init``
+    (``None`` for ``random``).
 
-    Attributes:
-        path: the graph index directory.
-        index: the loaded index (node ids = entity ids).
-        cache: the cache directory of derived artifacts (trained KG embeddings...).
+    ``auto`` reads ``knowledge.kge_dir`` when given and otherwise trains small TransE
+    embeddings on the graph (``kge_model``/``kge_dim``/``kge_epochs``), cached under
+    ``<cache>/kge/`` per graph checksum and settings: ERNIE's entities are TransE vectors,
+    and a few epochs over CN-100K take about a minute on a CPU.
+
+    Raises:
+        KelmError: embeddings of another graph (refused by :func:`kelm.kge.load_embeddings`).
     """
-
-    path: Path
-    index: GraphIndex
-    cache: Path
-
-    @property
-    def num_entities(self) -> int:
-        return int(self.index.num_nodes)
-
-    def entity_vectors(self, cfg: PretrainConfig, *, progress: bool = False) -> torch.Tensor | None:
-        """Initial entity vectors ``[num_entities, d]`` per ``knowledge.entity_init``
-        (``None`` for ``random``).
-
-        ``auto`` reads ``knowledge.kge_dir`` when given and otherwise trains small TransE
-        embeddings on the graph (``kge_model``/``kge_dim``/``kge_epochs``), cached under
-        ``<cache>/kge/`` per graph checksum and settings: ERNIE's entities are TransE vectors,
-        and a few epochs over CN-100K take about a minute on a CPU.
-
-        Raises:
-            KelmError: embeddings of another graph (refused by :func:`kelm.kge.load_embeddings`).
-        """
-        k = cfg.knowledge
-        init = k.entity_init
-        if init == "auto":
-            init = "kge" if k.kge_dir else "train"
-        if init == "random":
-            return None
-        if init == "kge":
-            from kelm.kge import load_embeddings
-
-            return load_embeddings(k.kge_dir, self.index).entity.float()  # type: ignore[arg-type]
-        if init == "train":
-            from kelm.kge import KGEConfig, embed_kg, load_embeddings
-
-            kcfg = KGEConfig(model=k.kge_model, dim=k.kge_dim, epochs=k.kge_epochs, seed=0)
-            out = (
-                self.cache
-                / "kge"
-                / f"{self.index.checksum[:16]}-{k.kge_model}-d{k.kge_dim}-e{k.kge_epochs}"
-            )
-            if not (out / "manifest.json").is_file():
-                log.info("training %s entity embeddings into %s", k.kge_model, out)
-                embed_kg(self.index, out, kcfg, progress=progress)
-            return load_embeddings(out, self.index).entity.float()
-        from kelm.training.data import GraphResources
-        from kelm.training.loop import node_name_embeddings
-
-        source = encoder_source(cfg)
-        tokenizer = load_tokenizer_for(cfg)
-        resources = GraphResources(self.path, self.index, self.cache)
-        return node_name_embeddings(resources, None, tokenizer, source, progress=progress)
-
-
-def open_knowledge(cfg: PretrainConfig, *, progress: bool = False) -> Knowledge:
-    """Load ``knowledge.index`` or build it from ``knowledge.source`` (cached, as
-    :meth:`kelm.training.data.GraphResources.open` does)."""
-    from kelm.pretraining.instances import default_cache_dir
-    from kelm.training.config import GraphConfig
-    from kelm.training.data import GraphResources
-
     k = cfg.knowledge
+    init = k.entity_init
+    if init == "auto":
+        init = "kge" if k.kge_dir else "train"
+    if init == "random":
+        return None
+    if init == "kge":
+        from kelm.kge import load_embeddings
+
+        return load_embeddings(k.kge_dir, graph.index).entity.float()  # type: ignore[arg-type]
+    if init == "train":
+        from kelm.kge import KGEConfig, embed_kg, load_embeddings
+
+        kcfg = KGEConfig(model=k.kge_model, dim=k.kge_dim, epochs=k.kge_epochs, seed=0)
+        out = (
+            graph.cache
+            / "kge"
+            / f"{graph.index.checksum[:16]}-{k.kge_model}-d{k.kge_dim}-e{k.kge_epochs}"
+        )
+        if not (out / "manifest.json").is_file():
+            log.info("training %s entity embeddings into %s", k.kge_model, out)
+            embed_kg(graph.index, out, kcfg, progress=progress)
+        return load_embeddings(out, graph.index).entity.float()
+    from kelm.pipeline.node_embeddings import node_name_embeddings
+
+    return node_name_embeddings(
+        graph, None, load_tokenizer_for(cfg), encoder_source(cfg), progress=progress
+    )
+
+
+def open_knowledge(cfg: PretrainConfig, *, progress: bool = False) -> GraphResources:
+    """Load ``knowledge.index`` or build it from ``knowledge.source`` (cached in the run's
+    instance cache, as ``kelm train`` caches its graph)."""
+    from kelm.pipeline import GraphResources
+    from kelm.pretraining.instances import default_cache_dir
+
     cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
-    gcfg = GraphConfig(index=k.index, source=k.source, format=k.format, cache_dir=str(cache))
-    res = GraphResources.open(gcfg, progress=progress)
-    return Knowledge(res.path, res.index, cache)
+    return GraphResources.open(cfg.knowledge, cache, progress=progress)
 
 
 def encoder_source(cfg: PretrainConfig) -> str:
@@ -315,7 +295,7 @@ class Objective:
         cfg: PretrainConfig,
         options: Any,
         tokenizer: Any,
-        knowledge: Knowledge | None = None,
+        knowledge: GraphResources | None = None,
     ) -> None:
         self.cfg = cfg
         self.options = options
@@ -416,9 +396,8 @@ class Objective:
 
 
 __all__ = [
-    "IGNORE_INDEX",
     "TEXT_INPUTS",
-    "Knowledge",
+    "entity_vectors",
     "NoOptions",
     "Objective",
     "backbone_config",

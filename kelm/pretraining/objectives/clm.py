@@ -29,8 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from kelm.errors import KelmError
+from kelm.modeling.backbones import IGNORE_INDEX
 from kelm.pretraining.instances import Instance
-from kelm.pretraining.masking import IGNORE_INDEX
 from kelm.pretraining.objectives._common import (
     check_no_probe,
     check_preset,

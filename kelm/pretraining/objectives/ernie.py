@@ -3,7 +3,7 @@
 The model is :class:`kelm.modeling.KelmErnieForPreTraining`: the backbone (``model.encoder``)
 with its top ``num_knowledge_layers`` layers turned into knowledgeable (K-Encoder) layers, an
 entity table of the linked graph's size initialised per ``knowledge.entity_init`` (TransE by
-default, see :meth:`kelm.pretraining.objectives.base.Knowledge.entity_vectors`), an MLM head
+default, see :func:`kelm.pretraining.objectives.base.entity_vectors`), an MLM head
 and the dEA head.
 
 Instances carry the node id of each linked mention on its first wordpiece. A batch is masked
@@ -32,6 +32,7 @@ from kelm.pretraining.objectives.base import (
     Objective,
     backbone_config,
     encoder_source,
+    entity_vectors,
     mlm_metrics,
     mlm_sums,
     ratio,
@@ -88,13 +89,13 @@ class ErnieObjective(Objective):
     def num_entities(self) -> int:
         if self.knowledge is None:
             raise KelmError("the ernie objective needs a graph (knowledge.index)")
-        return self.knowledge.num_entities
+        return int(self.knowledge.index.num_nodes)
 
     def build_model(self, *, progress: bool = False) -> nn.Module:
         from kelm.modeling import KelmErnieConfig, KelmErnieForPreTraining
 
         o = self.options
-        vectors = self.knowledge.entity_vectors(self.cfg, progress=progress)  # type: ignore[union-attr]
+        vectors = entity_vectors(self.knowledge, self.cfg, progress=progress)  # type: ignore[arg-type]
         entity_dim = int(vectors.shape[1]) if vectors is not None else o.entity_dim
         kwargs: dict[str, Any] = {
             "num_knowledge_layers": o.num_knowledge_layers,

@@ -1,17 +1,17 @@
-"""What the training loop (``kelm train``) and the pretraining loop (``kelm pretrain``) share:
-the accelerate setup, the run directory, resuming and writing checkpoints, logs and outputs.
+"""The run around a loop: the accelerate setup, the run directory, resuming and writing
+checkpoints, and the outputs every run writes (the model, ``history.json``, ``curves.png``).
 
-Both loops keep their own steps, data and metrics; these helpers hold only the parts that are
-the same for both, so a fix to (say) the checkpoint protocol reaches both runs.
+The training loop (``kelm train``) and the pretraining loop (``kelm pretrain``) keep their own
+steps, data and metrics; these helpers hold only what is the same for both, so a fix to (say)
+the checkpoint protocol reaches both runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,8 @@ from torch import nn
 
 from kelm._io import publish_dir, remove_stale_staging, staging_dir, write_json
 from kelm.config import dump_config
+from kelm.engine import checkpoint as ckpt
 from kelm.errors import KelmError
-from kelm.training import checkpoint as ckpt
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +50,6 @@ def make_accelerator(*, cpu: bool, mixed_precision: str) -> Any:
             f"{accelerator.num_processes}; check the launcher's settings"
         )
     return accelerator
-
-
-@contextlib.contextmanager
-def hf_progress_bars(enabled: bool) -> Iterator[None]:
-    """Hugging Face's own progress bars (weight loading, saving) on or off for a block."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    if was and not enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was and not enabled:
-            hf_logging.enable_progress_bar()
 
 
 # ---------------------------------------------------------------------------------- run dir
@@ -164,21 +149,6 @@ def open_run_dir(
     accelerator.wait_for_everyone()
 
 
-# ---------------------------------------------------------------------------------- steps
-def optimizer_step(
-    accelerator: Any, model: nn.Module, optimizer: Any, scheduler: Any, max_grad_norm: float
-) -> dict[str, float]:
-    """Clip the gradients (``max_grad_norm``; 0: no clipping), step the optimizer and the
-    schedule, clear the gradients; returns the learning rates this step used, by group."""
-    if max_grad_norm:
-        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-    lrs = group_lrs(optimizer)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return lrs
-
-
 # ---------------------------------------------------------------------------------- checkpoints
 def restore_checkpoint(
     path: Path, rank: int, model: nn.Module, optimizer: Any, scheduler: Any
@@ -249,43 +219,6 @@ def write_checkpoint(
     accelerator.wait_for_everyone()
 
 
-# ---------------------------------------------------------------------------------- logs
-def progress_bar(total: int, desc: str, enabled: bool) -> Any:
-    """A tqdm bar counting steps (disabled: a no-op with the same methods)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, dynamic_ncols=True)
-
-
-def group_lrs(optimizer: torch.optim.Optimizer) -> dict[str, float]:
-    """The current learning rate of each parameter group, by the group's ``name``."""
-    return {g.get("name", str(i)): float(g["lr"]) for i, g in enumerate(optimizer.param_groups)}
-
-
-def summary_writer(run_dir: Path, purge_step: int | None) -> Any:
-    """A TensorBoard writer on ``run_dir/tb`` (``None`` without tensorboard)."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is a dependency, but a run should not die for logs
-        log.warning("tensorboard is not installed; no TensorBoard logs")
-        return None
-    return SummaryWriter(str(run_dir / "tb"), purge_step=purge_step)
-
-
-def log_train_step(
-    writer: Any, losses: dict[str, float], lrs: dict[str, float], step: int, log_every: int
-) -> None:
-    """A step's losses as ``train/<name>``; every ``log_every`` steps the learning rates as
-    ``lr/<group>``. No-op without a writer (other processes, no tensorboard)."""
-    if writer is None:
-        return
-    for name, value in losses.items():
-        writer.add_scalar(f"train/{name}", value, step)
-    if step % log_every == 0:
-        for name, lr in lrs.items():
-            writer.add_scalar(f"lr/{name}", lr, step)
-
-
 # ---------------------------------------------------------------------------------- outputs
 def save_model(model: nn.Module, tokenizer: Any, out: Path) -> None:
     """``save_pretrained`` of the model and tokenizer, published atomically as ``out``."""
@@ -302,7 +235,7 @@ def save_model(model: nn.Module, tokenizer: Any, out: Path) -> None:
 
 def write_history(run_dir: Path, history: dict[str, Any]) -> None:
     """``history.json`` and its plot ``curves.png``."""
-    from kelm.viz import plot_curves
+    from kelm.engine.curves import plot_curves
 
     write_json(run_dir / "history.json", history)
     plot_curves(history, run_dir / "curves.png")
@@ -312,16 +245,10 @@ __all__ = [
     "check_resume_config",
     "check_run_dir",
     "clear_run_dir",
-    "group_lrs",
-    "hf_progress_bars",
-    "log_train_step",
     "make_accelerator",
     "open_run_dir",
-    "optimizer_step",
-    "progress_bar",
     "restore_checkpoint",
     "save_model",
-    "summary_writer",
     "warn_streams_differ",
     "write_checkpoint",
     "write_history",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from kelm.training import checkpoint as ckpt
+from kelm.engine import checkpoint as ckpt
 
 
 def _trained_optimizer() -> tuple[torch.nn.Module, torch.optim.AdamW]:

@@ -1,0 +1,196 @@
+"""kelm's own model families, one :class:`~kelm.modeling.families.ModelFamily` record each.
+
+``lm`` (text baseline), ``kagnet`` (paths), ``qagnn`` (GNN over the subgraph), ``ernie``
+(token-entity fusion) and ``gpt`` (GPT-1 transfer format on a causal LM). Importing
+:mod:`kelm.modeling` registers them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification
+
+from kelm.errors import KelmError
+from kelm.modeling.backbones import default_text_encoder_path, load_tokenizer
+from kelm.modeling.configuration_ernie import KelmErnieConfig
+from kelm.modeling.configuration_gpt import KelmGPTConfig
+from kelm.modeling.configuration_kagnet import KagnetConfig
+from kelm.modeling.configuration_lm import KelmLMConfig
+from kelm.modeling.configuration_qagnn import QAGNNConfig
+from kelm.modeling.families import BuildContext, ModelFamily, register_family
+from kelm.modeling.modeling_ernie import (
+    KelmErnieForMultipleChoice,
+    KelmErnieForPreTraining,
+    KelmErnieForSequenceClassification,
+    KelmErnieModel,
+)
+from kelm.modeling.modeling_gpt import KelmGPTForMultipleChoice, load_gpt_tokenizer
+from kelm.modeling.modeling_kagnet import KagnetForMultipleChoice
+from kelm.modeling.modeling_lm import KelmLMForMultipleChoice
+from kelm.modeling.modeling_qagnn import QAGNNForMultipleChoice
+
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def _encoder_tokenizer(name: str | None) -> Any:
+    return load_tokenizer(name or default_text_encoder_path())
+
+
+def _head_settings(settings: Any) -> dict[str, Any]:
+    return {"pooling": settings.pooling, "classifier_dropout": settings.classifier_dropout}
+
+
+def _graph_settings(settings: Any, context: BuildContext) -> dict[str, Any]:
+    """The node-table and GNN settings shared by the subgraph families."""
+    graph = context.graph
+    assert graph is not None, "a subgraph family is built with its graph"
+    kwargs: dict[str, Any] = {
+        "num_nodes": graph.num_nodes,
+        "num_relations": graph.num_relations,
+        "node_dim": context.node_dim,
+        "graph_checksum": graph.checksum,
+        "gnn_dim": settings.gnn_dim,
+        "gnn_dropout": settings.gnn_dropout,
+        "fc_dim": settings.fc_dim,
+        "freeze_node_embeddings": settings.freeze_node_embeddings,
+    }
+    if settings.gnn_layers is not None:
+        kwargs["gnn_layers"] = settings.gnn_layers
+    return kwargs
+
+
+def build_lm(settings: Any, context: BuildContext) -> KelmLMForMultipleChoice:
+    return KelmLMForMultipleChoice.from_text_encoder(context.encoder, **_head_settings(settings))
+
+
+def build_kagnet(settings: Any, context: BuildContext) -> KagnetForMultipleChoice:
+    kge = context.kge
+    relation_dim = settings.relation_dim or (int(kge.relation.shape[1]) if kge else 100)
+    model = KagnetForMultipleChoice.from_text_encoder(
+        context.encoder,
+        **_head_settings(settings),
+        **_graph_settings(settings, context),
+        relation_dim=relation_dim,
+        path_dim=settings.path_dim,
+        max_hops=context.max_hops,
+    )
+    context.init_nodes(model, model.init_node_embeddings)
+    if kge is not None and kge.relation.shape[1] == model.config.relation_dim:
+        model.init_relation_embeddings(kge.relation, freeze=settings.freeze_node_embeddings)
+    return model
+
+
+def build_qagnn(settings: Any, context: BuildContext) -> QAGNNForMultipleChoice:
+    model = QAGNNForMultipleChoice.from_text_encoder(
+        context.encoder,
+        **_head_settings(settings),
+        **_graph_settings(settings, context),
+        gnn_heads=settings.gnn_heads,
+        pool_heads=settings.pool_heads,
+    )
+    context.init_nodes(model, model.init_node_embeddings)
+    return model
+
+
+def build_ernie(settings: Any, context: BuildContext) -> KelmErnieForMultipleChoice:
+    graph = context.graph
+    assert graph is not None, "ernie is built with its graph"
+    model = KelmErnieForMultipleChoice.from_text_encoder(
+        context.encoder,
+        **_head_settings(settings),
+        num_entities=graph.num_nodes,
+        entity_dim=context.node_dim,
+        entity_hidden_size=settings.entity_hidden_size,
+        entity_attention_heads=settings.entity_heads,
+        num_knowledge_layers=settings.knowledge_layers,
+        graph_checksum=graph.checksum,
+        freeze_entity_embeddings=settings.freeze_node_embeddings,
+    )
+    context.init_nodes(model, model.init_entity_embeddings)
+    return model
+
+
+def build_gpt(settings: Any, context: BuildContext) -> KelmGPTForMultipleChoice:
+    """The GPT-1-style model on ``settings.encoder`` (a causal LM), its embeddings grown to the
+    tokenizer's transfer tokens."""
+    model = KelmGPTForMultipleChoice.from_causal_lm(
+        settings.encoder,
+        tokenizer=context.tokenizer,
+        lm_loss_weight=settings.lm_loss_weight,
+        classifier_dropout=settings.classifier_dropout,
+    )
+    window = model.max_positions
+    if window is not None and context.max_length > window:
+        raise KelmError(
+            f"config: 'data.max_length' ({context.max_length}) exceeds the causal LM's context "
+            f"window ({window} tokens)"
+        )
+    return model
+
+
+LM = register_family(
+    ModelFamily(
+        name="lm",
+        config_class=KelmLMConfig,
+        model_class=KelmLMForMultipleChoice,
+        inputs=TEXT_INPUTS,
+        build=build_lm,
+        load_tokenizer=_encoder_tokenizer,
+        description="text baseline: a pretrained encoder and a scoring head",
+    )
+)
+KAGNET = register_family(
+    ModelFamily(
+        name="kagnet",
+        config_class=KagnetConfig,
+        model_class=KagnetForMultipleChoice,
+        inputs=(*TEXT_INPUTS, "graphs", "path_nodes", "path_rels", "path_mask"),
+        needs=frozenset({"subgraph", "paths"}),
+        build=build_kagnet,
+        load_tokenizer=_encoder_tokenizer,
+        description="KagNet: GCN over the subgraph, LSTM over question-answer paths",
+    )
+)
+QAGNN = register_family(
+    ModelFamily(
+        name="qagnn",
+        config_class=QAGNNConfig,
+        model_class=QAGNNForMultipleChoice,
+        inputs=(*TEXT_INPUTS, "graphs"),
+        needs=frozenset({"subgraph"}),
+        build=build_qagnn,
+        load_tokenizer=_encoder_tokenizer,
+        description="QA-GNN: relation-typed attention over the subgraph with a context node",
+    )
+)
+ERNIE = register_family(
+    ModelFamily(
+        name="ernie",
+        config_class=KelmErnieConfig,
+        model_class=KelmErnieForMultipleChoice,
+        inputs=(*TEXT_INPUTS, "entity_ids"),
+        needs=frozenset({"entities"}),
+        build=build_ernie,
+        load_tokenizer=_encoder_tokenizer,
+        auto_classes=(
+            (AutoModel, KelmErnieModel),
+            (AutoModelForPreTraining, KelmErnieForPreTraining),
+            (AutoModelForSequenceClassification, KelmErnieForSequenceClassification),
+        ),
+        description="ERNIE: token-entity fusion layers inside the encoder",
+    )
+)
+GPT = register_family(
+    ModelFamily(
+        name="gpt",
+        config_class=KelmGPTConfig,
+        model_class=KelmGPTForMultipleChoice,
+        inputs=("input_ids", "attention_mask", "choice_mask"),
+        build=build_gpt,
+        load_tokenizer=load_gpt_tokenizer,
+        description="GPT-1 transfer format on a causal LM, auxiliary LM loss",
+    )
+)
+
+__all__ = ["ERNIE", "GPT", "KAGNET", "LM", "QAGNN"]

@@ -1,0 +1,124 @@
+"""A new model for a training run: the family's tokenizer and builder
+(:mod:`kelm.modeling.families`) with the node (entity) table initialised from KG embeddings, from
+text embeddings of the node names, or left random."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from kelm.errors import KelmError
+from kelm.pipeline.graph import GraphResources
+from kelm.training.config import TrainConfig
+
+
+def encoder_source(cfg: TrainConfig) -> str:
+    """The text encoder (``model.encoder``, else the bundled MiniLM)."""
+    from kelm.modeling import default_text_encoder_path
+
+    return str(cfg.model.encoder or default_text_encoder_path())
+
+
+def _check_local_sources(cfg: TrainConfig) -> None:
+    """A ``model.encoder`` / ``model.tokenizer`` that is a local path (a hub id has at most one
+    ``/``) must exist: say so, rather than let the hub client reject it as a repository id."""
+    for key in ("encoder", "tokenizer"):
+        name = getattr(cfg.model, key)
+        if not name or Path(name).exists():
+            continue
+        if name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith(".gguf"):
+            raise KelmError(
+                f"config: model.{key} {name!r} does not exist (a pretraining run's output? run "
+                "the `kelm pretrain` config named in the training config's comments first)"
+            )
+
+
+def run_tokenizer(cfg: TrainConfig) -> Any:
+    """The run's tokenizer, as its family loads it (``gpt``: the causal LM's, with the GPT-1
+    transfer tokens added)."""
+    _check_local_sources(cfg)
+    return cfg.family.load_tokenizer(cfg.model.tokenizer or cfg.model.encoder)
+
+
+def _bad_model_settings(exc: Exception) -> KelmError:
+    """The one-line error for a model class that refused the settings: the last line of its
+    message (a strict config's validation error runs over several lines)."""
+    detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
+    return KelmError(f"config: bad model settings ({detail})")
+
+
+def build_model(
+    cfg: TrainConfig, tokenizer: Any, graph: GraphResources | None, *, progress: bool = False
+) -> nn.Module:
+    """A new model of ``cfg.model.type`` on the pretrained text encoder; families with a graph
+    get a node (entity) table of the graph's size, initialised per ``cfg.model.node_init``.
+
+    Raises:
+        KelmError: bad model settings, unloadable encoder or KG embeddings.
+    """
+    from huggingface_hub.errors import StrictDataclassError
+
+    from kelm.modeling import BuildContext
+
+    family, m = cfg.family, cfg.model
+    source = encoder_source(cfg)
+    context = BuildContext(
+        encoder=source,
+        tokenizer=tokenizer,
+        max_length=cfg.data.max_length,
+        max_hops=cfg.graph.hops,
+    )
+    if family.needs_graph:
+        assert graph is not None, f"{family.name} is built with its graph"
+        context = _with_node_table(cfg, context, graph, progress=progress)
+    try:
+        return family.build(m, context)
+    except (ValueError, TypeError, StrictDataclassError) as exc:
+        raise _bad_model_settings(exc) from None
+
+
+def _with_node_table(
+    cfg: TrainConfig, context: Any, graph: GraphResources, *, progress: bool
+) -> Any:
+    """``context`` with the graph, the node table's width and its initialisation."""
+    m = cfg.model
+    init = m.node_init
+    if init == "auto":
+        init = "kge" if m.kge_dir else "names"
+    kge = None
+    if init == "kge":
+        from kelm.kge import load_embeddings
+
+        kge = load_embeddings(m.kge_dir, graph.index)  # type: ignore[arg-type]
+        node_dim = int(kge.entity.shape[1])
+    elif init == "names":
+        from transformers import AutoConfig
+
+        node_dim = int(AutoConfig.from_pretrained(context.encoder).hidden_size)
+    else:
+        node_dim = m.node_dim
+
+    def init_nodes(model: nn.Module, set_table: Any) -> None:
+        if kge is not None:
+            set_table(kge.entity, freeze=m.freeze_node_embeddings)
+        elif init == "names":
+            from kelm.pipeline.node_embeddings import node_name_embeddings
+
+            vectors = node_name_embeddings(
+                graph, model.text_encoder, context.tokenizer, context.encoder, progress=progress
+            )
+            set_table(vectors, freeze=m.freeze_node_embeddings)
+
+    return replace(context, graph=graph.index, node_dim=node_dim, kge=kge, init_nodes=init_nodes)
+
+
+def set_lm_trainable(model: nn.Module, trainable: bool) -> None:
+    """Freeze or unfreeze the text encoder (``model.text_encoder``)."""
+    for p in model.text_encoder.parameters():
+        p.requires_grad_(trainable)
+
+
+__all__ = ["build_model", "encoder_source", "run_tokenizer", "set_lm_trainable"]
