@@ -31,8 +31,10 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
 
-# pytest exits 5 when no test is collected (e.g. an empty selection): not a failure here.
+# The import contracts of pyproject.toml (the pipeline's layers, no import circles) first, then
+# the tests. pytest exits 5 when no test is collected (e.g. an empty selection): not a failure.
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP)

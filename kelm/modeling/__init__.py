@@ -36,6 +36,7 @@ from kelm.modeling.backbones import (
     halve_encoder,
     load_text_encoder,
     load_tokenizer,
+    resolve_encoder,
 )
 from kelm.modeling.configuration_ernie import KelmErnieConfig
 from kelm.modeling.configuration_gpt import KelmGPTConfig
@@ -96,4 +97,5 @@ __all__ = [
     "load_text_encoder",
     "load_tokenizer",
     "pad_paths",
+    "resolve_encoder",
 ]

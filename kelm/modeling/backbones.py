@@ -88,7 +88,8 @@ def default_text_encoder_path() -> Path:
     return path
 
 
-def _resolve(name_or_path: str | Path | None) -> str:
+def resolve_encoder(name_or_path: str | Path | None) -> str:
+    """A text encoder's name or folder; ``None`` (or empty): the bundled MiniLM's folder."""
     return str(default_text_encoder_path() if name_or_path in (None, "") else name_or_path)
 
 
@@ -135,7 +136,7 @@ def load_text_encoder(
     """
     if isinstance(name_or_path_or_config, PreTrainedConfig):
         return build_text_encoder(name_or_path_or_config).eval()
-    source = _resolve(name_or_path_or_config)
+    source = resolve_encoder(name_or_path_or_config)
     if (
         Path(source).is_dir()
         and (Path(source) / "config.json").is_file()
@@ -178,7 +179,7 @@ def load_text_encoder(
 
 def load_tokenizer(name_or_path: str | Path | None = None) -> Any:
     """The tokenizer of an encoder checkpoint (``None``: the offline default)."""
-    source = _resolve(name_or_path)
+    source = resolve_encoder(name_or_path)
     try:
         return AutoTokenizer.from_pretrained(source)
     except OSError as exc:
@@ -563,7 +564,7 @@ class KelmPreTrainedModel(PreTrainedModel):
                 ``None`` builds one from ``config_kwargs``.
             config_kwargs: config fields (``num_nodes=...``, ``pooling=...``).
         """
-        source = _resolve(encoder_name_or_path)
+        source = resolve_encoder(encoder_name_or_path)
         encoder = load_text_encoder(source)
         if config is None:
             config = cls.config_class(

@@ -12,7 +12,7 @@ from typing import Any
 from transformers import AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification
 
 from kelm.errors import KelmError
-from kelm.modeling.backbones import default_text_encoder_path, load_tokenizer
+from kelm.modeling.backbones import load_tokenizer, resolve_encoder
 from kelm.modeling.configuration_ernie import KelmErnieConfig
 from kelm.modeling.configuration_gpt import KelmGPTConfig
 from kelm.modeling.configuration_kagnet import KagnetConfig
@@ -34,7 +34,7 @@ TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _encoder_tokenizer(name: str | None) -> Any:
-    return load_tokenizer(name or default_text_encoder_path())
+    return load_tokenizer(resolve_encoder(name))
 
 
 def _head_settings(settings: Any) -> dict[str, Any]:

@@ -15,13 +15,6 @@ from kelm.pipeline.graph import GraphResources
 from kelm.training.config import TrainConfig
 
 
-def encoder_source(cfg: TrainConfig) -> str:
-    """The text encoder (``model.encoder``, else the bundled MiniLM)."""
-    from kelm.modeling import default_text_encoder_path
-
-    return str(cfg.model.encoder or default_text_encoder_path())
-
-
 def _check_local_sources(cfg: TrainConfig) -> None:
     """A ``model.encoder`` / ``model.tokenizer`` that is a local path (a hub id has at most one
     ``/``) must exist: say so, rather than let the hub client reject it as a repository id."""
@@ -61,10 +54,10 @@ def build_model(
     """
     from huggingface_hub.errors import StrictDataclassError
 
-    from kelm.modeling import BuildContext
+    from kelm.modeling import BuildContext, resolve_encoder
 
     family, m = cfg.family, cfg.model
-    source = encoder_source(cfg)
+    source = resolve_encoder(m.encoder)
     context = BuildContext(
         encoder=source,
         tokenizer=tokenizer,
@@ -121,4 +114,4 @@ def set_lm_trainable(model: nn.Module, trainable: bool) -> None:
         p.requires_grad_(trainable)
 
 
-__all__ = ["build_model", "encoder_source", "run_tokenizer", "set_lm_trainable"]
+__all__ = ["build_model", "run_tokenizer", "set_lm_trainable"]

@@ -110,9 +110,9 @@ def open_knowledge(cfg: PretrainConfig, *, progress: bool = False) -> GraphResou
 
 def encoder_source(cfg: PretrainConfig) -> str:
     """The backbone checkpoint (``model.encoder``, else the bundled MiniLM)."""
-    from kelm.modeling import default_text_encoder_path
+    from kelm.modeling import resolve_encoder
 
-    return str(cfg.model.encoder or default_text_encoder_path())
+    return resolve_encoder(cfg.model.encoder)
 
 
 def load_tokenizer_for(cfg: PretrainConfig) -> Any:
