@@ -1,0 +1,74 @@
+"""``prepare_examples``: the one data path of training, evaluation and distillation. Items stay in
+memory (no QA file is written for grounding), the graph index is loaded once, and each family
+gets exactly the inputs its record asks for."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from kelm.config import GraphSourceConfig
+from kelm.graph.index import GraphIndex
+from kelm.modeling import get_family, load_tokenizer
+from kelm.pipeline import GraphResources, prepare_examples, read_items
+from kelm.retrieval.retrieve import RetrieveOptions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
+from training_fixtures import tiny_config  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pipeline")
+    tiny_config(root)  # writes the encoder, the graph and the questions
+    return root
+
+
+def test_families_get_what_they_need(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[Path] = []
+    real_load = GraphIndex.load.__func__  # type: ignore[attr-defined]
+
+    def counting_load(cls: type, path: Path, **kwargs: object) -> GraphIndex:
+        loads.append(Path(path))
+        return real_load(cls, path, **kwargs)
+
+    monkeypatch.setattr(GraphIndex, "load", classmethod(counting_load))
+    cache = root / "cache-prepare"
+    graph = GraphResources.open(GraphSourceConfig(index=str(root / "kg" / "graph")), cache)
+    items = read_items(root / "qa.jsonl", need_answers=True)[:4]
+    tokenizer = load_tokenizer(str(root / "encoder"))
+    options = RetrieveOptions(max_nodes=8, hops=2, paths=4, scorer="none")
+    kwargs = {"max_length": 16, "graph": graph, "retrieve_options": options}
+
+    kagnet, counts = prepare_examples(items, get_family("kagnet"), tokenizer, **kwargs)
+    assert counts["statements"] == 12 and counts["missing_graphs"] == 0
+    assert all(e.graphs and e.paths is not None and e.entity_ids is None for e in kagnet)
+    assert any(g.num_nodes > 0 for e in kagnet for g in e.graphs)
+
+    qagnn, _ = prepare_examples(items, get_family("qagnn"), tokenizer, **kwargs)
+    assert all(e.graphs and e.paths is None for e in qagnn)
+
+    ernie, counts = prepare_examples(items, get_family("ernie"), tokenizer, **kwargs)
+    assert all(e.graphs is None and e.entity_ids for e in ernie) and counts["entities"] > 0
+
+    lm, _ = prepare_examples(items, get_family("lm"), tokenizer, max_length=16)
+    assert all(e.graphs is None and e.entity_ids is None for e in lm)
+    assert [e.input_ids for e in lm] == [e.input_ids for e in qagnn]
+
+    assert loads == [root / "kg" / "graph"]  # one load for grounding, retrieval and linking
+    assert not (cache / "qa").exists()  # the items were never written back to a QA file
+    assert len(list((cache / "grounded").glob("*.jsonl"))) == 1  # one grounding, reused
+
+
+def test_missing_graph_and_empty_items(root: Path) -> None:
+    tokenizer = load_tokenizer(str(root / "encoder"))
+    items = read_items(root / "qa.jsonl", need_answers=True)[:1]
+    with pytest.raises(ValueError, match="'qagnn' family needs a graph"):
+        prepare_examples(items, get_family("qagnn"), tokenizer, max_length=16)
+    graph = GraphResources.open(GraphSourceConfig(index=str(root / "kg" / "graph")), root / "c2")
+    with pytest.raises(ValueError, match="needs retrieval options"):
+        prepare_examples(items, get_family("qagnn"), tokenizer, max_length=16, graph=graph)
+    examples, counts = prepare_examples([], get_family("qagnn"), tokenizer, max_length=16)
+    assert examples == [] and counts["statements"] == 0
