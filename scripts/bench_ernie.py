@@ -93,7 +93,7 @@ def speed(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import BertConfig, BertForMaskedLM
 
     from kelm.modeling import KelmErnieConfig, KelmErnieForPreTraining
-    from kelm.modeling.backbones import MINILM_ARCHITECTURE
+    from kelm.modeling.encoders import MINILM_ARCHITECTURE
 
     if args.quick:
         arch = {

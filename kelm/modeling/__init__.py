@@ -29,7 +29,12 @@ num_relations=index.num_relations, node_dim=d, graph_checksum=index.checksum)``,
 
 from __future__ import annotations
 
-from kelm.modeling.backbones import (
+from kelm.modeling.configuration_ernie import KelmErnieConfig
+from kelm.modeling.configuration_gpt import KelmGPTConfig
+from kelm.modeling.configuration_kagnet import KagnetConfig
+from kelm.modeling.configuration_lm import KelmLMConfig
+from kelm.modeling.configuration_qagnn import QAGNNConfig
+from kelm.modeling.encoders import (
     default_text_encoder_path,
     embed_node_names,
     embed_texts,
@@ -38,11 +43,6 @@ from kelm.modeling.backbones import (
     load_tokenizer,
     resolve_encoder,
 )
-from kelm.modeling.configuration_ernie import KelmErnieConfig
-from kelm.modeling.configuration_gpt import KelmGPTConfig
-from kelm.modeling.configuration_kagnet import KagnetConfig
-from kelm.modeling.configuration_lm import KelmLMConfig
-from kelm.modeling.configuration_qagnn import QAGNNConfig
 from kelm.modeling.families import (
     BuildContext,
     ModelFamily,

@@ -12,12 +12,12 @@ from typing import Any
 from transformers import AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification
 
 from kelm.errors import KelmError
-from kelm.modeling.backbones import load_tokenizer, resolve_encoder
 from kelm.modeling.configuration_ernie import KelmErnieConfig
 from kelm.modeling.configuration_gpt import KelmGPTConfig
 from kelm.modeling.configuration_kagnet import KagnetConfig
 from kelm.modeling.configuration_lm import KelmLMConfig
 from kelm.modeling.configuration_qagnn import QAGNNConfig
+from kelm.modeling.encoders import load_tokenizer, resolve_encoder
 from kelm.modeling.families import BuildContext, ModelFamily, register_family
 from kelm.modeling.modeling_ernie import (
     KelmErnieForMultipleChoice,

@@ -54,8 +54,9 @@ from transformers.modeling_outputs import (
 from transformers.utils import ModelOutput, can_return_tuple
 
 from kelm.errors import KelmError
-from kelm.modeling.backbones import KelmPreTrainedModel, NodeEmbedding, pool_hidden_states
+from kelm.modeling.backbones import KelmPreTrainedModel, NodeEmbedding
 from kelm.modeling.configuration_ernie import KelmErnieConfig
+from kelm.modeling.encoders import pool_hidden_states
 
 _GRAPH_INPUTS = {"graphs", "path_nodes", "path_rels", "path_mask"}
 

@@ -41,8 +41,9 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.utils import ModelOutput, can_return_tuple
 
 from kelm.errors import KelmError
-from kelm.modeling.backbones import KelmPreTrainedModel, has_weights
+from kelm.modeling.backbones import KelmPreTrainedModel
 from kelm.modeling.configuration_gpt import KelmGPTConfig
+from kelm.modeling.encoders import has_weights
 
 TRANSFER_TOKENS: dict[str, str] = {
     "start": "<|start|>",

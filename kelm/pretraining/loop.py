@@ -141,8 +141,8 @@ def prepare_data(
 ) -> Any:
     """Read the corpus and prepare (or reuse) its instances for this objective."""
     from kelm.pretraining.corpus import corpus_identity, read_corpus
+    from kelm.pretraining.entity_linking import EntityLinker
     from kelm.pretraining.instances import (
-        EntityLinker,
         default_cache_dir,
         instance_dir,
         instance_key,

@@ -10,7 +10,8 @@ from pretrain_fixtures import WORDS, build_graph, save_encoder
 
 import kelm.pretraining.instances as inst
 from kelm.pretraining.corpus import Document, Unit
-from kelm.pretraining.instances import EntityLinker, instance_key, prepare_instances
+from kelm.pretraining.entity_linking import EntityLinker
+from kelm.pretraining.instances import instance_key, prepare_instances
 
 
 @pytest.fixture(scope="module")

