@@ -3,9 +3,9 @@
 Per document (:mod:`kelm.pretraining.corpus`), per unit of text:
 
 1. **Link** (objectives with entities; :mod:`kelm.pretraining.entity_linking`): the
-   ``kelm_linker`` spaCy component finds mentions of graph nodes (concept or entity mode). Concept mode keeps overlapping matches; one entity
-   per mention is kept here, longest mentions first, so that mentions never overlap; a
-   mention's entity is its best node.
+   ``kelm_linker`` spaCy component finds mentions of graph nodes (concept or entity mode).
+   Concept mode keeps overlapping matches; one entity per mention is kept here, longest
+   mentions first, so that mentions never overlap; a mention's entity is its best node.
 2. **Tokenise** with the backbone's fast tokenizer (no special tokens) and **align** each
    mention to its wordpieces (:func:`kelm.linking.align.char_spans_to_tokens`): the entity id
    goes on the *first* wordpiece of the mention, ``-1`` everywhere else.
