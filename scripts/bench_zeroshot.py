@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     start(args)
     import torch
 
-    from kelm.evaluation.zeroshot import load_causal_lm
+    from kelm.modeling.causal_lm import load_causal_lm
     from kelm.paths import data_file
     from kelm.training.config import DataConfig
     from kelm.training.data import read_items, split_items

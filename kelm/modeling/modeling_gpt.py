@@ -42,6 +42,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from kelm.errors import KelmError
 from kelm.modeling.backbones import KelmPreTrainedModel, has_weights
+from kelm.modeling.causal_lm import resolve_lm
 from kelm.modeling.configuration_gpt import KelmGPTConfig
 
 TRANSFER_TOKENS: dict[str, str] = {
@@ -128,9 +129,7 @@ def encode_transfer(
 
 def _resolve_source(name_or_path: str | Path | None) -> tuple[str, str | None]:
     """``(folder or hub id, GGUF file name or None)``; ``None``: the offline SmolLM2-135M
-    (:func:`kelm.evaluation.zeroshot.resolve_lm` rules: a ``.gguf`` path is split)."""
-    from kelm.evaluation.zeroshot import resolve_lm
-
+    (:func:`kelm.modeling.causal_lm.resolve_lm` rules: a ``.gguf`` path is split)."""
     return resolve_lm(None if name_or_path in (None, "") else str(name_or_path), None)
 
 

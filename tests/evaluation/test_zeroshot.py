@@ -30,7 +30,6 @@ from kelm.evaluation.zeroshot import (
     build_requests,
     evaluate_items,
     format_item,
-    resolve_lm,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "qa"
@@ -412,10 +411,6 @@ def test_question_that_does_not_fit_even_alone_names_its_id(tokenizer) -> None:
 
 # ---------------------------------------------------------------------------------- loading
 def test_missing_gguf_is_a_one_line_error(tmp_path: Path) -> None:
-    with pytest.raises(KelmError, match="GGUF file not found"):
-        resolve_lm(tmp_path / "absent.gguf", None)
-    with pytest.raises(KelmError, match="GGUF file not found"):
-        resolve_lm(tmp_path, "absent.gguf")
     result = runner.invoke(
         app,
         [
@@ -602,7 +597,7 @@ def test_cli_max_questions_scores_the_first_ones(tmp_path: Path, lm_dir: Path) -
 @pytest.mark.shared
 @pytest.mark.slow  # loading the GGUF (de-quantising 135M parameters) takes 30-60 s on 2 CPUs
 def test_smollm2_gguf_scores_two_copa_items(data_root: Path) -> None:
-    from kelm.evaluation.zeroshot import load_causal_lm
+    from kelm.modeling.causal_lm import load_causal_lm
     from kelm.training.data import read_items
 
     pytest.importorskip("gguf")
