@@ -63,14 +63,20 @@ def transfer_token_ids(tokenizer: Any) -> dict[str, int] | None:
     return {role: int(vocab[token]) for role, token in TRANSFER_TOKENS.items()}
 
 
-def add_gpt1_special_tokens(tokenizer: Any) -> dict[str, int]:
-    """Add the start, delimiter and extract tokens to ``tokenizer`` (in place, once), and make
-    its end-of-text token the padding token when it has none (padding is masked, so no new
-    embedding is needed for it).
+def add_gpt1_special_tokens(tokenizer: Any, *, pad_token: bool = True) -> dict[str, int]:
+    """Add the start, delimiter and extract tokens to ``tokenizer`` (in place, as special tokens
+    that are never split; a no-op when they are there already), and make its end-of-text token
+    the padding token when it has none (padding is masked, so no new embedding is needed for
+    it).
 
-    The tokens are added by the pretraining side's helper of the same name
-    (:func:`kelm.pretraining.objectives.clm.add_gpt1_special_tokens`), so a ``clm``
-    pretraining run's tokenizer already carries exactly these tokens.
+    Resize a model's embeddings to ``len(tokenizer)`` afterwards when tokens were added. The
+    ``clm`` pretraining objective adds the same tokens, so a pretrained causal LM's vocabulary
+    (and the tokenizer saved with it) already carries them.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+        pad_token: also set the padding token; off for ``clm`` pretraining, whose instances and
+            config keep the tokenizer's own padding id.
 
     Returns:
         role -> token id (``start``, ``delimiter``, ``extract``).
@@ -78,10 +84,14 @@ def add_gpt1_special_tokens(tokenizer: Any) -> dict[str, int]:
     Raises:
         KelmError: the tokenizer has no token to pad with.
     """
-    from kelm.pretraining.objectives.clm import add_gpt1_special_tokens as add_tokens
-
-    add_tokens(tokenizer)
-    if tokenizer.pad_token is None:
+    tokens = list(TRANSFER_TOKENS.values())
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in tokens if t not in vocab or t not in tokenizer.all_special_tokens]
+    if missing:
+        tokenizer.add_special_tokens(
+            {"extra_special_tokens": tokens}, replace_extra_special_tokens=False
+        )
+    if pad_token and tokenizer.pad_token is None:
         fallback = tokenizer.eos_token or tokenizer.unk_token
         if fallback is None:
             raise KelmError(
@@ -89,10 +99,8 @@ def add_gpt1_special_tokens(tokenizer: Any) -> dict[str, int]:
                 "with; give the tokenizer a pad_token"
             )
         tokenizer.pad_token = fallback
-    ids = transfer_token_ids(tokenizer)
-    if ids is None:  # the two modules disagree on the token texts
-        raise KelmError("the tokenizer lacks the GPT-1 transfer tokens after adding them")
-    return ids
+    ids = tokenizer.convert_tokens_to_ids(tokens)
+    return {role: int(i) for role, i in zip(TRANSFER_TOKENS, ids, strict=True)}
 
 
 def encode_transfer(
