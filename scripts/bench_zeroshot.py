@@ -8,7 +8,7 @@ Balanced COPA dev, for each score normalisation (sum, mean, pmi).
   10% is evaluated, demonstrations are drawn from the other 90% only.
 * Balanced COPA dev (1,000 items) has no training split here: demonstrations come from the same
   file, never the evaluated item nor its mirrored twin (same alternatives), see
-  :class:`kelm.evaluation.zeroshot.DemoSampler`.
+  :class:`kelm.evaluation.prompts.DemoSampler`.
 * ``speedup``: the shared-prefix KV cache against full sequences (``method="naive"``), the same
   questions and batch size, on ``--compare-questions`` held-out CSQA questions, zero- and K-shot.
 
