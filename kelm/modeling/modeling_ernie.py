@@ -33,7 +33,8 @@ Heads (all share the parameter names of :class:`KelmErnieModel`, so a checkpoint
 into another with ``from_pretrained``):
 
 * :class:`KelmErnieForPreTraining` - masked LM (decoder tied to the word embeddings) plus the
-  denoising entity auto-encoder (dEA); :func:`dea_noise` corrupts the alignments for it;
+  denoising entity auto-encoder (dEA); the ``ernie`` pretraining objective corrupts the
+  alignments for it (:func:`kelm.pretraining.masking.dea_noise`);
 * :class:`KelmErnieForSequenceClassification` - pooled statement -> ``num_labels``;
 * :class:`KelmErnieForMultipleChoice` - ``[B, C, L]`` statements -> ``logits [B, C]``
   (``kelm train`` model type ``ernie``).
@@ -59,52 +60,6 @@ from kelm.modeling.configuration_ernie import KelmErnieConfig
 from kelm.modeling.encoders import pool_hidden_states
 
 _GRAPH_INPUTS = {"graphs", "path_nodes", "path_rels", "path_mask"}
-
-
-# ---------------------------------------------------------------------- dEA noise
-def dea_noise(
-    entity_ids: Tensor,
-    generator: torch.Generator | None,
-    num_entities: int,
-    replace_prob: float = 0.05,
-    mask_prob: float = 0.15,
-) -> tuple[Tensor, Tensor]:
-    """Corrupt token-entity alignments for the denoising entity auto-encoder (ERNIE's dEA).
-
-    Of the aligned positions (``entity_ids >= 0``), a fraction ``replace_prob`` gets a random
-    entity (uniform over the table, possibly the true one), a fraction ``mask_prob`` loses its
-    entity (``-1``), the rest is unchanged. Every aligned position is a dEA target.
-
-    Args:
-        entity_ids: aligned entity ids, ``-1`` where none.
-        generator: random generator (on ``entity_ids``' device); ``None``: torch's global one.
-        num_entities: size of the entity table (range of the random replacements).
-        replace_prob: fraction of alignments replaced by a random entity.
-        mask_prob: fraction of alignments removed.
-
-    Returns:
-        ``(noised_entity_ids, entity_labels)``: the corrupted ids for the model input and the
-        true ids at aligned positions (``-1`` elsewhere), both like ``entity_ids``.
-
-    Shapes:
-        - entity_ids: ``[*]`` (int64); outputs: ``[*]``
-    """
-    if min(replace_prob, mask_prob) < 0.0 or replace_prob + mask_prob > 1.0:
-        raise ValueError(
-            f"replace_prob ({replace_prob}) and mask_prob ({mask_prob}) must be >= 0 with a "
-            "sum of at most 1"
-        )
-    aligned = entity_ids >= 0
-    labels = torch.where(aligned, entity_ids, torch.full_like(entity_ids, -1))
-    draw = torch.rand(entity_ids.shape, generator=generator, device=entity_ids.device)
-    random_ids = torch.randint(
-        0, num_entities, entity_ids.shape, generator=generator, device=entity_ids.device
-    )
-    replace = aligned & (draw < replace_prob)
-    drop = aligned & (draw >= replace_prob) & (draw < replace_prob + mask_prob)
-    noised = torch.where(replace, random_ids, labels)
-    noised = noised.masked_fill(drop, -1)
-    return noised, labels
 
 
 # ---------------------------------------------------------------------- outputs
@@ -514,7 +469,7 @@ class KelmErnieForPreTraining(KelmErniePreTrainedModel):
     dEA: every position with ``entity_labels >= 0`` predicts its true entity among the
     distinct entities of the batch; score = dot product of the transformed token state
     (dense + GELU + LayerNorm, to the entity width) with the projected candidate embeddings.
-    The noising (:func:`dea_noise`) is the data collator's job.
+    The noising (:func:`kelm.pretraining.masking.dea_noise`) is the data collator's job.
 
     Args:
         config: a :class:`KelmErnieConfig` (the MLM head is new: MiniLM ships none).
@@ -746,5 +701,4 @@ __all__ = [
     "KelmErniePreTrainedModel",
     "KelmErniePreTrainingOutput",
     "KnowledgeFusion",
-    "dea_noise",
 ]

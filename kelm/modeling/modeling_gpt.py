@@ -14,7 +14,7 @@ The three special tokens are new: :func:`add_gpt1_special_tokens` adds them to t
 (and a padding token where the tokenizer has none: its end-of-text token) and
 :meth:`KelmGPTForMultipleChoice.from_causal_lm` grows the backbone's embeddings to match. A
 tokenizer that carries them is recognised by :func:`transfer_token_ids`, which is how
-:func:`kelm.training.data.build_examples` knows to write the transfer format (also for a saved
+:func:`kelm.pipeline.examples.build_examples` knows to write the transfer format (also for a saved
 run's tokenizer in ``kelm evaluate``).
 
 Padding: sequences may be padded on either side. Position ids are counted over the real tokens
@@ -42,6 +42,7 @@ from transformers.utils import ModelOutput, can_return_tuple
 
 from kelm.errors import KelmError
 from kelm.modeling.backbones import KelmPreTrainedModel
+from kelm.modeling.causal_lm import resolve_lm
 from kelm.modeling.configuration_gpt import KelmGPTConfig
 from kelm.modeling.encoders import has_weights
 
@@ -63,14 +64,20 @@ def transfer_token_ids(tokenizer: Any) -> dict[str, int] | None:
     return {role: int(vocab[token]) for role, token in TRANSFER_TOKENS.items()}
 
 
-def add_gpt1_special_tokens(tokenizer: Any) -> dict[str, int]:
-    """Add the start, delimiter and extract tokens to ``tokenizer`` (in place, once), and make
-    its end-of-text token the padding token when it has none (padding is masked, so no new
-    embedding is needed for it).
+def add_gpt1_special_tokens(tokenizer: Any, *, pad_token: bool = True) -> dict[str, int]:
+    """Add the start, delimiter and extract tokens to ``tokenizer`` (in place, as special tokens
+    that are never split; a no-op when they are there already), and make its end-of-text token
+    the padding token when it has none (padding is masked, so no new embedding is needed for
+    it).
 
-    The tokens are added by the pretraining side's helper of the same name
-    (:func:`kelm.pretraining.objectives.clm.add_gpt1_special_tokens`), so a ``clm``
-    pretraining run's tokenizer already carries exactly these tokens.
+    Resize a model's embeddings to ``len(tokenizer)`` afterwards when tokens were added. The
+    ``clm`` pretraining objective adds the same tokens, so a pretrained causal LM's vocabulary
+    (and the tokenizer saved with it) already carries them.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+        pad_token: also set the padding token; off for ``clm`` pretraining, whose instances and
+            config keep the tokenizer's own padding id.
 
     Returns:
         role -> token id (``start``, ``delimiter``, ``extract``).
@@ -78,10 +85,14 @@ def add_gpt1_special_tokens(tokenizer: Any) -> dict[str, int]:
     Raises:
         KelmError: the tokenizer has no token to pad with.
     """
-    from kelm.pretraining.objectives.clm import add_gpt1_special_tokens as add_tokens
-
-    add_tokens(tokenizer)
-    if tokenizer.pad_token is None:
+    tokens = list(TRANSFER_TOKENS.values())
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in tokens if t not in vocab or t not in tokenizer.all_special_tokens]
+    if missing:
+        tokenizer.add_special_tokens(
+            {"extra_special_tokens": tokens}, replace_extra_special_tokens=False
+        )
+    if pad_token and tokenizer.pad_token is None:
         fallback = tokenizer.eos_token or tokenizer.unk_token
         if fallback is None:
             raise KelmError(
@@ -89,10 +100,8 @@ def add_gpt1_special_tokens(tokenizer: Any) -> dict[str, int]:
                 "with; give the tokenizer a pad_token"
             )
         tokenizer.pad_token = fallback
-    ids = transfer_token_ids(tokenizer)
-    if ids is None:  # the two modules disagree on the token texts
-        raise KelmError("the tokenizer lacks the GPT-1 transfer tokens after adding them")
-    return ids
+    ids = tokenizer.convert_tokens_to_ids(tokens)
+    return {role: int(i) for role, i in zip(TRANSFER_TOKENS, ids, strict=True)}
 
 
 def encode_transfer(
@@ -129,9 +138,7 @@ def encode_transfer(
 
 def _resolve_source(name_or_path: str | Path | None) -> tuple[str, str | None]:
     """``(folder or hub id, GGUF file name or None)``; ``None``: the offline SmolLM2-135M
-    (:func:`kelm.evaluation.zeroshot.resolve_lm` rules: a ``.gguf`` path is split)."""
-    from kelm.evaluation.zeroshot import resolve_lm
-
+    (:func:`kelm.modeling.causal_lm.resolve_lm` rules: a ``.gguf`` path is split)."""
     return resolve_lm(None if name_or_path in (None, "") else str(name_or_path), None)
 
 

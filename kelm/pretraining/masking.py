@@ -1,4 +1,5 @@
-"""Masked-LM corruption (BERT, Devlin et al. 2019) drawn from a seeded ``torch.Generator``.
+"""Pretraining corruption drawn from a seeded ``torch.Generator``: masked LM (BERT, Devlin et
+al. 2019) and ERNIE's entity noise.
 
 Of the non-special tokens, a fraction ``probability`` (15%) is selected for prediction; of
 those, ``mask_ratio`` (80%) become ``[MASK]``, ``random_ratio`` (10%) a token drawn uniformly
@@ -12,9 +13,13 @@ a word with probability ``probability / E[n]`` and its length follows ``p(n) ∝
 n = 1..N (ALBERT used N = 3), so that about ``probability`` of the tokens are still selected
 (a little less where spans overlap).
 
-Every random number comes from the ``generator`` argument, so a batch's masks depend only on
-the generator's state: checkpointing that state makes a resumed run mask exactly as an
-uninterrupted one.
+ERNIE's denoising entity auto-encoder (dEA, Zhang et al. 2019) corrupts a batch's
+token-entity alignments instead (:func:`dea_noise`): of the aligned positions, a few get a
+random entity, some lose theirs, the rest stay, and every one is a target.
+
+Every random number comes from the ``generator`` argument (``dea_noise`` also accepts
+``None``: torch's global generator), so a batch's masks depend only on the generator's state:
+checkpointing that state makes a resumed run mask exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -153,4 +158,49 @@ def mask_tokens(
     return inputs, labels
 
 
-__all__ = ["mask_tokens", "ngram_lengths"]
+def dea_noise(
+    entity_ids: Tensor,
+    generator: torch.Generator | None,
+    num_entities: int,
+    replace_prob: float = 0.05,
+    mask_prob: float = 0.15,
+) -> tuple[Tensor, Tensor]:
+    """Corrupt token-entity alignments for the denoising entity auto-encoder (ERNIE's dEA).
+
+    Of the aligned positions (``entity_ids >= 0``), a fraction ``replace_prob`` gets a random
+    entity (uniform over the table, possibly the true one), a fraction ``mask_prob`` loses its
+    entity (``-1``), the rest is unchanged. Every aligned position is a dEA target.
+
+    Args:
+        entity_ids: aligned entity ids, ``-1`` where none.
+        generator: random generator (on ``entity_ids``' device); ``None``: torch's global one.
+        num_entities: size of the entity table (range of the random replacements).
+        replace_prob: fraction of alignments replaced by a random entity.
+        mask_prob: fraction of alignments removed.
+
+    Returns:
+        ``(noised_entity_ids, entity_labels)``: the corrupted ids for the model input and the
+        true ids at aligned positions (``-1`` elsewhere), both like ``entity_ids``.
+
+    Shapes:
+        - entity_ids: ``[*]`` (int64); outputs: ``[*]``
+    """
+    if min(replace_prob, mask_prob) < 0.0 or replace_prob + mask_prob > 1.0:
+        raise ValueError(
+            f"replace_prob ({replace_prob}) and mask_prob ({mask_prob}) must be >= 0 with a "
+            "sum of at most 1"
+        )
+    aligned = entity_ids >= 0
+    labels = torch.where(aligned, entity_ids, torch.full_like(entity_ids, -1))
+    draw = torch.rand(entity_ids.shape, generator=generator, device=entity_ids.device)
+    random_ids = torch.randint(
+        0, num_entities, entity_ids.shape, generator=generator, device=entity_ids.device
+    )
+    replace = aligned & (draw < replace_prob)
+    drop = aligned & (draw >= replace_prob) & (draw < replace_prob + mask_prob)
+    noised = torch.where(replace, random_ids, labels)
+    noised = noised.masked_fill(drop, -1)
+    return noised, labels
+
+
+__all__ = ["dea_noise", "mask_tokens", "ngram_lengths"]

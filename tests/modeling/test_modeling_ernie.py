@@ -1,7 +1,7 @@
 """The ERNIE-style knowledgeable encoder on tiny random BERTs: shapes of every head, the
 entity stream (masked where no entity, plain backbone without entities, entity changes reach
 only the aligned positions), save/load round trips, Auto classes, dEA candidates and loss,
-``dea_noise`` proportions, and refused entity ids."""
+and refused entity ids."""
 
 from __future__ import annotations
 
@@ -210,28 +210,6 @@ def test_dea_candidates_targets_and_loss() -> None:
     # no dEA targets and no MLM targets: zero losses, no NaN
     none = model(**b, labels=torch.full((3, 10), -100), entity_labels=torch.full((3, 10), -1))
     assert none.loss.item() == 0.0 and none.dea_logits.shape[0] == 0
-
-
-def test_dea_noise_proportions() -> None:
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, 1000, (400, 500), generator=g)
-    ids[torch.rand(400, 500, generator=g) < 0.5] = -1
-    aligned = ids >= 0
-    noised, labels = km.dea_noise(ids, torch.Generator().manual_seed(7), 1000)
-    assert torch.equal(labels, torch.where(aligned, ids, -1))
-    assert torch.equal(noised[~aligned], ids[~aligned])  # unaligned positions stay -1
-    n = aligned.sum().item()
-    masked = (aligned & (noised == -1)).sum().item() / n
-    changed = (aligned & (noised >= 0) & (noised != ids)).sum().item() / n
-    unchanged = (aligned & (noised == ids)).sum().item() / n
-    assert masked == pytest.approx(0.15, abs=0.005)
-    assert changed == pytest.approx(0.05 * 999 / 1000, abs=0.003)  # a draw may hit the truth
-    assert unchanged == pytest.approx(0.80, abs=0.006)
-    assert noised.max() < 1000
-    again, _ = km.dea_noise(ids, torch.Generator().manual_seed(7), 1000)
-    assert torch.equal(again, noised)  # seeded: reproducible
-    with pytest.raises(ValueError, match="sum of at most 1"):
-        km.dea_noise(ids, None, 1000, replace_prob=0.6, mask_prob=0.6)
 
 
 @pytest.mark.parametrize("bad", [NUM_ENTITIES, 1000, -2, -100])

@@ -1,6 +1,7 @@
 """The GPT-1-style multiple-choice model on tiny random causal LMs (GPT-2 and Llama configs):
 shapes, the extract token under left and right padding, the auxiliary LM loss, the transfer
-format, save/load and Auto resolution, building from a saved checkpoint."""
+format and its tokens (added once, kept through save/load), save/load and Auto resolution,
+building from a saved checkpoint."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
     AutoConfig,
     AutoModelForMultipleChoice,
+    BertTokenizer,
     GPT2Config,
     GPT2LMHeadModel,
     LlamaConfig,
@@ -201,9 +203,6 @@ def test_config_validation() -> None:
 
 
 def test_transfer_tokens_and_format() -> None:
-    from kelm.pretraining.objectives.clm import GPT1_SPECIAL_TOKENS
-
-    assert TRANSFER_TOKENS == GPT1_SPECIAL_TOKENS  # a clm pretraining run's tokens
     tok = word_tokenizer()
     assert transfer_token_ids(tok) is None
     ids = add_gpt1_special_tokens(tok)
@@ -211,6 +210,8 @@ def test_transfer_tokens_and_format() -> None:
     assert add_gpt1_special_tokens(tok) == ids and len(tok) == V + 3  # idempotent
     assert tok.pad_token == "<|endoftext|>"
     assert transfer_token_ids(tok) == ids
+    plain = word_tokenizer()  # as clm pretraining adds them: the tokenizer's padding kept
+    assert add_gpt1_special_tokens(plain, pad_token=False) == ids and plain.pad_token is None
     text = f"{TRANSFER_TOKENS['start']} w1 w2 {TRANSFER_TOKENS['extract']}"
     assert tok(text, add_special_tokens=False)["input_ids"] == [V, 2, 3, V + 2]  # never split
 
@@ -220,6 +221,20 @@ def test_transfer_tokens_and_format() -> None:
     assert cut == [V, 1, 2, 3, 4, V + 1, 30, 31, 32, V + 2]  # longest first
     with pytest.raises(ValueError, match="at least 5"):
         encode_transfer([1], [2], ids, 4)
+
+
+def test_gpt1_special_tokens_are_added_once(tmp_path: Path) -> None:
+    tok = BertTokenizer(
+        vocab={w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"])}
+    )
+    first = add_gpt1_special_tokens(tok)
+    assert set(first) == {"start", "delimiter", "extract"} and len(set(first.values())) == 3
+    assert add_gpt1_special_tokens(tok) == first and len(tok) == 9
+    ids = tok("a <|delim|> a <|extract|>", add_special_tokens=False)["input_ids"]
+    assert ids == [5, first["delimiter"], 5, first["extract"]]
+    tok.save_pretrained(tmp_path)
+    again = BertTokenizer.from_pretrained(tmp_path)
+    assert add_gpt1_special_tokens(again) == first
 
 
 def test_from_causal_lm_grows_embeddings(tmp_path: Path) -> None:

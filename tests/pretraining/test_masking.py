@@ -1,4 +1,5 @@
-"""BERT masking: proportions, special tokens, determinism from the generator, whole words."""
+"""BERT masking: proportions, special tokens, determinism from the generator, whole words;
+ERNIE's dEA entity noise: proportions, determinism."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from kelm.modeling.backbones import IGNORE_INDEX
-from kelm.pretraining.masking import mask_tokens, ngram_lengths
+from kelm.pretraining.masking import dea_noise, mask_tokens, ngram_lengths
 
 MASK, VOCAB = 4, 1000
 
@@ -142,3 +143,25 @@ def test_ngram_masking_selects_spans_of_whole_words_at_the_same_rate() -> None:
         again,
         mask_tokens(ids, special, generator=torch.Generator().manual_seed(5), **kwargs)[1],
     )
+
+
+def test_dea_noise_proportions() -> None:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 1000, (400, 500), generator=g)
+    ids[torch.rand(400, 500, generator=g) < 0.5] = -1
+    aligned = ids >= 0
+    noised, labels = dea_noise(ids, torch.Generator().manual_seed(7), 1000)
+    assert torch.equal(labels, torch.where(aligned, ids, -1))
+    assert torch.equal(noised[~aligned], ids[~aligned])  # unaligned positions stay -1
+    n = aligned.sum().item()
+    masked = (aligned & (noised == -1)).sum().item() / n
+    changed = (aligned & (noised >= 0) & (noised != ids)).sum().item() / n
+    unchanged = (aligned & (noised == ids)).sum().item() / n
+    assert masked == pytest.approx(0.15, abs=0.005)
+    assert changed == pytest.approx(0.05 * 999 / 1000, abs=0.003)  # a draw may hit the truth
+    assert unchanged == pytest.approx(0.80, abs=0.006)
+    assert noised.max() < 1000
+    again, _ = dea_noise(ids, torch.Generator().manual_seed(7), 1000)
+    assert torch.equal(again, noised)  # seeded: reproducible
+    with pytest.raises(ValueError, match="sum of at most 1"):
+        dea_noise(ids, None, 1000, replace_prob=0.6, mask_prob=0.6)

@@ -1,7 +1,7 @@
 """The pieces of the plain-family objectives without a run: NSP / SOP label balance and pair
 surgery, ALBERT parameter counts and layer sharing, ELECTRA's shared embeddings and sampling,
 DistilBERT's student initialisation and hidden teacher, TinyBERT's layer map and projections,
-GPT-1's special tokens and the size presets."""
+and the size presets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from transformers import (
     AlbertConfig,
     BertConfig,
     BertForMaskedLM,
-    BertTokenizer,
     ElectraConfig,
     ElectraForMaskedLM,
     ElectraForPreTraining,
@@ -22,7 +21,6 @@ from transformers import (
 from kelm.errors import KelmError
 from kelm.pretraining.instances import Instance
 from kelm.pretraining.objectives._common import forward_with_sparse_head, mlm_head
-from kelm.pretraining.objectives.clm import add_gpt1_special_tokens
 from kelm.pretraining.objectives.distill import DistillOptions, DistilModel, student_from_teacher
 from kelm.pretraining.objectives.mlm import swap_segments
 from kelm.pretraining.objectives.rtd import (
@@ -245,20 +243,6 @@ def test_qa_statements_corpus(tmp_path) -> None:
     assert counts == {"statements": 1, "files": 1, "unanswered": 0}
     text = (tmp_path / "corpus" / "statements-00000.txt").read_text(encoding="utf-8")
     assert text == "Where is a fish? water\n"
-
-
-def test_gpt1_special_tokens_are_added_once(tmp_path) -> None:
-    tok = BertTokenizer(
-        vocab={w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"])}
-    )
-    first = add_gpt1_special_tokens(tok)
-    assert set(first) == {"start", "delimiter", "extract"} and len(set(first.values())) == 3
-    assert add_gpt1_special_tokens(tok) == first and len(tok) == 9
-    ids = tok("a <|delim|> a <|extract|>", add_special_tokens=False)["input_ids"]
-    assert ids == [5, first["delimiter"], 5, first["extract"]]
-    tok.save_pretrained(tmp_path)
-    again = BertTokenizer.from_pretrained(tmp_path)
-    assert add_gpt1_special_tokens(again) == first
 
 
 def test_presets() -> None:

@@ -13,8 +13,9 @@ excluded); held out: mean token loss, perplexity and next-token accuracy.
 GPT-1's transfer format (Radford et al. 2018, Sec. 3.3) frames a multiple-choice item as
 ``<start> question <delim> choice <extract>`` and classifies from the extract token's state. The
 three tokens are added to the tokenizer here (``gpt1_special_tokens``, on by default) so that
-the pretrained model's vocabulary, and the tokenizer saved with it, already carry them; the
-fine-tuning head uses :func:`add_gpt1_special_tokens` to find (or add) the same tokens.
+the pretrained model's vocabulary, and the tokenizer saved with it, already carry them; both
+sides add them with :func:`kelm.modeling.modeling_gpt.add_gpt1_special_tokens`, so the
+fine-tuning head finds exactly these tokens.
 """
 
 from __future__ import annotations
@@ -47,31 +48,8 @@ from kelm.pretraining.objectives.base import (
 
 log = logging.getLogger(__name__)
 
-GPT1_SPECIAL_TOKENS = {"start": "<|start|>", "delimiter": "<|delim|>", "extract": "<|extract|>"}
-"""GPT-1's transfer-format tokens (role -> token text)."""
-
 # checkpoints of bidirectional encoders: loaded as causal LMs only with is_decoder set
 _ENCODER_TYPES = {"bert", "roberta", "xlm-roberta", "electra", "camembert", "ernie"}
-
-
-def add_gpt1_special_tokens(tokenizer: Any) -> dict[str, int]:
-    """Add GPT-1's start, delimiter and extract tokens to ``tokenizer`` (in place, as special
-    tokens that are never split; a no-op when they are there already).
-
-    Resize a model's embeddings to ``len(tokenizer)`` afterwards when tokens were added.
-
-    Returns:
-        ``{"start": id, "delimiter": id, "extract": id}``.
-    """
-    tokens = list(GPT1_SPECIAL_TOKENS.values())
-    vocab = tokenizer.get_vocab()
-    missing = [t for t in tokens if t not in vocab or t not in tokenizer.all_special_tokens]
-    if missing:
-        tokenizer.add_special_tokens(
-            {"extra_special_tokens": tokens}, replace_extra_special_tokens=False
-        )
-    ids = tokenizer.convert_tokens_to_ids(tokens)
-    return {role: int(i) for role, i in zip(GPT1_SPECIAL_TOKENS, ids, strict=True)}
 
 
 @dataclass
@@ -111,9 +89,16 @@ class CLMObjective(Objective):
     main_metric = "lm_accuracy"
 
     def __init__(self, cfg: Any, options: Any, tokenizer: Any, knowledge: Any = None) -> None:
+        from kelm.modeling.modeling_gpt import add_gpt1_special_tokens
+
         check_preset(cfg, options.preset)
         check_no_probe(cfg, "the cloze probe needs a masked LM; clm trains a causal LM")
-        self.gpt1_ids = add_gpt1_special_tokens(tokenizer) if options.gpt1_special_tokens else {}
+        # the tokenizer's own padding is kept: the instances and the config carry its id
+        self.gpt1_ids = (
+            add_gpt1_special_tokens(tokenizer, pad_token=False)
+            if options.gpt1_special_tokens
+            else {}
+        )
         super().__init__(cfg, options, tokenizer, knowledge)
 
     def build_model(self, *, progress: bool = False) -> nn.Module:
@@ -193,4 +178,4 @@ class CLMObjective(Objective):
 
 OBJECTIVE = CLMObjective
 
-__all__ = ["GPT1_SPECIAL_TOKENS", "CLMObjective", "CLMOptions", "add_gpt1_special_tokens"]
+__all__ = ["CLMObjective", "CLMOptions"]

@@ -8,7 +8,7 @@ and the dEA head.
 
 Instances carry the node id of each linked mention on its first wordpiece. A batch is masked
 as for ``mlm`` (``masking.*``) and its alignments are noised by
-:func:`kelm.modeling.modeling_ernie.dea_noise` (5% replaced by a random entity, 15% removed,
+:func:`kelm.pretraining.masking.dea_noise` (5% replaced by a random entity, 15% removed,
 the rest kept); every aligned position is a dEA target (its true entity among the batch's
 entities). Both draws come from the collate generator. Entity ids outside the table (a cache
 of another graph cannot reach here: the graph checksum is part of the instance key) are
@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from kelm.errors import KelmError
 from kelm.pretraining.instances import Instance
+from kelm.pretraining.masking import dea_noise
 from kelm.pretraining.objectives.base import (
     Objective,
     backbone_config,
@@ -137,8 +138,6 @@ class ErnieObjective(Objective):
         return entity_ids
 
     def collate(self, instances: Sequence[Instance], generator: torch.Generator) -> dict[str, Any]:
-        from kelm.modeling.modeling_ernie import dea_noise
-
         batch = self.masked_batch(instances, generator)
         clean = self._valid_entities(batch["entity_ids"])
         batch["entity_ids"], batch["entity_labels"] = dea_noise(
