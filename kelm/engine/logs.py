@@ -1,29 +1,12 @@
-"""Progress and logs of a run: tqdm bars, Hugging Face's own bars, TensorBoard points."""
+"""Progress and logs of a run: tqdm bars and TensorBoard points."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def hf_progress_bars(enabled: bool) -> Iterator[None]:
-    """Hugging Face's own progress bars (weight loading, saving) on or off for a block."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    if was and not enabled:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was and not enabled:
-            hf_logging.enable_progress_bar()
 
 
 def progress_bar(total: int, desc: str, enabled: bool) -> Any:
@@ -57,4 +40,4 @@ def log_train_step(
             writer.add_scalar(f"lr/{name}", lr, step)
 
 
-__all__ = ["hf_progress_bars", "log_train_step", "progress_bar", "summary_writer"]
+__all__ = ["log_train_step", "progress_bar", "summary_writer"]

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from kelm._io import sha256_file, write_json
-from kelm.engine.logs import hf_progress_bars
 from kelm.engine.predict import score, write_predictions
+from kelm.modeling.encoders import hf_progress_bars
 from kelm.pipeline import read_items
 from kelm.training.runs import predict_run
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kelm.errors import KelmError
+from kelm.modeling.encoders import hf_progress_bars
 
 if TYPE_CHECKING:
     import torch
@@ -143,13 +144,7 @@ def load_causal_lm(
 @contextlib.contextmanager
 def _loading_bars(enabled: bool) -> Iterator[None]:
     """Hugging Face's loading bars on or off; the GGUF de-quantisation bar is a plain tqdm
-    that ignores that switch, so its module's ``tqdm`` is swapped for a disabled one.
-
-    Hugging Face's switch is flipped here directly, as the training runtime's
-    ``hf_progress_bars`` does: modeling sits below training in the layer order, so it cannot
-    borrow that helper."""
-    from transformers.utils import logging as hf_logging
-
+    that ignores that switch, so its module's ``tqdm`` is swapped for a disabled one."""
     module = sys.modules.get("transformers.modeling_gguf_pytorch_utils")
     if module is None:
         with contextlib.suppress(ImportError):
@@ -157,15 +152,10 @@ def _loading_bars(enabled: bool) -> Iterator[None]:
     original = getattr(module, "tqdm", None)
     if not enabled and original is not None:
         module.tqdm = functools.partial(original, disable=True)
-    # only a switch that was on is turned off (and back on): a caller's "off" is kept
-    hf_was_on = hf_logging.is_progress_bar_enabled()
-    if hf_was_on and not enabled:
-        hf_logging.disable_progress_bar()
     try:
-        yield
+        with hf_progress_bars(enabled):
+            yield
     finally:
-        if hf_was_on and not enabled:
-            hf_logging.enable_progress_bar()
         if original is not None:
             module.tqdm = original
 

@@ -13,12 +13,14 @@ requirement is not needed, hence ``--no-deps``).
 * :func:`halve_encoder` - a DistilBERT-style student from every other teacher layer;
 * :func:`pool_hidden_states` - CLS or masked-mean pooling;
 * :func:`embed_texts`, :func:`embed_node_names` - batched mean-pooled text embeddings, e.g. to
-  initialise node embeddings from node names.
+  initialise node embeddings from node names;
+* :func:`hf_progress_bars` - Hugging Face's own progress bars (loading, saving) on or off.
 """
 
+import contextlib
 import importlib.util
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -332,3 +334,18 @@ def embed_node_names(
         - output: ``[len(names), H]``
     """
     return embed_texts([n.replace("_", " ") for n in names], encoder, tokenizer, **kwargs)
+
+
+@contextlib.contextmanager
+def hf_progress_bars(enabled: bool) -> Iterator[None]:
+    """Hugging Face's own progress bars (weight loading, saving) on or off for a block."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if was and not enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not enabled:
+            hf_logging.enable_progress_bar()

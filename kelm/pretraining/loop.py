@@ -43,7 +43,7 @@ import torch
 from kelm._io import write_json
 from kelm.engine import checkpoint as ckpt
 from kelm.engine.batching import epoch_batches, move_to
-from kelm.engine.logs import hf_progress_bars, log_train_step, progress_bar, summary_writer
+from kelm.engine.logs import log_train_step, progress_bar, summary_writer
 from kelm.engine.optim import make_scheduler, optimizer_step
 from kelm.engine.runtime import (
     check_resume_config,
@@ -57,6 +57,7 @@ from kelm.engine.runtime import (
     write_history,
 )
 from kelm.errors import KelmError
+from kelm.modeling.encoders import hf_progress_bars
 from kelm.pretraining.config import (
     RESUMABLE_CHANGES,
     PretrainConfig,

@@ -257,7 +257,7 @@ def probe_run(
         KelmError: not a finished pretraining run.
     """
     from kelm._io import write_json
-    from kelm.engine.logs import hf_progress_bars
+    from kelm.modeling.encoders import hf_progress_bars
     from kelm.pretraining.config import load_pretrain_config
     from kelm.pretraining.objectives.base import load_tokenizer_for, open_knowledge
 

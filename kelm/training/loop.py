@@ -42,7 +42,7 @@ from kelm._io import write_json
 from kelm.config import flat_dict
 from kelm.engine import checkpoint as ckpt
 from kelm.engine.batching import epoch_batches, move_to
-from kelm.engine.logs import hf_progress_bars, log_train_step, progress_bar, summary_writer
+from kelm.engine.logs import log_train_step, progress_bar, summary_writer
 from kelm.engine.optim import decays, make_scheduler, optimizer_step
 from kelm.engine.predict import predict_logits, score, write_predictions
 from kelm.engine.runtime import (
@@ -58,6 +58,7 @@ from kelm.engine.runtime import (
 )
 from kelm.errors import KelmError
 from kelm.modeling.backbones import IGNORE_INDEX
+from kelm.modeling.encoders import hf_progress_bars
 from kelm.pipeline import Collator
 from kelm.training.config import TrainConfig, load_train_config
 from kelm.training.distillation import (
