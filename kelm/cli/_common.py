@@ -1,5 +1,6 @@
 """What the command modules share: the error wrapper, JSON output, the common options, options
-objects from dataclasses and the run options of ``kelm train`` / ``kelm pretrain``.
+objects from dataclasses (with ``--config`` / ``--set``) and the run options of ``kelm train`` /
+``kelm pretrain``.
 
 Nothing here imports more than typer and kelm's foundation modules, so ``kelm --help`` stays fast.
 """
@@ -12,11 +13,13 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from kelm.errors import KelmError
+
+T = TypeVar("T")
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,7 +59,30 @@ def set_option(example: str) -> Any:
     return typer.Option("--set", help=f"Override a config key: --set {example} (repeatable).")
 
 
-# ------------------------------------------------------------- options from dataclasses
+# ------------------------------------------ options objects: dataclass, --config, --set, flags
+def settings_from(
+    cls: type[T], config: Path | None, overrides: list[str] | None, ctx: typer.Context
+) -> T:
+    """The dataclass ``cls`` from, in rising precedence: its defaults, the ``--config`` YAML,
+    the ``--set`` overrides, then the command's flags of the same names given on the command
+    line (a flag left at its default does not override the YAML)."""
+    from kelm.config import load_config
+
+    settings = load_config(cls, config, overrides)
+    given = {
+        name: value
+        for name, value in dataclass_fields(cls, ctx.params).items()
+        if _on_command_line(ctx, name)
+    }
+    return dataclasses.replace(settings, **given)
+
+
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    # By the enum's name: recent typer vendors click (typer._click), older typer uses click's.
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 def dataclass_fields(cls: type, params: Mapping[str, Any]) -> dict[str, Any]:
     """The entries of ``params`` (a command's parsed options) that name a field of ``cls``.
 

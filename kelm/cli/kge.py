@@ -10,8 +10,10 @@ import typer
 from kelm.cli._common import (
     GraphOption,
     MetricsJsonOption,
-    dataclass_fields,
+    config_option,
     echo_json,
+    set_option,
+    settings_from,
     user_errors,
 )
 
@@ -26,8 +28,17 @@ def embed_kg_command(
     ctx: typer.Context,
     graph: GraphOption,
     out: Annotated[Path, typer.Option("--out", "-o", help="Embeddings directory to write.")],
+    config_file: Annotated[
+        Path | None,
+        config_option(
+            "Settings YAML: the keys model, dim, epochs, batch_size, negatives, lr, margin, "
+            "p_norm, reg, seed, threads (see configs/embed-kg-cn100k.yaml)."
+        ),
+    ] = None,
+    overrides: Annotated[list[str] | None, set_option("epochs=5")] = None,
     # model, dim, epochs, batch_size, negatives, lr, margin, reg, seed and threads are
-    # KGEConfig's fields under their names.
+    # KGEConfig's fields under their names; their defaults here are the dataclass's
+    # (tests/cli/test_cli_kge.py checks it) and only show in --help.
     model: Annotated[str, typer.Option(help="transe, distmult, complex or rotate.")] = "distmult",
     dim: Annotated[
         int,
@@ -80,10 +91,15 @@ def embed_kg_command(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
     as_json: MetricsJsonOption = False,
 ) -> None:
-    """Train KG embeddings on a graph index, evaluate them and save them (safetensors)."""
+    """Train KG embeddings on a graph index, evaluate them and save them (safetensors).
+
+    Training settings (--model, --dim, --epochs and --batch-size to --threads; p_norm has no
+    flag) come from, in rising precedence: their defaults, the --config YAML, the --set
+    overrides, the flags given on the command line.
+    """
     from kelm.kge.train import KGEConfig, embed_kg
 
-    config = KGEConfig(**dataclass_fields(KGEConfig, ctx.params)).validate()
+    config = settings_from(KGEConfig, config_file, overrides, ctx).validate()
     report = embed_kg(
         graph,
         out,

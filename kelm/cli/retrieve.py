@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from kelm.cli._common import GraphOption, ProgressOption, dataclass_fields, user_errors
+from kelm.cli._common import (
+    GraphOption,
+    ProgressOption,
+    config_option,
+    set_option,
+    settings_from,
+    user_errors,
+)
 
 
 @user_errors
@@ -21,7 +28,16 @@ def retrieve_command(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory (shards).")],
-    # The settings below are RetrieveOptions' fields under their names.
+    config_file: Annotated[
+        Path | None,
+        config_option(
+            "Settings YAML: the keys max_nodes, hops, paths, scorer, model, context, entity_emb, "
+            "relation_emb, kge, shard_size (see configs/retrieve-cn100k.yaml)."
+        ),
+    ] = None,
+    overrides: Annotated[list[str] | None, set_option("hops=2")] = None,
+    # The settings below are RetrieveOptions' fields under their names; their defaults here
+    # are the dataclass's (tests/cli/test_cli_retrieve.py checks it) and only show in --help.
     max_nodes: Annotated[
         int, typer.Option(help="Nodes per subgraph (context node included).")
     ] = 200,
@@ -60,10 +76,14 @@ def retrieve_command(
     force: Annotated[bool, typer.Option(help="Rebuild even if a cached result matches.")] = False,
     progress: ProgressOption = True,
 ) -> None:
-    """Retrieve a subgraph and question-answer paths for every grounded statement."""
+    """Retrieve a subgraph and question-answer paths for every grounded statement.
+
+    Settings (--max-nodes to --shard-size) come from, in rising precedence: their defaults,
+    the --config YAML, the --set overrides, the flags given on the command line.
+    """
     from kelm.retrieval.retrieve import RetrieveOptions, retrieve, summary
 
-    options = RetrieveOptions(**dataclass_fields(RetrieveOptions, ctx.params))
+    options = settings_from(RetrieveOptions, config_file, overrides, ctx)
     report = retrieve(
         graph,
         grounded,

@@ -1,5 +1,5 @@
-"""The pieces the commands share: one-line user errors, options objects from dataclasses, and
-the run options of ``kelm train`` / ``kelm pretrain``."""
+"""The pieces the commands share: one-line user errors, the settings precedence of
+``--config`` / ``--set`` / flags, and the run options of ``kelm train`` / ``kelm pretrain``."""
 
 from __future__ import annotations
 
@@ -7,15 +7,19 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Annotated
 
 import pytest
 import typer
-from cli_fixtures import runner
+from cli_fixtures import assert_one_line_error, runner
 
 from kelm.cli._common import (
+    config_option,
     dataclass_fields,
     echo_unfinished_run,
     run_config_args,
+    set_option,
+    settings_from,
     user_errors,
 )
 from kelm.errors import KelmError
@@ -24,7 +28,67 @@ from kelm.errors import KelmError
 @dataclass
 class Settings:
     size: int = 1
+    name: str = "a"
     path: str | None = None
+    flag: bool = False
+
+
+def settings_app() -> typer.Typer:
+    """A one-command app that prints the Settings it resolved, as JSON."""
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.command()
+    @user_errors
+    def show(
+        ctx: typer.Context,
+        config_file: Annotated[Path | None, config_option("Settings YAML.")] = None,
+        overrides: Annotated[list[str] | None, set_option("size=2")] = None,
+        size: Annotated[int, typer.Option()] = 1,
+        name: Annotated[str, typer.Option()] = "a",
+        path: Annotated[Path | None, typer.Option()] = None,
+        flag: Annotated[bool, typer.Option()] = False,
+    ) -> None:
+        typer.echo(json.dumps(vars(settings_from(Settings, config_file, overrides, ctx))))
+
+    return app
+
+
+def resolve(*args: str) -> dict:
+    result = runner.invoke(settings_app(), [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_settings_precedence(tmp_path: Path) -> None:
+    yaml = tmp_path / "s.yaml"
+    yaml.write_text("size: 5\nname: yaml\nflag: true\n")
+    assert resolve() == {"size": 1, "name": "a", "path": None, "flag": False}
+    # YAML over the defaults; flags left at their defaults do not override it
+    assert resolve("-c", yaml) == {"size": 5, "name": "yaml", "path": None, "flag": True}
+    # --set over YAML
+    assert resolve("--config", yaml, "--set", "size=7")["size"] == 7
+    # a flag given on the command line over --set, even at its default value
+    got = resolve("--config", yaml, "--set", "size=7", "--size", "1", "--no-flag")
+    assert got["size"] == 1 and got["flag"] is False and got["name"] == "yaml"
+    # paths arrive as strings, as the YAML gives them
+    assert resolve("--path", tmp_path)["path"] == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("yaml", "args", "message"),
+    [
+        ("sise: 5\n", [], "unknown key 'sise'"),
+        ("size: many\n", [], "'size' must be int"),
+        ("size: [\n", [], "invalid YAML"),
+        (None, ["--set", "colour=red"], "unknown key 'colour'"),
+        (None, ["--set", "size"], "must look like key.sub=value"),
+    ],
+)
+def test_bad_settings_are_one_line(tmp_path: Path, yaml: str | None, args, message) -> None:
+    if yaml is not None:
+        (tmp_path / "s.yaml").write_text(yaml)
+        args = ["--config", str(tmp_path / "s.yaml"), *args]
+    assert_one_line_error(runner.invoke(settings_app(), args), message)
 
 
 def test_user_errors() -> None:
