@@ -46,21 +46,8 @@ def test_build_flags_become_the_manifest_options(tmp_path: Path) -> None:
     from kelm.graph.sources.base import BuildOptions
 
     out = tmp_path / "g"
-    result = invoke(
-        "graph",
-        "build",
-        "--format",
-        "tsv",
-        FIXTURES / "tsv/good.tsv",
-        "--out",
-        out,
-        "--keep-self-loops",
-        "--lowercase",
-        "--no-merge-relations",
-        "--literals",
-        "drop",
-        "--no-progress",
-    )
+    flags = ("--keep-self-loops", "--lowercase", "--no-merge-relations", "--literals", "drop")
+    result = invoke("graph", "build", "-f", "tsv", FIXTURES / "tsv/good.tsv", "-o", out, *flags)
     assert result.exit_code == 0, result.output
     expected = BuildOptions(
         format="tsv", keep_self_loops=True, lowercase=True, merge_relations=False, literals="drop"
