@@ -1,4 +1,5 @@
-"""The CLI through Typer's runner: commands print results, user errors are one line, exit 2."""
+"""``kelm graph build | info | export`` through Typer's runner: commands print results, user
+errors are one line, exit 2."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typer.testing import CliRunner
 
 from kelm.cli import app
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 runner = CliRunner()
 
 
@@ -36,12 +37,22 @@ def built(tmp_path: Path) -> Path:
     return out
 
 
-def test_help_lists_commands() -> None:
-    result = invoke("--help")
-    assert result.exit_code == 0
-    assert "graph" in result.output and "data" in result.output
+def test_build_help_lists_options() -> None:
     result = invoke("graph", "build", "--help")
     assert result.exit_code == 0 and "--format" in result.output and "--strict" in result.output
+
+
+def test_build_flags_become_the_manifest_options(tmp_path: Path) -> None:
+    from kelm.graph.sources.base import BuildOptions
+
+    out = tmp_path / "g"
+    flags = ("--keep-self-loops", "--lowercase", "--no-merge-relations", "--literals", "drop")
+    result = invoke("graph", "build", "-f", "tsv", FIXTURES / "tsv/good.tsv", "-o", out, *flags)
+    assert result.exit_code == 0, result.output
+    expected = BuildOptions(
+        format="tsv", keep_self_loops=True, lowercase=True, merge_relations=False, literals="drop"
+    )
+    assert json.loads((out / "manifest.json").read_text())["options"] == expected.to_dict()
 
 
 def test_info_json(built: Path) -> None:

@@ -1,0 +1,83 @@
+"""``kelm link`` (one text) and ``kelm ground`` (a QA file): linking text to graph nodes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kelm.cli._common import GraphOption, user_errors
+from kelm.errors import KelmError
+
+PipelineOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Installed spaCy pipeline whose lemmas to use (default: blank English with "
+        "lookup lemmas)."
+    ),
+]
+
+
+@user_errors
+def link_command(
+    text: Annotated[
+        str, typer.Argument(help="The text to link (use -- before a text that starts with '-').")
+    ],
+    graph: GraphOption,
+    mode: Annotated[
+        str, typer.Option(help="concept (lemma n-grams) or entity (aliases).")
+    ] = "concept",
+    pipeline: PipelineOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Link a text to graph nodes and print the matched spans."""
+    from kelm.linking.component import link_text
+
+    result = link_text(graph, text, mode=mode, pipeline=pipeline)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    for span in result["spans"]:
+        typer.echo(f"{span['start']}\t{span['end']}\t{span['text']}\t{'; '.join(span['names'])}")
+    if not result["spans"]:
+        typer.echo("no spans found", err=True)
+
+
+@user_errors
+def ground_command(
+    graph: GraphOption,
+    qa: Annotated[
+        Path, typer.Option("--qa", help="CommonsenseQA / OpenBookQA JSONL or COPA XML file.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Grounded JSONL file to write.")],
+    pipeline: PipelineOption = None,
+    processes: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Statements per batch and flush.")] = 1000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Ground every (question, choice) statement of a QA file in a concept graph."""
+    from kelm.linking.ground import ground_file
+
+    if processes < 1 or batch_size < 1:
+        raise KelmError("--processes and --batch-size must be at least 1")
+    r = ground_file(
+        graph,
+        qa,
+        out,
+        pipeline=pipeline,
+        processes=processes,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    state = "grounded"
+    if r.reused:
+        state = "reused"
+    elif r.resumed_from:
+        state = f"resumed after {r.resumed_from:,} and grounded"
+    typer.echo(
+        f"{state} {r.statements:,} statements -> {r.out} in {r.seconds:.1f}s "
+        f"({r.empty_question:,} without question concepts, {r.empty_answer:,} without "
+        f"answer concepts)"
+    )
