@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ("lm", "qagnn", "kagnet", "ernie")
+MODELS = ("lm", "gsc", "qagnn", "kagnet", "ernie")
 
 
 def log(message: str) -> None:

@@ -2,7 +2,7 @@
 """Benchmark: the shipped CommonsenseQA configs (text baseline, KagNet, QA-GNN, ERNIE), trained
 and evaluated on the held-out 10% of CommonsenseQA v1.0 train with several seeds.
 
-Every run is ``kelm train`` on ``configs/csqa-{lm,kagnet,qagnn,ernie}.yaml`` with the overrides
+Every run is ``kelm train`` on ``configs/csqa-{lm,kagnet,qagnn,gsc,ernie}.yaml`` with the overrides
 below (the same for every model), evaluated by the run itself on the held-out split
 (``data.holdout: 0.1`` with the shipped ``data.split_seed``: the same questions for every model
 and seed). Seeds change model initialisation, dropout and batch order, not the split.
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ("lm", "kagnet", "qagnn", "ernie")
+MODELS = ("lm", "kagnet", "qagnn", "gsc", "ernie")
 
 
 def log(message: str) -> None:

@@ -7,6 +7,7 @@
   :class:`KelmErnieForPreTraining` (``AutoModelForPreTraining``),
   :class:`KelmErnieForSequenceClassification`, :class:`KelmErnieForMultipleChoice` - the
   ERNIE-style knowledgeable encoder (token-entity fusion layers);
+* ``kelm_gsc``: :class:`GSCConfig`, :class:`GSCForMultipleChoice` - the graph soft counter;
 * ``kelm_gpt``: :class:`KelmGPTConfig`, :class:`KelmGPTForMultipleChoice` - GPT-1-style
   multiple choice on any causal LM (transfer format, extract-token head, auxiliary LM loss).
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 from kelm.modeling.configuration_ernie import KelmErnieConfig
 from kelm.modeling.configuration_gpt import KelmGPTConfig
+from kelm.modeling.configuration_gsc import GSCConfig
 from kelm.modeling.configuration_kagnet import KagnetConfig
 from kelm.modeling.configuration_lm import KelmLMConfig
 from kelm.modeling.configuration_qagnn import QAGNNConfig
@@ -51,7 +53,7 @@ from kelm.modeling.families import (
     get_family,
     register_family,
 )
-from kelm.modeling.family_records import ERNIE, GPT, KAGNET, LM, QAGNN  # registers the families
+from kelm.modeling.family_records import ERNIE, GPT, GSC, KAGNET, LM, QAGNN  # registers them
 from kelm.modeling.modeling_ernie import (
     KelmErnieForMultipleChoice,
     KelmErnieForPreTraining,
@@ -59,6 +61,7 @@ from kelm.modeling.modeling_ernie import (
     KelmErnieModel,
 )
 from kelm.modeling.modeling_gpt import KelmGPTForMultipleChoice
+from kelm.modeling.modeling_gsc import GSCForMultipleChoice
 from kelm.modeling.modeling_kagnet import KagnetForMultipleChoice, pad_paths
 from kelm.modeling.modeling_lm import KelmLMForMultipleChoice
 from kelm.modeling.modeling_qagnn import QAGNNForMultipleChoice
@@ -66,6 +69,9 @@ from kelm.modeling.modeling_qagnn import QAGNNForMultipleChoice
 __all__ = [
     "ERNIE",
     "GPT",
+    "GSC",
+    "GSCConfig",
+    "GSCForMultipleChoice",
     "KAGNET",
     "LM",
     "QAGNN",

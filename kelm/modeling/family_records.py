@@ -1,7 +1,8 @@
 """kelm's own model families, one :class:`~kelm.modeling.families.ModelFamily` record each.
 
-``lm`` (text baseline), ``kagnet`` (paths), ``qagnn`` (GNN over the subgraph), ``ernie``
-(token-entity fusion) and ``gpt`` (GPT-1 transfer format on a causal LM). Importing
+``lm`` (text baseline), ``kagnet`` (paths), ``qagnn`` (GNN over the subgraph), ``gsc`` (the
+graph soft counter), ``ernie`` (token-entity fusion) and ``gpt`` (GPT-1 transfer format on a
+causal LM). Importing
 :mod:`kelm.modeling` registers them.
 """
 
@@ -14,6 +15,7 @@ from transformers import AutoModel, AutoModelForPreTraining, AutoModelForSequenc
 from kelm.errors import KelmError
 from kelm.modeling.configuration_ernie import KelmErnieConfig
 from kelm.modeling.configuration_gpt import KelmGPTConfig
+from kelm.modeling.configuration_gsc import GSCConfig
 from kelm.modeling.configuration_kagnet import KagnetConfig
 from kelm.modeling.configuration_lm import KelmLMConfig
 from kelm.modeling.configuration_qagnn import QAGNNConfig
@@ -26,6 +28,7 @@ from kelm.modeling.modeling_ernie import (
     KelmErnieModel,
 )
 from kelm.modeling.modeling_gpt import KelmGPTForMultipleChoice, load_gpt_tokenizer
+from kelm.modeling.modeling_gsc import GSCForMultipleChoice
 from kelm.modeling.modeling_kagnet import KagnetForMultipleChoice
 from kelm.modeling.modeling_lm import KelmLMForMultipleChoice
 from kelm.modeling.modeling_qagnn import QAGNNForMultipleChoice
@@ -91,6 +94,22 @@ def build_qagnn(settings: Any, context: BuildContext) -> QAGNNForMultipleChoice:
     )
     context.init_nodes(model, model.init_node_embeddings)
     return model
+
+
+def build_gsc(settings: Any, context: BuildContext) -> GSCForMultipleChoice:
+    """GSC reads edge and node types only: no node table, so ``node_init`` does not apply."""
+    graph = context.graph
+    assert graph is not None, "gsc is built with its graph"
+    kwargs: dict[str, Any] = {"fc_dim": settings.fc_dim}
+    if settings.gnn_layers is not None:
+        kwargs["gsc_layers"] = settings.gnn_layers
+    return GSCForMultipleChoice.from_text_encoder(
+        context.encoder,
+        **_head_settings(settings),
+        num_relations=graph.num_relations,
+        graph_checksum=graph.checksum,
+        **kwargs,
+    )
 
 
 def build_ernie(settings: Any, context: BuildContext) -> KelmErnieForMultipleChoice:
@@ -164,6 +183,18 @@ QAGNN = register_family(
         description="QA-GNN: relation-typed attention over the subgraph with a context node",
     )
 )
+GSC = register_family(
+    ModelFamily(
+        name="gsc",
+        config_class=GSCConfig,
+        model_class=GSCForMultipleChoice,
+        inputs=(*TEXT_INPUTS, "graphs"),
+        needs=frozenset({"subgraph"}),
+        build=build_gsc,
+        load_tokenizer=_encoder_tokenizer,
+        description="GSC: text MLP plus a soft count of typed edges at the context node",
+    )
+)
 ERNIE = register_family(
     ModelFamily(
         name="ernie",
@@ -193,4 +224,4 @@ GPT = register_family(
     )
 )
 
-__all__ = ["ERNIE", "GPT", "KAGNET", "LM", "QAGNN"]
+__all__ = ["ERNIE", "GPT", "GSC", "KAGNET", "LM", "QAGNN"]

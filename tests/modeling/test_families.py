@@ -62,7 +62,7 @@ def toy() -> Iterator[ModelFamily]:
 
 
 def test_kelm_families_are_registered() -> None:
-    assert set(family_names()) >= {"lm", "kagnet", "qagnn", "ernie", "gpt"}
+    assert set(family_names()) >= {"lm", "kagnet", "qagnn", "gsc", "ernie", "gpt"}
     kagnet = get_family("kagnet")
     assert kagnet.uses_retrieval and kagnet.needs_graph and "paths" in kagnet.needs
     assert get_family("ernie").uses_entities and not get_family("ernie").uses_retrieval

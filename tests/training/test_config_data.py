@@ -34,7 +34,7 @@ def test_env_expansion(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_shipped_configs_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KELM_DATA", str(tmp_path))
-    for name in ("lm", "kagnet", "qagnn"):
+    for name in ("lm", "kagnet", "qagnn", "gsc", "ernie"):
         cfg = load_train_config(REPO / "configs" / f"csqa-{name}.yaml", ["seed=4"])
         assert cfg.model.type == name and cfg.seed == 4
         assert cfg.data.train == f"{tmp_path}/qa/csqa/train_rand_split_v1.0.jsonl"

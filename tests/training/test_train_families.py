@@ -1,7 +1,7 @@
-"""The plain model families through ``kelm train`` / ``kelm compare`` on tiny random models:
-``gpt`` (GPT-1 transfer format, auxiliary LM loss) and ``lm`` over ALBERT, ELECTRA and DistilBERT
-encoders built from config-only preset folders; the DistilBERT-style halved student; the
-shipped family configs."""
+"""The model families through ``kelm train`` / ``kelm compare`` on tiny random models: ``gpt``
+(GPT-1 transfer format, auxiliary LM loss), ``gsc`` (the graph soft counter) and ``lm`` over
+ALBERT, ELECTRA and DistilBERT encoders built from config-only preset folders; the
+DistilBERT-style halved student; the shipped family configs."""
 
 from __future__ import annotations
 
@@ -124,6 +124,22 @@ def test_gpt_train_end_to_end(root: Path) -> None:
     assert again["model"] == "gpt" and again["n"] == len(
         read_items(root / "qa.jsonl", need_answers=True)
     )
+
+
+def test_gsc_train_and_evaluate(root: Path) -> None:
+    cfg = tiny_config(root, "gsc", run_dir=str(root / "run-gsc"), epochs=1)
+    result = invoke("train", "--config", write_config(root / "gsc.yaml", cfg), "--no-progress")
+    assert result.exit_code == 0, result.output
+    run = root / "run-gsc"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["model"] == "gsc" and metrics["data"]["train_empty_graphs"] < 9
+    saved = json.loads((run / "model" / "config.json").read_text())
+    assert saved["model_type"] == "kelm_gsc" and saved["gsc_layers"] == 1  # model.gnn_layers
+    evaluated = invoke(
+        "evaluate", "--model", str(run), "--qa", str(root / "qa.jsonl"), "--out", str(root / "g")
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads((root / "g" / "metrics.json").read_text())["model"] == "gsc"
 
 
 def test_gpt_aux_loss_changes_training(root: Path) -> None:
