@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from modeling_fixtures import B, C, NUM_RELATIONS, graph, tiny_bert, toy_batch
+from modeling_fixtures import NUM_RELATIONS, B, C, graph, tiny_bert, toy_batch
 from torch_geometric.data import Batch
 from transformers import AutoModelForMultipleChoice
 
