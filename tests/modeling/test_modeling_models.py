@@ -1,5 +1,6 @@
 """The three multiple-choice models on tiny random configs: shapes, training signal, save/load
-round trip, Auto classes, empty graphs and missing paths, gradients into the GNN."""
+round trip, Auto classes, empty graphs and missing paths, gradients into the GNN, QA-GNN
+gradients bitwise reproducible with two threads."""
 
 from __future__ import annotations
 
