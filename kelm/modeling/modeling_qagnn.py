@@ -35,6 +35,7 @@ from transformers.utils import can_return_tuple
 
 from kelm.modeling.backbones import NUM_NODE_TYPES, KelmPreTrainedModel, NodeEmbedding
 from kelm.modeling.configuration_qagnn import QAGNNConfig
+from kelm.modeling.gather import gather_rows
 from kelm.modeling.gnn import TypedGATConv
 from kelm.retrieval.subgraph import ANSWER, CONTEXT, QUESTION
 
@@ -189,8 +190,10 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
         is_ctx = node_type == CONTEXT  # [n']
 
         # Initial states: projected node table rows; projected statement for context nodes.
+        # Statement rows repeat over their graph's nodes: gather_rows (not indexing) keeps their
+        # summed gradients bitwise reproducible with several CPU threads.
         kg_state = nn.functional.gelu(self.node_proj(self.node_embedding(node_ids)))  # [n', d]
-        ctx_state = nn.functional.gelu(self.context_proj(statements))[batch]  # [n', d]
+        ctx_state = gather_rows(nn.functional.gelu(self.context_proj(statements)), batch)  # [n', d]
         x = self.gnn_dropout(torch.where(is_ctx.unsqueeze(-1), ctx_state, kg_state))  # [n', d]
         extra = torch.cat(
             [
@@ -214,7 +217,8 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
         pool |= is_ctx & ~has_kg[batch]
         idx = pool.nonzero(as_tuple=True)[0]  # [k]
         owner = batch[idx]  # [k]
-        query = self.pool_query(statements).view(n, heads, d // heads)[owner]  # [k, heads, dh]
+        query = gather_rows(self.pool_query(statements), owner)  # [k, d]: rows repeat, as above
+        query = query.view(owner.size(0), heads, d // heads)  # [k, heads, dh]
         key = self.pool_key(h[idx]).view(-1, heads, d // heads)  # [k, heads, dh]
         value = self.pool_value(h[idx]).view(-1, heads, d // heads)  # [k, heads, dh]
         scores = (query * key).sum(-1) / math.sqrt(d // heads)  # [k, heads]

@@ -21,7 +21,11 @@ One run:
    choice distribution: :mod:`kelm.training.distillation`); after each epoch evaluation on
    the held-out split and a checkpoint (model, optimizer, scheduler, RNG states).
    ``resume=True`` restarts from the newest checkpoint and reproduces the uninterrupted run
-   exactly.
+   exactly. On the CPU, runs of one config, seed and thread count (``threads``) are meant to
+   be bitwise identical (models gather repeated rows with
+   :func:`kelm.modeling.gather.gather_rows`, whose backward does not race); other thread
+   counts split the sums of matrix products and layer norms differently, so their numbers
+   differ in the last bits.
 6. **Outputs** (main process): ``model/`` (``save_pretrained`` + tokenizer), ``metrics.json``,
    ``predictions.jsonl``, ``history.json``, ``curves.png``; TensorBoard events in ``tb/``.
 """

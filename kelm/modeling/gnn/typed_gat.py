@@ -13,6 +13,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import softmax
 
+from kelm.modeling.gather import gather_rows
+
 
 class TypedGATConv(MessagePassing):
     r"""Graph attention whose messages are conditioned on the edge type and on the node types
@@ -157,13 +159,15 @@ class TypedGATConv(MessagePassing):
             combos // (s * s), (combos // s) % s, combos % s
         )  # [u, edge_dim]
         h = x if node_feature is None else torch.cat([x, node_feature], dim=-1)  # [n, node_in]
+        # Thousands of edges share a few table rows: gather_rows keeps the summed gradients of
+        # those rows bitwise reproducible with several CPU threads (plain indexing does not).
         out = self.propagate(
             edge_index,
             query=self.lin_query(h),  # [n, out]
             key=self.lin_key(h),  # [n, out]
             value=self.lin_message(h),  # [n, out]
-            key_edge=self.lin_key_edge(table)[combo_of_edge],  # [e', out]
-            value_edge=self.lin_message_edge(table)[combo_of_edge],  # [e', out]
+            key_edge=gather_rows(self.lin_key_edge(table), combo_of_edge),  # [e', out]
+            value_edge=gather_rows(self.lin_message_edge(table), combo_of_edge),  # [e', out]
             size=(n, n),
         )  # [n, out]
         out = self.out_mlp(out)  # [n, out]
