@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from kelm.errors import KelmError
-from kelm.linking.matcher import DEFAULT_BLACKLIST, PRONOUNS, STOPWORDS
+from kelm.linking.lexicon import PRONOUNS, STOPWORDS
+from kelm.linking.options import DEFAULT_BLACKLIST
 
 CSQA = "qa/csqa/train_rand_split_v1.0.jsonl"
 CN100K = "kg/conceptnet100k/train.txt"

@@ -18,8 +18,9 @@ from kelm.kge.evaluate import (
     score_all,
     triple_classification,
 )
+from kelm.kge.models import MODELS, make_model
 from kelm.kge.store import KGEmbeddings, load_embeddings, save_embeddings
-from kelm.kge.train import MODELS, EmbedReport, KGEConfig, embed_kg, make_model, train_kge
+from kelm.kge.train import EmbedReport, KGEConfig, embed_kg, train_kge
 
 __all__ = [
     "MODELS",

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch_geometric.nn.kge import ComplEx, DistMult, KGEModel, RotatE, TransE
+from torch_geometric.nn.kge import KGEModel
 
 import kelm
 from kelm._io import (
@@ -39,6 +39,7 @@ from kelm._io import (
     write_json,
 )
 from kelm.errors import KelmError
+from kelm.kge.models import make_model, model_name
 
 if TYPE_CHECKING:
     from kelm.graph.index import GraphIndex
@@ -53,21 +54,6 @@ LAYOUT = {
     "complex": {"entity": "[N, 2*dim] real|imag", "relation": "[R, 2*dim] real|imag"},
     "rotate": {"entity": "[N, 2*dim] real|imag", "relation": "[R, dim] phase (radians)"},
 }
-
-
-def model_name(model: KGEModel) -> str:
-    for name, cls in (
-        ("transe", TransE),
-        ("distmult", DistMult),
-        ("complex", ComplEx),
-        ("rotate", RotatE),
-    ):
-        if type(model) is cls:
-            return name
-    raise KelmError(
-        f"cannot store a {type(model).__name__}: only TransE, DistMult, ComplEx "
-        "and RotatE are supported"
-    )
 
 
 def model_tensors(model: KGEModel) -> dict[str, torch.Tensor]:
@@ -144,8 +130,6 @@ class KGEmbeddings:
 
     def to_model(self) -> KGEModel:
         """The PyG model with these parameters (scores as the trained model did)."""
-        from kelm.kge.train import make_model
-
         options = self.manifest.get("options", {})
         n, r = self.entity.shape[0], self.relation.shape[0]
         model = make_model(

@@ -31,22 +31,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import Tensor
-from torch_geometric.nn.kge import ComplEx, DistMult, KGEModel, RotatE, TransE
+from torch_geometric.nn.kge import KGEModel
 
 from kelm.errors import KelmError
+from kelm.kge.models import MODEL_DEFAULTS, MODELS, make_model
 
 if TYPE_CHECKING:
     from kelm.graph.index import GraphIndex
-
-MODELS = ("transe", "distmult", "complex", "rotate")
-
-# Per-model defaults for what the user leaves unset (None in KGEConfig).
-_DEFAULTS: dict[str, dict[str, float]] = {
-    "transe": {"lr": 0.01, "margin": 1.0, "reg": 0.0},
-    "distmult": {"lr": 0.01, "margin": 1.0, "reg": 1e-4},
-    "complex": {"lr": 0.01, "margin": 0.0, "reg": 1e-4},
-    "rotate": {"lr": 0.01, "margin": 9.0, "reg": 0.0},
-}
 
 
 @dataclass
@@ -102,40 +93,13 @@ class KGEConfig:
     def resolved(self) -> KGEConfig:
         """A copy with the model's defaults filled in for unset fields."""
         self.validate()
-        defaults = _DEFAULTS[self.model]
+        defaults = MODEL_DEFAULTS[self.model]
         return dataclasses.replace(
             self, **{k: v for k, v in defaults.items() if getattr(self, k) is None}
         )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def make_model(
-    name: str,
-    num_nodes: int,
-    num_relations: int,
-    dim: int,
-    margin: float | None = None,
-    p_norm: float | None = None,
-    sparse: bool = False,
-) -> KGEModel:
-    """A freshly initialised PyG KGE model (initialisation draws from torch's global RNG).
-
-    ``sparse`` makes the embedding gradients sparse (train with ``torch.optim.SparseAdam``).
-    """
-    if name not in MODELS:
-        raise KelmError(f"unknown --model {name!r}; choose one of {', '.join(MODELS)}")
-    margin = _DEFAULTS[name]["margin"] if margin is None else margin
-    if name == "transe":
-        return TransE(
-            num_nodes, num_relations, dim, margin=margin, p_norm=p_norm or 1.0, sparse=sparse
-        )
-    if name == "distmult":
-        return DistMult(num_nodes, num_relations, dim, margin=margin, sparse=sparse)
-    if name == "complex":
-        return ComplEx(num_nodes, num_relations, dim, sparse=sparse)
-    return RotatE(num_nodes, num_relations, dim, margin=margin, sparse=sparse)
 
 
 def l2_penalty(model: KGEModel, h: Tensor, r: Tensor, t: Tensor) -> Tensor:

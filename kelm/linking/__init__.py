@@ -1,7 +1,13 @@
 """Linking text to graph nodes: a spaCy component, statement grounding for QA, alignment.
 
-* :mod:`kelm.linking.matcher` — the lemma n-gram concept index and the alias table
-  (:class:`~kelm.linking.matcher.Linker`), cached on disk per graph and options.
+* :mod:`kelm.linking.linker` — the runtime linker (:class:`~kelm.linking.linker.Linker`):
+  docs in, :class:`~kelm.linking.linker.Mention` lists out.
+* :mod:`kelm.linking.concept_index` — the lemma n-gram concept index and the alias table
+  (:class:`~kelm.linking.concept_index.ConceptIndex`), cached on disk per graph and options;
+  built from :mod:`kelm.linking.lexicon` (names, aliases, pruning, priors),
+  :mod:`kelm.linking.lemmas` (lemma source, token keys) and
+  :mod:`kelm.linking.ngram_table` (the vectorised n-gram lookup), as
+  :mod:`kelm.linking.options` (:class:`~kelm.linking.options.LinkerOptions`) asks.
 * :mod:`kelm.linking.component` — the ``kelm_linker`` spaCy factory and its extensions.
 * :mod:`kelm.linking.ground` — grounding (question, answer) statements and QA files.
 * :mod:`kelm.linking.align` — character spans to wordpiece token indices.
@@ -14,10 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "Linker": "kelm.linking.matcher",
-    "LinkerOptions": "kelm.linking.matcher",
-    "ConceptIndex": "kelm.linking.matcher",
-    "Mention": "kelm.linking.matcher",
+    "Linker": "kelm.linking.linker",
+    "LinkerOptions": "kelm.linking.options",
+    "ConceptIndex": "kelm.linking.concept_index",
+    "Mention": "kelm.linking.linker",
     "KelmLinker": "kelm.linking.component",
     "link_text": "kelm.linking.component",
     "StatementLinker": "kelm.linking.ground",

@@ -24,7 +24,7 @@ Lemmas: ``lemmas="lookup"`` (default) looks the lower-cased token up in spaCy's 
 lookup table, so it works in ``spacy.blank("en")`` with no lemmatizer in the pipeline;
 ``lemmas="pipeline"`` uses ``token.lemma_`` from the components before the linker (e.g.
 ``en_core_web_sm``). The node-name index is built on first use (or by ``nlp.initialize()``)
-and cached on disk, see :mod:`kelm.linking.matcher`.
+and cached on disk, see :mod:`kelm.linking.concept_index`.
 """
 
 from collections.abc import Iterable, Iterator
@@ -36,7 +36,8 @@ from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
 from kelm.errors import KelmError
-from kelm.linking.matcher import DEFAULT_BLACKLIST, Linker, LinkerOptions, Mention
+from kelm.linking.linker import Linker, Mention
+from kelm.linking.options import DEFAULT_BLACKLIST, LinkerOptions
 
 SPAN_EXTENSIONS = ("kelm_node_ids", "kelm_names", "kelm_scores", "kelm_node_id", "kelm_name")
 DOC_EXTENSIONS = ("kelm_node_ids", "kelm_names")

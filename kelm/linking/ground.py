@@ -6,7 +6,8 @@ The rules are those of the commonsense-QA grounding literature (KagNet, MHGRN, Q
    all lemma n-gram matches of concept-mode node names (up to ``max_ngram`` tokens;
    overlapping matches kept; names made only of stopwords/blacklisted words, or starting or
    ending with a pronoun, pruned; of several names sharing a lemma key, the one spelled like
-   the matched text, else the one spelled like the key -- see :mod:`kelm.linking.matcher`).
+   the matched text, else the one spelled like the key -- see :mod:`kelm.linking.lexicon`
+   and :meth:`kelm.linking.linker.Linker.resolve`).
 2. **Answer concepts** are the concepts of the matches that lie inside the answer.
 3. **Question concepts** are the concepts of all other matches (in the question, or across
    the question/answer boundary), minus the answer concepts.
@@ -42,7 +43,10 @@ import numpy as np
 
 from kelm._io import sha256_file, write_json
 from kelm.errors import InputError, KelmError
-from kelm.linking.matcher import INDEX_VERSION, Linker, LinkerOptions, lemma_source_identity
+from kelm.linking.concept_index import INDEX_VERSION
+from kelm.linking.lemmas import lemma_source_identity
+from kelm.linking.linker import Linker
+from kelm.linking.options import LinkerOptions
 
 if TYPE_CHECKING:
     from spacy.language import Language

@@ -31,7 +31,7 @@ def link_entities(
 ) -> list[StatementMentions]:
     """Link the question and the choice text of every statement to graph nodes.
 
-    The concept linker (the grounding's lemma n-gram index, :mod:`kelm.linking.matcher`)
+    The concept linker (the grounding's lemma n-gram index, :mod:`kelm.linking.linker`)
     finds every match in a text; overlapping matches are resolved longest first (then
     leftmost), and each kept mention takes the first of its nodes. Each distinct text is
     linked once.
@@ -50,8 +50,8 @@ def link_entities(
     """
     from tqdm.auto import tqdm
 
+    from kelm.linking import Linker, LinkerOptions
     from kelm.linking.ground import make_nlp
-    from kelm.linking.matcher import Linker, LinkerOptions
 
     texts: dict[str, int] = {}
     for item in items:

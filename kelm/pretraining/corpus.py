@@ -11,7 +11,8 @@ Two readers:
   synset**, whose units are its gloss (``"dog: a member of the genus Canis ..."`` with the
   first lemma as prefix by default) and its example sentences (the double-quoted parts of the
   gloss field), each :class:`Unit` carrying the synset's NLTK name (``dog.n.01``). The file
-  parsing is :mod:`kelm.graph.sources.wordnet`'s.
+  parsing is :mod:`kelm.graph.sources.wordnet`'s
+  (:func:`~kelm.graph.sources.wordnet.iter_synsets`).
 
 Problems are one-line :class:`~kelm.errors.InputError`: a missing file, a file that is not
 UTF-8 (naming the line), a corpus without any text.
@@ -155,42 +156,22 @@ def read_wordnet_corpus(
     Raises:
         InputError: not a WordNet database folder, or no gloss at all.
     """
-    from kelm.graph.sources.base import LineIssues
-    from kelm.graph.sources.wordnet import (
-        FILE_POS,
-        _lines,
-        _parse_data_line,
-        _read_index,
-        _synset_name,
-        find_wordnet_dir,
-    )
+    from kelm.graph.sources.wordnet import find_wordnet_dir, iter_synsets
 
     folder = find_wordnet_dir(Path(path))
-    issues = LineIssues()
     docs: list[Document] = []
-    for pos in FILE_POS:
-        senses = _read_index(folder / f"index.{pos}", issues)
-        file = folder / f"data.{pos}"
-        for number, line in _lines(file, issues):
-            if line.startswith("  "):  # licence header
-                continue
-            try:
-                synset = _parse_data_line(line, pos)
-            except ValueError as exc:
-                issues.add(file, number, str(exc))
-                continue
-            name = _synset_name(synset, senses, file, number, issues)
-            definition, sentences = split_gloss(synset.gloss)
-            units: list[Unit] = []
-            if definition:
-                text = f"{synset.label}: {definition}" if label_prefix else definition
-                units.append(Unit(text, name))
-            if examples:
-                units += [Unit(s, name) for s in sentences]
-            if units:
-                docs.append(Document(name, units))
-            if max_documents is not None and len(docs) >= max_documents:
-                return docs
+    for synset in iter_synsets(folder):
+        definition, sentences = split_gloss(synset.gloss)
+        units: list[Unit] = []
+        if definition:
+            text = f"{synset.label}: {definition}" if label_prefix else definition
+            units.append(Unit(text, synset.name))
+        if examples:
+            units += [Unit(s, synset.name) for s in sentences]
+        if units:
+            docs.append(Document(synset.name, units))
+        if max_documents is not None and len(docs) >= max_documents:
+            return docs
     if not docs:
         raise InputError(f"{folder}: no WordNet gloss found in the data files")
     return docs

@@ -54,7 +54,8 @@ class EntityLinker:
 
     def identity(self) -> dict[str, Any]:
         """What determines the mentions (part of the instance cache key)."""
-        from kelm.linking.matcher import INDEX_VERSION, lemma_source_identity
+        from kelm.linking.concept_index import INDEX_VERSION
+        from kelm.linking.lemmas import lemma_source_identity
 
         options = self.component.options
         pipes = [p for p in self.nlp.pipe_names if p != self.component.name]

@@ -13,7 +13,7 @@ from kelm.errors import InputError
 from kelm.graph.build import build_index
 from kelm.graph.index import GraphIndex
 from kelm.graph.sources.base import BuildOptions, LineIssues
-from kelm.graph.sources.wordnet import find_wordnet_dir, read_wordnet
+from kelm.graph.sources.wordnet import SynsetRecord, find_wordnet_dir, iter_synsets, read_wordnet
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "wordnet"
 KELM_DATA = Path(
@@ -126,6 +126,38 @@ def test_nltk_layout(tmp_path):
     assert find_wordnet_dir(nltk_data) == nltk_data / "corpora" / "wordnet"
     out = read_wordnet(nltk_data, BuildOptions(format="wordnet"), LineIssues())
     assert set(out.nodes[0].to_pylist()) == FIXTURE_SYNSETS
+
+
+def test_iter_synsets_names_and_text_as_the_graph_reader(small):
+    records = list(iter_synsets(FIXTURE))
+    assert len(records) == len(FIXTURE_SYNSETS)
+    assert {r.name for r in records} == set(small.names.to_list()) == FIXTURE_SYNSETS
+    assert records[0].pos == "n" and records[-1].pos == "r"  # file order: noun ... adv
+    by_name = {r.name: r for r in records}
+    dog = by_name["dog.n.01"]
+    assert dog == SynsetRecord(
+        "dog.n.01", "n", ("dog", "domestic_dog", "Canis_familiaris"), dog.gloss
+    )
+    assert dog.gloss == small.node_text(small.node_id("dog.n.01"))
+    assert by_name["domestic_animal.n.01"].label == "domestic animal"
+    assert by_name["canine.a.01"].lemmas == ("canine",)  # the "(a)" marker is dropped
+    assert by_name["full.s.01"].pos == "s"
+
+
+def test_iter_synsets_skips_and_reports_malformed_lines(tmp_path):
+    folder = copy_fixture(tmp_path)
+    data = folder / "data.noun"
+    lines = data.read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace(" | ", " ")  # entity: no gloss separator
+    data.write_text("".join(lines))
+    issues = LineIssues()
+    names = {r.name for r in iter_synsets(folder, issues)}
+    assert names == FIXTURE_SYNSETS - {"entity.n.01"}
+    assert [(Path(i.path).name, i.line, i.reason) for i in issues.first] == [
+        ("data.noun", 4, "no gloss separator '|'")
+    ]
+    with pytest.raises(InputError, match="not a directory"):
+        next(iter_synsets(FIXTURE / "data.noun"))
 
 
 # ---------------------------------------------------------------------- errors

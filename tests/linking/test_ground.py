@@ -133,7 +133,7 @@ def test_long_question(linker):
 
 
 def test_entity_linker_refused(graph_dir, cache):
-    from kelm.linking.matcher import LinkerOptions
+    from kelm.linking.options import LinkerOptions
 
     with pytest.raises(KelmError, match="concept-mode"):
         StatementLinker(

@@ -10,11 +10,17 @@ lemma (``_`` -> space), the aliases all lemmas (lower-cased, ``_`` -> space, mar
 ``(a)`` stripped) and the node text the gloss. Every pointer becomes an edge between synsets
 (lexical pointers too) named after its symbol (``@`` -> ``hypernym``), as stored in the files:
 WordNet lists both directions itself (hypernym and hyponym).
+
+Besides the graph reader, :func:`iter_synsets` gives the synsets one by one as
+:class:`SynsetRecord` (name, type, lemmas, gloss) for readers that want the text, not the graph
+(the pretraining corpus).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +206,58 @@ def find_wordnet_dir(path: Path) -> Path:
     raise InputError(
         f"{where}: not a WordNet 3.0 database directory, missing {', '.join(best_missing)}{hint}"
     )
+
+
+@dataclass(frozen=True)
+class SynsetRecord:
+    """One synset of the database as text.
+
+    Args:
+        name: NLTK's name, ``<first lemma>.<type>.<NN>`` (``dog.n.01``).
+        pos: the synset type: ``n``, ``v``, ``a``, ``s`` (satellite adjective) or ``r``.
+        lemmas: the lemmas as written (``_`` for spaces, case kept, markers such as ``(a)``
+            stripped), first lemma first.
+        gloss: the whole gloss field: the definition, then any double-quoted examples.
+    """
+
+    name: str
+    pos: str
+    lemmas: tuple[str, ...]
+    gloss: str
+
+    @property
+    def label(self) -> str:
+        """The first lemma, ``_`` -> space (the node label of the graph reader)."""
+        return self.lemmas[0].replace("_", " ")
+
+
+def iter_synsets(path: str | Path, issues: LineIssues | None = None) -> Iterator[SynsetRecord]:
+    """The synsets of a WordNet 3.0 database in file order (noun, verb, adj, adv files), each
+    file read only when the synsets before it have been consumed.
+
+    Named as :func:`read_wordnet` names its nodes; malformed lines are reported to ``issues``
+    (a fresh :class:`LineIssues` when not given) and skipped. Unlike the graph reader, a
+    repeated synset offset is yielded again.
+
+    Raises:
+        InputError: (on the first ``next``) ``path`` is not a WordNet database folder (see
+            :func:`find_wordnet_dir`); with a strict ``issues``, a malformed line.
+    """
+    folder = find_wordnet_dir(Path(path))
+    issues = LineIssues() if issues is None else issues
+    for pos in FILE_POS:
+        senses = _read_index(folder / f"index.{pos}", issues)
+        file = folder / f"data.{pos}"
+        for number, line in _lines(file, issues):
+            if line.startswith("  "):  # licence header
+                continue
+            try:
+                synset = _parse_data_line(line, pos)
+            except ValueError as exc:
+                issues.add(file, number, str(exc))
+                continue
+            name = _synset_name(synset, senses, file, number, issues)
+            yield SynsetRecord(name, synset.ss_type, tuple(synset.lemmas), synset.gloss)
 
 
 class _Synset:
