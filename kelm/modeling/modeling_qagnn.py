@@ -37,7 +37,8 @@ from kelm.modeling.backbones import NUM_NODE_TYPES, KelmPreTrainedModel, NodeEmb
 from kelm.modeling.configuration_qagnn import QAGNNConfig
 from kelm.modeling.gather import gather_rows
 from kelm.modeling.gnn import TypedGATConv
-from kelm.retrieval.subgraph import ANSWER, CONTEXT, QUESTION
+from kelm.modeling.graph_inputs import with_context_nodes
+from kelm.retrieval.subgraph import CONTEXT
 
 
 class QAGNNForMultipleChoice(KelmPreTrainedModel):
@@ -94,58 +95,25 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
     def _with_context_nodes(
         self, graphs: Batch | None, n: int, device: torch.device
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Flatten the batch and give every statement graph exactly one context node.
+        """The batch flattened with one context node per statement graph
+        (:func:`~kelm.modeling.graph_inputs.with_context_nodes`), ids and edge types checked.
 
         Returns:
             ``(node_ids [n'], node_type [n'], node_score [n'], batch [n'], edge_index [2, e'],
-            edge_type [e'], context_of_graph [N])``: ``n'``/``e'`` include added context
-            nodes and edges; ``context_of_graph[g]`` is the position of graph ``g``'s
-            context node.
+            edge_type [e'], context_of_graph [N])``.
         """
-        r2 = 2 * self.config.num_relations
-        if graphs is None:
-            node_ids = torch.zeros(0, dtype=torch.long, device=device)
-            node_type, batch = node_ids.clone(), node_ids.clone()
-            node_score = torch.zeros(0, device=device)
-            edge_index = torch.zeros(2, 0, dtype=torch.long, device=device)
-            edge_type = node_ids.clone()
-        else:
-            if graphs.num_graphs != n:
-                raise ValueError(f"got {graphs.num_graphs} graphs for {n} statements")
-            node_ids, node_type = graphs.node_ids, graphs.node_type.long()
-            node_score = getattr(graphs, "node_score", None)
-            if node_score is None:
-                node_score = torch.zeros(node_ids.size(0), device=device)
-            batch, edge_index, edge_type = graphs.batch, graphs.edge_index, graphs.edge_type
-            self._check_ids(node_ids, edge_type)
-
-        num_nodes = node_ids.size(0)
-        is_ctx = node_type == CONTEXT  # [n]
-        has_ctx = torch.zeros(n, dtype=torch.bool, device=device)
-        has_ctx[batch[is_ctx]] = True
-        missing = (~has_ctx).nonzero(as_tuple=True)[0]  # [m] graphs without a context node
-        context_of_graph = torch.empty(n, dtype=torch.long, device=device)
-        ctx_pos = is_ctx.nonzero(as_tuple=True)[0]
-        context_of_graph[batch[ctx_pos]] = ctx_pos
-        new_pos = num_nodes + torch.arange(missing.numel(), device=device)  # [m]
-        context_of_graph[missing] = new_pos
-        if missing.numel():
-            # Edges context -> question/answer (2R, 2R+1) and back (2R+2, 2R+3) for the Q/A
-            # nodes of graphs that got a new context node.
-            qa = (~has_ctx[batch]) & ((node_type == QUESTION) | (node_type == ANSWER))  # [n]
-            qa_pos = qa.nonzero(as_tuple=True)[0]  # [q]
-            ctx = context_of_graph[batch[qa_pos]]  # [q]
-            forward_type = r2 + (node_type[qa_pos] == ANSWER).long()  # [q]
-            edge_index = torch.cat(
-                [edge_index, torch.stack([ctx, qa_pos]), torch.stack([qa_pos, ctx])], dim=1
-            )  # [2, e + 2q]
-            edge_type = torch.cat([edge_type, forward_type, forward_type + 2])  # [e + 2q]
-            node_ids = torch.cat([node_ids, node_ids.new_full((missing.numel(),), -1)])
-            node_type = torch.cat([node_type, node_type.new_full((missing.numel(),), CONTEXT)])
-            node_score = torch.cat([node_score, node_score.new_zeros(missing.numel())])
-            batch = torch.cat([batch, missing])
-        node_score = node_score.float()
-        return node_ids, node_type, node_score, batch, edge_index, edge_type, context_of_graph
+        if graphs is not None:
+            self._check_ids(graphs.node_ids, graphs.edge_type)
+        g = with_context_nodes(graphs, n, self.config.num_relations, device)
+        return (
+            g.node_ids,
+            g.node_type,
+            g.node_score,
+            g.batch,
+            g.edge_index,
+            g.edge_type,
+            g.context_of_graph,
+        )
 
     def _score_features(self, score: Tensor) -> Tensor:
         """Sinusoidal basis of relevance scores (QA-GNN): ``sin(1.1^k * score)``.
