@@ -106,7 +106,9 @@ def test_bad_corpora_and_runs_are_one_line_errors(root: Path, tmp_path: Path) ->
         cfg = tiny_config(root, "mlm", run_dir=str(tmp_path / "r"), corpus={"paths": [str(folder)]})
         path = write_config(tmp_path / "c.yaml", cfg)
         one_line_error(invoke("pretrain", "--config", path, "--no-progress"), fragment)
-    path = write_config(tmp_path / "ok.yaml", tiny_config(root, "mlm"))
+    # A finished run of this test's own (the contract test's run-mlm may not exist yet).
+    _, done = _run(root, "mlm", run_dir=str(tmp_path / "done"))
+    path = write_config(tmp_path / "ok.yaml", done)
     one_line_error(invoke("pretrain", "--config", path), "already holds a run")
     one_line_error(
         invoke("pretrain", "--config", path, "--resume", "--set", "max_steps=9"),

@@ -150,7 +150,9 @@ def test_bad_training_files_are_one_line_errors(root: Path, qa_lines, fragments)
 
 
 def test_bad_configs_and_checkpoints_are_one_line_errors(root: Path) -> None:
-    cfg = tiny_config(root, "lm", run_dir=str(root / "lm-straight"))
+    # A run directory of its own: `lm-straight` belongs to the resume test, which trains it from
+    # scratch and would find it taken if this test ran first.
+    cfg = tiny_config(root, "lm", run_dir=str(root / "lm-complete"))
     path = write_config(root / "again.yaml", cfg)
     one_line_error(
         invoke("train", "-c", path, "--set", "optim.lr=1"), "unknown key 'optim.lr'", "lm_lr"
@@ -159,7 +161,7 @@ def test_bad_configs_and_checkpoints_are_one_line_errors(root: Path) -> None:
     one_line_error(invoke("train", "--resume", "--run-dir", root / "nothing-here"), "not found")
     # a truncated checkpoint: --resume names it instead of loading garbage
     run = root / "lm-truncated"
-    shutil.copytree(train_run(root, "lm", run_dir=str(root / "lm-straight")), run)
+    shutil.copytree(train_run(root, "lm", run_dir=str(root / "lm-complete")), run)
     resolved = yaml.safe_load((run / "config.resolved.yaml").read_text())
     resolved["run_dir"] = str(run)
     write_config(run / "config.resolved.yaml", resolved)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -44,6 +45,13 @@ def invoke(*args: object):
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("families")
+
+
+@pytest.fixture(scope="module")
+def cli_results(root: Path) -> dict[str, Any]:
+    """The CLI runs of this module by name, each made once by whichever test needs it first:
+    ``kelm compare`` reads them all, and tests run in any order."""
+    return {}
 
 
 def save_tiny_gpt(directory: Path) -> Path:
@@ -93,8 +101,15 @@ def gpt_run(root: Path, name: str, **model: object) -> Path:
     return write_config(root / f"{name}.yaml", cfg)
 
 
-def test_gpt_train_end_to_end(root: Path) -> None:
-    result = invoke("train", "--config", gpt_run(root, "run-gpt"), "--no-progress")
+def train_gpt(root: Path, results: dict[str, Any]) -> Any:
+    """``kelm train`` of the tiny GPT: its CLI result (made once per module)."""
+    if "run-gpt" not in results:
+        results["run-gpt"] = invoke("train", "--config", gpt_run(root, "run-gpt"), "--no-progress")
+    return results["run-gpt"]
+
+
+def test_gpt_train_end_to_end(root: Path, cli_results: dict[str, Any]) -> None:
+    result = train_gpt(root, cli_results)
     assert result.exit_code == 0, result.output
     assert "trained gpt for 1 epochs" in result.output
     run = root / "run-gpt"
@@ -154,42 +169,54 @@ def test_gpt_aux_loss_changes_training(root: Path) -> None:
     assert losses[0.0][1:] != pytest.approx(losses[0.5][1:], abs=1e-6)
 
 
+def train_preset(root: Path, results: dict[str, Any], family: str) -> tuple[Any, Any]:
+    """``kelm train`` of ``lm`` over a preset folder, then ``kelm evaluate`` of the run: the two
+    CLI results (made once per module)."""
+    run = root / f"run-{family}"
+    if run.name not in results:
+        preset = root / f"preset-{family}"
+        PRESETS[family](len(WORDS)).save_pretrained(preset)
+        assert not (preset / "model.safetensors").exists()
+        cfg = tiny_config(
+            root,
+            "lm",
+            run_dir=str(run),
+            epochs=1,
+            model={"encoder": str(preset), "tokenizer": str(root / "encoder")},
+        )
+        trained = invoke(
+            "train", "--config", write_config(root / f"{family}.yaml", cfg), "--no-progress"
+        )
+        evaluated = invoke(
+            "evaluate", "--model", run, "--qa", root / "qa.jsonl", "--out", root / f"eval-{family}",
+            "--no-progress",
+        )  # fmt: skip
+        results[run.name] = (trained, evaluated)
+    return results[run.name]
+
+
 @pytest.mark.parametrize("family", sorted(PRESETS))
-def test_lm_over_encoder_presets(root: Path, family: str) -> None:
+def test_lm_over_encoder_presets(root: Path, cli_results: dict[str, Any], family: str) -> None:
     """``lm`` over ALBERT / ELECTRA / DistilBERT built from a folder holding only a
     config.json (random weights), the fixture BERT tokenizer."""
-    preset = root / f"preset-{family}"
-    PRESETS[family](len(WORDS)).save_pretrained(preset)
-    assert not (preset / "model.safetensors").exists()
-    cfg = tiny_config(
-        root,
-        "lm",
-        run_dir=str(root / f"run-{family}"),
-        epochs=1,
-        model={"encoder": str(preset), "tokenizer": str(root / "encoder")},
-    )
-    result = invoke(
-        "train", "--config", write_config(root / f"{family}.yaml", cfg), "--no-progress"
-    )
+    result, evaluated = train_preset(root, cli_results, family)
     assert result.exit_code == 0, result.output
     run = root / f"run-{family}"
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model"] == "lm" and 0.0 <= metrics["accuracy"] <= 1.0
     saved = json.loads((run / "model" / "config.json").read_text())
     assert saved["encoder_config"]["model_type"] == family
-    evaluated = invoke(
-        "evaluate", "--model", run, "--qa", root / "qa.jsonl", "--out", root / f"eval-{family}",
-        "--no-progress",
-    )  # fmt: skip
     assert evaluated.exit_code == 0, evaluated.output
 
 
-def test_compare_lists_families(root: Path) -> None:
+def test_compare_lists_families(root: Path, cli_results: dict[str, Any]) -> None:
+    # The runs are made here when this test comes first (tests run in random order).
+    made = [train_gpt(root, cli_results)]
+    for family in sorted(PRESETS):
+        made += train_preset(root, cli_results, family)
+    assert all(result.exit_code == 0 for result in made), [r.output for r in made]
     runs = [root / "run-gpt", *(root / f"run-{f}" for f in sorted(PRESETS))]
     runs += [root / "eval-albert"]
-    missing = [r for r in runs if not (r / "metrics.json").is_file()]
-    if missing:
-        pytest.skip(f"needs the runs of the tests above ({missing[0].name})")
     result = invoke("compare", *runs)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
