@@ -115,6 +115,7 @@ def run_overrides(
 
 
 def run_one(args: argparse.Namespace, hops: int, pair: str, model: str) -> dict[str, Any]:
+    from kelm._io import write_json
     from kelm.training import load_train_config, train
 
     data_seed, train_seed = (int(x) for x in pair.split(":"))
@@ -135,7 +136,7 @@ def run_one(args: argparse.Namespace, hops: int, pair: str, model: str) -> dict[
         "seconds": round(time.perf_counter() - start, 1),
         "overrides": sets,
     }
-    record.write_text(json.dumps(out, indent=1) + "\n")
+    write_json(record, out)
     return out
 
 

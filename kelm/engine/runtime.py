@@ -8,10 +8,11 @@ the checkpoint protocol reaches both runs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,19 @@ def make_accelerator(*, cpu: bool, mixed_precision: str) -> Any:
             f"{accelerator.num_processes}; check the launcher's settings"
         )
     return accelerator
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op threads set to ``threads`` (``None``: unchanged) for a block, and the
+    caller's count restored after it: a run must not change the process it runs in."""
+    previous = torch.get_num_threads()
+    if threads and threads > 0:  # a bad value is refused by the config's validation
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 # ---------------------------------------------------------------------------------- run dir
@@ -249,6 +263,7 @@ __all__ = [
     "open_run_dir",
     "restore_checkpoint",
     "save_model",
+    "torch_threads",
     "warn_streams_differ",
     "write_checkpoint",
     "write_history",

@@ -88,6 +88,8 @@ class ModelFamily:
             ``model.encoder``; ``None``: the family's default).
         auto_classes: further ``(AutoClass, model class)`` registrations (e.g. pretraining
             heads).
+        node_table: whether the model has a node (entity) table to initialise (families with
+            a graph; GSC reads edge and node types only).
         description: one line for ``--help`` and the README.
     """
 
@@ -99,6 +101,7 @@ class ModelFamily:
     load_tokenizer: Callable[[str | None], Any]
     needs: frozenset[str] = frozenset()
     auto_classes: tuple[tuple[Any, type], ...] = ()
+    node_table: bool = True
     description: str = ""
 
     def __post_init__(self) -> None:

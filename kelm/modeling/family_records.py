@@ -192,6 +192,7 @@ GSC = register_family(
         needs=frozenset({"subgraph"}),
         build=build_gsc,
         load_tokenizer=_encoder_tokenizer,
+        node_table=False,
         description="GSC: text MLP plus a soft count of typed edges at the context node",
     )
 )

@@ -52,6 +52,7 @@ from kelm.engine.runtime import (
     open_run_dir,
     restore_checkpoint,
     save_model,
+    torch_threads,
     warn_streams_differ,
     write_checkpoint,
     write_history,
@@ -208,7 +209,7 @@ def pretrain(
     Raises:
         KelmError: bad config, corpus, graph or checkpoint; an existing run directory.
     """
-    with hf_progress_bars(progress):
+    with hf_progress_bars(progress), torch_threads(cfg.threads):
         return _pretrain(
             cfg,
             resume=resume,
@@ -234,8 +235,6 @@ def _pretrain(
     cfg.validate()
     if stop_after_steps is not None and stop_after_steps < 1:
         raise KelmError("--stop-after-steps must be at least 1")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
 
     # ---- 1. setup
     accelerator = make_accelerator(cpu=cfg.cpu, mixed_precision=resolve_mixed_precision(cfg))

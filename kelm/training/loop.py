@@ -56,6 +56,7 @@ from kelm.engine.runtime import (
     open_run_dir,
     restore_checkpoint,
     save_model,
+    torch_threads,
     warn_streams_differ,
     write_checkpoint,
     write_history,
@@ -193,7 +194,7 @@ def train(
     Raises:
         KelmError: bad config, data, graph or checkpoint; an existing run directory.
     """
-    with hf_progress_bars(progress):
+    with hf_progress_bars(progress), torch_threads(cfg.threads):
         return _train(
             cfg,
             resume=resume,
@@ -216,8 +217,6 @@ def _train(
     cfg.validate()
     if stop_after_epochs is not None and stop_after_epochs < 1:
         raise KelmError("--stop-after-epochs must be at least 1")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
 
     # ---- 1. setup: processes, run directory, seeds
     accelerator = make_accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision)

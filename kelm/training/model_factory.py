@@ -66,7 +66,9 @@ def build_model(
     )
     if family.needs_graph:
         assert graph is not None, f"{family.name} is built with its graph"
-        context = _with_node_table(cfg, context, graph, progress=progress)
+        context = replace(context, graph=graph.index)
+        if family.node_table:  # no KG embeddings or name embeddings loaded for nothing
+            context = _with_node_table(cfg, context, graph, progress=progress)
     try:
         return family.build(m, context)
     except (ValueError, TypeError, StrictDataclassError) as exc:
@@ -105,7 +107,7 @@ def _with_node_table(
             )
             set_table(vectors, freeze=m.freeze_node_embeddings)
 
-    return replace(context, graph=graph.index, node_dim=node_dim, kge=kge, init_nodes=init_nodes)
+    return replace(context, node_dim=node_dim, kge=kge, init_nodes=init_nodes)
 
 
 def set_lm_trainable(model: nn.Module, trainable: bool) -> None:

@@ -22,7 +22,7 @@ from kelm.modeling import (
     register_family,
 )
 from kelm.modeling import families as registry
-from kelm.modeling.family_records import TEXT_INPUTS, build_lm
+from kelm.modeling.family_records import TEXT_INPUTS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
 from training_fixtures import train_run  # noqa: E402
@@ -103,4 +103,3 @@ def test_a_new_family_is_one_record(toy: ModelFamily, tmp_path: Path) -> None:
     items = read_items(tmp_path / "qa.jsonl", need_answers=False)[:2]
     predictions = predict_run(run, items)
     assert predictions.model_type == "toy" and len(predictions.logits) == 2
-    assert build_lm is get_family("lm").build

@@ -113,6 +113,15 @@ def test_graph_model_resume_equals_uninterrupted(root: Path) -> None:
         assert b.metrics[key] == pytest.approx(a.metrics[key], abs=1e-6), key
 
 
+def test_a_run_leaves_the_callers_thread_count(root: Path) -> None:
+    import torch
+
+    cfg = tiny_config(root, "lm", run_dir=str(root / "threads"), epochs=1, threads=1)
+    torch.set_num_threads(2)
+    train(load_train_config(write_config(root / "threads.yaml", cfg)), progress=False)
+    assert torch.get_num_threads() == 2  # the run used 1 thread and gave the 2 back
+
+
 def test_questions_without_concepts_still_answered(root: Path) -> None:
     """KagNet: a question whose words are not in the graph gets an empty graph and no paths."""
     qa = root / "with-unknown.jsonl"
