@@ -165,6 +165,18 @@ class NodeEmbedding(nn.Embedding):
         self.weight.requires_grad_(not freeze)
 
 
+ZERO_INIT = "_kelm_zero_init"
+"""Attribute that marks a module whose parameters start at zero (see :func:`zero_init`)."""
+
+
+def zero_init(module: nn.Module) -> nn.Module:
+    """Mark ``module`` to be initialised with zeros by :class:`KelmPreTrainedModel`
+    (``post_init``): the last layer of a residual graph contribution, so that contribution
+    starts at exactly zero. Weights loaded by ``from_pretrained`` are left alone."""
+    setattr(module, ZERO_INIT, True)
+    return module
+
+
 def glorot_(tensor: Tensor | None) -> None:
     """Glorot-uniform init over the last two dims (as ``torch_geometric.nn.inits.glorot``), via
     ``transformers.initialization`` so weights loaded by ``from_pretrained`` are left alone."""
@@ -212,14 +224,29 @@ class KelmPreTrainedModel(PreTrainedModel):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
+        statement_vectors: Tensor | None = None,
     ) -> tuple[Tensor, int]:
         """Encode "question [SEP] choice" statements.
 
+        Args:
+            input_ids, attention_mask, token_type_ids: the tokenised statements.
+            statement_vectors: the encoder's statement vectors computed before (a frozen
+                encoder: :mod:`kelm.engine.statements`); when given, the encoder does not run.
+
         Shapes:
             - input_ids, attention_mask, token_type_ids: ``[B, C, L]``
+            - statement_vectors: ``[B, C, H]``
             - output: ``([B * C, H], C)``: statement vectors in question-major order and the
               number of choices
         """
+        if statement_vectors is not None:
+            if statement_vectors.dim() != 3 or statement_vectors.shape[-1] != self.statement_dim:
+                raise ValueError(
+                    f"statement_vectors must be [batch, choices, {self.statement_dim}], "
+                    f"got {list(statement_vectors.shape)}"
+                )
+            vectors = statement_vectors.to(self.dtype)
+            return vectors.reshape(-1, vectors.shape[-1]), vectors.shape[1]
         if input_ids.dim() != 3:
             raise ValueError(
                 f"input_ids must be [batch, choices, length], got {list(input_ids.shape)}"
@@ -340,6 +367,10 @@ class KelmPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
+        if getattr(module, ZERO_INIT, False):
+            for param in module.parameters(recurse=False):
+                init.zeros_(param)
+            return
         from torch_geometric.nn import RGCNConv
 
         if isinstance(module, RGCNConv):

@@ -26,6 +26,10 @@ class KagnetConfig(KelmGraphConfig):
         max_hops: ``K``, the longest path (path tensors are ``[*, K + 1]`` nodes, ``[*, K]``
             relations).
         fc_dim: hidden width of the scoring MLP.
+        residual: residual scoring: the choice logit is the plain LM's linear head on the
+            statement vector plus the graph module's contribution, whose last layer starts at
+            zero, so at step 0 the model is its text baseline and training adds what the graph
+            gives (``False``: one MLP over text and graph features, as in the papers).
     """
 
     model_type = "kelm_kagnet"
@@ -36,6 +40,7 @@ class KagnetConfig(KelmGraphConfig):
     path_dim: int = 128
     max_hops: int = 3
     fc_dim: int = 200
+    residual: bool = True
 
     def validate_paths(self) -> None:
         for name in ("relation_dim", "path_dim", "max_hops", "fc_dim"):

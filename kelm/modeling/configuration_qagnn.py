@@ -23,6 +23,10 @@ class QAGNNConfig(KelmGraphConfig):
             ``gnn_dim``.
         score_basis: sinusoidal basis functions encoding the node relevance score.
         fc_dim: hidden width of the scoring MLP.
+        residual: residual scoring: the choice logit is the plain LM's linear head on the
+            statement vector plus the graph module's contribution, whose last layer starts at
+            zero, so at step 0 the model is its text baseline and training adds what the graph
+            gives (``False``: one MLP over text and graph features, as in the papers).
     """
 
     model_type = "kelm_qagnn"
@@ -32,6 +36,7 @@ class QAGNNConfig(KelmGraphConfig):
     pool_heads: int = 2
     score_basis: int = 32
     fc_dim: int = 200
+    residual: bool = True
 
     def validate_heads(self) -> None:
         for name in ("gnn_heads", "pool_heads", "score_basis", "fc_dim"):

@@ -131,6 +131,13 @@ class ModelFamily:
         """Whether the family needs a graph index at all."""
         return bool(self.needs)
 
+    @property
+    def reuses_statement_vectors(self) -> bool:
+        """Whether the model reads the text only through one pooled vector per statement
+        (``statement_vectors`` among its inputs): while its encoder is frozen, the vectors are
+        computed once and reused (:mod:`kelm.engine.statements`)."""
+        return "statement_vectors" in self.inputs
+
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
         """The part of a collated batch that this family's ``forward`` takes."""
         return {k: batch[k] for k in self.inputs if k in batch}

@@ -103,6 +103,7 @@ class GSCForMultipleChoice(KelmPreTrainedModel):
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
         graphs: Batch | None = None,
+        statement_vectors: Tensor | None = None,
         labels: Tensor | None = None,
         **kwargs: Any,
     ) -> MultipleChoiceModelOutput:
@@ -112,17 +113,20 @@ class GSCForMultipleChoice(KelmPreTrainedModel):
             input_ids, attention_mask, token_type_ids: the tokenised statements.
             graphs: the ``B * C`` statement graphs (question-major) with ``node_type``,
                 ``edge_index``, ``edge_type`` (node ids are not read); ``None``: empty graphs.
+            statement_vectors: precomputed statement vectors of a frozen encoder (see
+                :meth:`~kelm.modeling.backbones.KelmPreTrainedModel.encode_statements`).
             labels: index of the right choice (optional).
 
         Shapes:
             - input_ids, attention_mask, token_type_ids: ``[B, C, L]``
+            - statement_vectors: ``[B, C, H]``
             - labels: ``[B]``
             - output: ``logits [B, C]``; ``loss`` (cross-entropy over choices) when ``labels``
         """
         if kwargs:
             raise TypeError(f"unexpected inputs: {', '.join(sorted(kwargs))}")
         statements, num_choices = self.encode_statements(
-            input_ids, attention_mask, token_type_ids
+            input_ids, attention_mask, token_type_ids, statement_vectors
         )  # [N, H]
         n = statements.size(0)
         flat = with_context_nodes(graphs, n, self.config.num_relations, statements.device)

@@ -36,7 +36,7 @@ from transformers.modeling_outputs import MultipleChoiceModelOutput
 from transformers.utils import can_return_tuple
 
 from kelm.errors import KelmError
-from kelm.modeling.backbones import KelmPreTrainedModel, NodeEmbedding
+from kelm.modeling.backbones import KelmPreTrainedModel, NodeEmbedding, zero_init
 from kelm.modeling.configuration_kagnet import KagnetConfig
 from kelm.modeling.gnn import RGCNEncoder
 
@@ -123,6 +123,10 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
             nn.Dropout(config.classifier_dropout),
             nn.Linear(config.fc_dim, 1),
         )
+        # residual scoring: the plain LM's head; the graph MLP's last layer starts at zero
+        self.text_head = nn.Linear(h, 1) if config.residual else None
+        if config.residual:
+            zero_init(self.classifier[-1])
         self.post_init()
         self._apply_freeze()
 
@@ -261,6 +265,7 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
         path_nodes: Tensor | None = None,
         path_rels: Tensor | None = None,
         path_mask: Tensor | None = None,
+        statement_vectors: Tensor | None = None,
         labels: Tensor | None = None,
     ) -> MultipleChoiceModelOutput:
         """Score every choice.
@@ -272,17 +277,20 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
                 schema-graph GCN.
             path_nodes, path_rels, path_mask: the padded paths (:func:`pad_paths`); ``None``:
                 no paths (every statement uses the "no path" vector).
+            statement_vectors: precomputed statement vectors of a frozen encoder (see
+                :meth:`~kelm.modeling.backbones.KelmPreTrainedModel.encode_statements`).
             labels: index of the right choice (optional).
 
         Shapes:
             - input_ids, attention_mask, token_type_ids: ``[B, C, L]``
             - path_nodes ``[B*C, P, K+1]``, path_rels ``[B*C, P, K]`` (``-1`` padding),
               path_mask ``[B*C, P]``
+            - statement_vectors: ``[B, C, H]``
             - labels: ``[B]``
             - output: ``logits [B, C]``; ``loss`` (cross-entropy over choices) when ``labels``
         """
         statements, num_choices = self.encode_statements(
-            input_ids, attention_mask, token_type_ids
+            input_ids, attention_mask, token_type_ids, statement_vectors
         )  # [N, H]
         n = statements.size(0)
 
@@ -306,7 +314,10 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
         g = torch.where(has_path.unsqueeze(-1), g, self.no_path.expand(n, -1))  # [N, 2p]
 
         features = torch.cat([self.dropout(statements), g], dim=-1)  # [N, H + 2p]
-        return self.choice_output(self.classifier(features), num_choices, labels)  # logits [B, C]
+        scores = self.classifier(features)  # [N, 1]
+        if self.text_head is not None:  # residual: the text baseline plus the graph's part
+            scores = scores + self.text_head(self.dropout(statements))  # [N, 1]
+        return self.choice_output(scores, num_choices, labels)  # logits [B, C]
 
 
 __all__ = ["KagnetForMultipleChoice", "pad_paths"]

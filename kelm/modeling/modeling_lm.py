@@ -38,6 +38,7 @@ class KelmLMForMultipleChoice(KelmPreTrainedModel):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
+        statement_vectors: Tensor | None = None,
         labels: Tensor | None = None,
         **kwargs: Any,
     ) -> MultipleChoiceModelOutput:
@@ -45,19 +46,24 @@ class KelmLMForMultipleChoice(KelmPreTrainedModel):
 
         Args:
             input_ids, attention_mask, token_type_ids: the tokenised statements.
+            statement_vectors: precomputed statement vectors of a frozen encoder (see
+                :meth:`~kelm.modeling.backbones.KelmPreTrainedModel.encode_statements`).
             labels: index of the right choice (optional).
             kwargs: ``graphs``, ``path_nodes``, ``path_rels``, ``path_mask`` from a collator
                 shared with the graph models are accepted and ignored.
 
         Shapes:
             - input_ids, attention_mask, token_type_ids: ``[B, C, L]``
+            - statement_vectors: ``[B, C, H]``
             - labels: ``[B]``
             - output: ``logits [B, C]``; ``loss`` (cross-entropy over choices) when ``labels``
         """
         unknown = set(kwargs) - _GRAPH_INPUTS
         if unknown:
             raise TypeError(f"unexpected inputs: {', '.join(sorted(unknown))}")
-        statements, num_choices = self.encode_statements(input_ids, attention_mask, token_type_ids)
+        statements, num_choices = self.encode_statements(
+            input_ids, attention_mask, token_type_ids, statement_vectors
+        )
         return self.choice_output(
             self.classifier(self.dropout(statements)), num_choices, labels
         )  # logits [B, C]

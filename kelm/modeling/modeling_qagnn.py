@@ -33,7 +33,7 @@ from torch_geometric.utils import scatter, softmax
 from transformers.modeling_outputs import MultipleChoiceModelOutput
 from transformers.utils import can_return_tuple
 
-from kelm.modeling.backbones import NUM_NODE_TYPES, KelmPreTrainedModel, NodeEmbedding
+from kelm.modeling.backbones import NUM_NODE_TYPES, KelmPreTrainedModel, NodeEmbedding, zero_init
 from kelm.modeling.configuration_qagnn import QAGNNConfig
 from kelm.modeling.gather import gather_rows
 from kelm.modeling.gnn import TypedGATConv
@@ -88,6 +88,10 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
             nn.Dropout(config.classifier_dropout),
             nn.Linear(config.fc_dim, 1),
         )
+        # residual scoring: the plain LM's head; the graph MLP's last layer starts at zero
+        self.text_head = nn.Linear(h, 1) if config.residual else None
+        if config.residual:
+            zero_init(self.classifier[-1])
         self.post_init()
         self._apply_freeze()
 
@@ -131,6 +135,7 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
         graphs: Batch | None = None,
+        statement_vectors: Tensor | None = None,
         labels: Tensor | None = None,
     ) -> MultipleChoiceModelOutput:
         """Score every choice.
@@ -140,15 +145,18 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
             graphs: the ``B * C`` statement graphs (question-major), a ``torch_geometric``
                 ``Batch`` with ``node_ids``, ``node_type``, ``node_score``, ``edge_index``,
                 ``edge_type``; ``None``: empty graphs.
+            statement_vectors: precomputed statement vectors of a frozen encoder (see
+                :meth:`~kelm.modeling.backbones.KelmPreTrainedModel.encode_statements`).
             labels: index of the right choice (optional).
 
         Shapes:
             - input_ids, attention_mask, token_type_ids: ``[B, C, L]``
+            - statement_vectors: ``[B, C, H]``
             - labels: ``[B]``
             - output: ``logits [B, C]``; ``loss`` (cross-entropy over choices) when ``labels``
         """
         statements, num_choices = self.encode_statements(
-            input_ids, attention_mask, token_type_ids
+            input_ids, attention_mask, token_type_ids, statement_vectors
         )  # [N, H]
         n, device = statements.size(0), statements.device
         d, heads = self.config.gnn_dim, self.config.pool_heads
@@ -195,7 +203,10 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
 
         context = h[context_of_graph]  # [N, d]
         features = torch.cat([self.dropout(statements), pooled, context], dim=-1)  # [N, H + 2d]
-        return self.choice_output(self.classifier(features), num_choices, labels)  # logits [B, C]
+        scores = self.classifier(features)  # [N, 1]
+        if self.text_head is not None:  # residual: the text baseline plus the graph's part
+            scores = scores + self.text_head(self.dropout(statements))  # [N, 1]
+        return self.choice_output(scores, num_choices, labels)  # logits [B, C]
 
 
 __all__ = ["QAGNNForMultipleChoice"]

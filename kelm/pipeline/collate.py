@@ -31,6 +31,7 @@ class Collator:
         - ``path_nodes`` ``[B*C, P, K+1]``, ``path_rels`` ``[B*C, P, K]``, ``path_mask``
           ``[B*C, P]`` (KagNet)
         - ``entity_ids``: ``[B, C, L]``, ``-1`` where no entity and in padding (ERNIE)
+        - ``statement_vectors``: ``[B, C, H]`` when every example carries them
     """
 
     def __init__(self, pad_token_id: int, max_hops: int = 3, max_paths: int = 32) -> None:
@@ -82,6 +83,14 @@ class Collator:
             batch["token_type_ids"] = token_type_ids
         if with_entities:
             batch["entity_ids"] = entity_ids
+        if all(e.statement_vectors is not None for e in examples):
+            rows = []
+            for e in examples:
+                v = e.statement_vectors  # [num_choices, H]
+                assert v is not None
+                rows.append(torch.cat([v, v[:1].expand(c - e.num_choices, -1)]))  # [C, H]
+            # padding choices copy the first one, as the tokens do
+            batch["statement_vectors"] = torch.stack(rows)  # [B, C, H]
         if graphs:
             batch["graphs"] = Batch.from_data_list(graphs)  # B*C graphs
         if examples[0].paths is not None:

@@ -18,7 +18,7 @@ from kelm.pipeline.graph import GraphResources
 log = logging.getLogger(__name__)
 
 
-def _state_digest(module: nn.Module) -> str:
+def state_digest(module: nn.Module) -> str:
     """sha256 over a module's state dict (names, shapes, bytes)."""
     h = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
@@ -64,7 +64,7 @@ def node_name_embeddings(
 
     if encoder is None:
         encoder = load_text_encoder(source)
-    key = f"{graph.index.checksum[:16]}-{_state_digest(encoder)[:16]}"
+    key = f"{graph.index.checksum[:16]}-{state_digest(encoder)[:16]}"
     path = graph.cache / "node-emb" / f"{key}.safetensors"
     if path.is_file():
         try:
@@ -89,4 +89,4 @@ def node_name_embeddings(
     return vectors
 
 
-__all__ = ["node_name_embeddings"]
+__all__ = ["node_name_embeddings", "state_digest"]

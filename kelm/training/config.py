@@ -110,6 +110,8 @@ class ModelConfig(EncoderConfig):
             KagNet 2, QA-GNN 5) and dropout.
         gnn_heads, pool_heads: QA-GNN attention heads (GAT layers, pooling).
         fc_dim: hidden width of the scoring MLP.
+        residual: kagnet, qagnn: residual scoring (the plain LM head plus a graph contribution
+            that starts at zero; ``False``: one MLP over text and graph features).
         relation_dim: KagNet relation table width (``None``: the KG embeddings' width, else 100).
         path_dim: KagNet path LSTM width.
         max_paths: KagNet paths per statement fed to the model (the first ones).
@@ -134,6 +136,7 @@ class ModelConfig(EncoderConfig):
     gnn_heads: int = 2
     pool_heads: int = 2
     fc_dim: int = 200
+    residual: bool = True
     relation_dim: int | None = None
     path_dim: int = 64
     max_paths: int = 32
@@ -143,21 +146,34 @@ class ModelConfig(EncoderConfig):
     lm_loss_weight: float = 0.5
 
 
+OPTIMIZERS = ("adamw", "radam")
+"""Values of ``optim.optimizer``."""
+
+
 @dataclass
 class TrainOptimConfig(OptimConfig):
-    """AdamW with two learning rates and optional LM freezing, on the shared constants and
-    schedule of :class:`~kelm.config.OptimConfig`.
+    """AdamW or RAdam with two learning rates and optional LM freezing, on the shared
+    constants and schedule of :class:`~kelm.config.OptimConfig`.
 
     Args:
+        optimizer: ``adamw`` or ``radam`` (QA-GNN's choice; decoupled weight decay as AdamW).
         lm_lr: learning rate of the text encoder.
         gnn_lr: learning rate of everything else (GNN, node tables, scoring head).
-        freeze_lm_steps: keep the text encoder frozen for the first N optimizer steps (no
-            gradients through it, no updates; its dropout stays active). The GNN and heads
-            learn meanwhile; the encoder then trains with ``lm_lr`` on the same schedule.
+        unfreeze_epoch: keep the text encoder frozen for the first N epochs (QA-GNN: 4, MHGRN:
+            3, GSC: 4): the randomly initialised graph module and head learn before the
+            encoder moves. Families that read one vector per statement (lm, kagnet, qagnn,
+            gsc) compute those vectors once and reuse them while frozen
+            (:mod:`kelm.engine.statements`), so a frozen epoch costs a fraction of a fine-tuning
+            epoch.
+        freeze_lm_steps: the same in optimizer steps (the encoder is frozen while either holds;
+            no gradients through it, no updates). The encoder then trains with ``lm_lr`` on the
+            same schedule.
     """
 
+    optimizer: str = "adamw"
     lm_lr: float = 2e-5
     gnn_lr: float = 1e-3
+    unfreeze_epoch: int = 0
     freeze_lm_steps: int = 0
 
 
@@ -257,6 +273,12 @@ class TrainConfig(RunConfig):
             ("optim.gnn_lr", self.optim.gnn_lr >= 0, "0 or more"),
             *self.optim.optim_checks(),
             ("optim.freeze_lm_steps", self.optim.freeze_lm_steps >= 0, "0 or more"),
+            ("optim.unfreeze_epoch", self.optim.unfreeze_epoch >= 0, "0 or more"),
+            (
+                "optim.optimizer",
+                self.optim.optimizer in OPTIMIZERS,
+                f"one of {', '.join(OPTIMIZERS)}",
+            ),
             ("distill.temperature", self.distill.temperature > 0, "above 0"),
             ("distill.alpha", 0.0 <= self.distill.alpha <= 1.0, "in [0, 1]"),
         ]

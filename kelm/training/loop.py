@@ -13,9 +13,11 @@ One run:
 3. **Model** (:mod:`kelm.training.model_factory`): the family's builder on the text encoder;
    families with a graph get a node (entity) table of the graph's size, initialised from KG
    embeddings or from text embeddings of the node names (cached per graph checksum + encoder).
-4. **Optimizer**: AdamW, one learning rate for the text encoder and one for the rest; a
-   warm-up + linear/cosine/constant schedule; the encoder frozen for the first
-   ``optim.freeze_lm_steps`` steps.
+4. **Optimizer**: AdamW or RAdam, one learning rate for the text encoder and one for the
+   rest; a warm-up + linear/cosine/constant schedule; the encoder frozen for the first
+   ``optim.unfreeze_epoch`` epochs / ``optim.freeze_lm_steps`` steps. While it is frozen, families
+   that read one vector per statement reuse vectors computed once
+   (:mod:`kelm.engine.statements`).
 5. **Loop**: per epoch a permutation seeded by ``(seed, epoch)``; per step cross-entropy over
    the choices (with ``distill.teacher``, mixed with the KL divergence to a teacher run's
    choice distribution: :mod:`kelm.training.distillation`); after each epoch evaluation on
@@ -61,6 +63,7 @@ from kelm.engine.runtime import (
     write_checkpoint,
     write_history,
 )
+from kelm.engine.statements import statement_vectors, with_statement_vectors
 from kelm.errors import KelmError
 from kelm.modeling.backbones import IGNORE_INDEX
 from kelm.modeling.encoders import hf_progress_bars
@@ -113,8 +116,9 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------------------- optim
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with four groups: encoder / rest x decay / no decay (biases, norms, 1-d).
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (or RAdam, ``optim.optimizer``) with four groups: encoder / rest x decay / no
+    decay (biases, norms, 1-d).
 
     Frozen non-encoder parameters (a frozen node table) are left out; the encoder is always
     in (it may only be frozen for the first steps).
@@ -142,7 +146,15 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
         for name, params in groups.items()
         if params
     ]
-    return torch.optim.AdamW(param_groups, betas=(o.betas[0], o.betas[1]), eps=o.eps)
+    betas = (o.betas[0], o.betas[1])
+    if o.optimizer == "radam":
+        return torch.optim.RAdam(param_groups, betas=betas, eps=o.eps, decoupled_weight_decay=True)
+    return torch.optim.AdamW(param_groups, betas=betas, eps=o.eps)
+
+
+def lm_frozen_at(cfg: TrainConfig, epoch: int, step: int) -> bool:
+    """Whether the text encoder is frozen in ``epoch`` (0-based) at optimizer step ``step``."""
+    return epoch < cfg.optim.unfreeze_epoch or step < cfg.optim.freeze_lm_steps
 
 
 # ---------------------------------------------------------------------------------- run dir
@@ -283,6 +295,24 @@ def _train(
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
     lm_frozen: bool | None = None
+    # Frozen-encoder statement vectors (computed on first use; the encoder is frozen from
+    # step 0 until it unfreezes for good, so they stay valid for the whole frozen phase).
+    reuse = family.reuses_statement_vectors
+    frozen_sets: dict[str, list[Any]] = {}
+
+    def frozen_examples(name: str, examples: list[Any]) -> list[Any]:
+        if name not in frozen_sets:
+            vectors = statement_vectors(
+                unwrapped,
+                examples,
+                collator,
+                batch_size=cfg.eval_batch_size,
+                device=accelerator.device,
+                progress=show,
+            )
+            frozen_sets[name] = with_statement_vectors(examples, vectors)
+        return frozen_sets[name]
+
     if rng is not None:
         ckpt.set_rng_state(rng["tensors"], rng["meta"])
     elif resume_from is not None:
@@ -309,11 +339,12 @@ def _train(
         loss_sum = torch.zeros(3, dtype=torch.float64)  # [sum of losses, correct, questions]
         bar = progress_bar(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", show)
         for idx in batches:
-            frozen = global_step < cfg.optim.freeze_lm_steps
+            frozen = lm_frozen_at(cfg, epoch, global_step)
             if frozen != lm_frozen:
                 set_lm_trainable(unwrapped, not frozen)
                 lm_frozen = frozen
-            batch = move_to(collator([data.train[i] for i in idx]), accelerator.device)
+            train_set = frozen_examples("train", data.train) if frozen and reuse else data.train
+            batch = move_to(collator([train_set[i] for i in idx]), accelerator.device)
             output = model(**family.model_inputs(batch))
             logits = output.logits.float()  # [B, C]
             logits = logits.masked_fill(~batch["choice_mask"], float("-inf"))  # [B, C]
@@ -374,9 +405,12 @@ def _train(
         eval_logits = None
         if data.eval and (cfg.eval_every_epoch or last):
             t1 = time.perf_counter()
+            # The frozen phase is a prefix: if the last step was frozen, the encoder has not
+            # moved yet and its statement vectors are still those computed once.
+            eval_set = frozen_examples("eval", data.eval) if reuse and lm_frozen else data.eval
             eval_logits = predict_logits(
                 unwrapped,
-                data.eval,
+                eval_set,
                 collator,
                 family,
                 batch_size=cfg.eval_batch_size,
@@ -486,4 +520,11 @@ def _final_metrics(
     return metrics
 
 
-__all__ = ["RESUMABLE_CHANGES", "TrainResult", "make_optimizer", "prepare_run_dir", "train"]
+__all__ = [
+    "RESUMABLE_CHANGES",
+    "TrainResult",
+    "lm_frozen_at",
+    "make_optimizer",
+    "prepare_run_dir",
+    "train",
+]

@@ -25,6 +25,9 @@ GRAPH_KWARGS: dict[str, Any] = {
     "gnn_dropout": 0.0,
     "fc_dim": 16,
     "classifier_dropout": 0.0,
+    # the papers' scoring: graph gradients flow from step 0 (residual scoring starts the graph
+    # contribution at zero; tests/modeling/test_residual_scoring.py covers it)
+    "residual": False,
 }
 FAMILIES = {
     "lm": (km.KelmLMConfig, km.KelmLMForMultipleChoice, {"classifier_dropout": 0.0}),

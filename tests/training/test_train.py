@@ -242,3 +242,36 @@ def test_node_and_relation_tables_from_kg_embeddings(root: Path) -> None:
     assert model.config.relation_dim == 6 and model.config.freeze_node_embeddings
     # frozen: the node table is still the KG embeddings after training
     assert torch.equal(model.node_embedding.weight, kge.node_emb.weight.detach())
+
+
+def test_unfreeze_epoch_reuses_statement_vectors_and_resumes_exactly(root: Path) -> None:
+    """QA-GNN frozen for epoch 1 (statement vectors computed once, cached), fine-tuned in
+    epoch 2; 2 epochs straight vs 1 + resume agree."""
+    import os
+
+    cfg = tiny_config(root, "qagnn", run_dir=str(root / "u-straight"), optim={"unfreeze_epoch": 1})
+    a = train(load_train_config(write_config(root / "u-straight.yaml", cfg)), progress=False)
+    per_epoch = len(a.history["steps"]) // 2
+    assert [s["lm_frozen"] for s in a.history["steps"]] == [True] * per_epoch + [False] * per_epoch
+    cached = list((Path(os.environ["KELM_CACHE"]) / "statements").glob("*.safetensors"))
+    assert len(cached) == 2  # training and held-out statements
+    split = load_train_config(
+        write_config(root / "u-split.yaml", {**cfg, "run_dir": str(root / "u-split")})
+    )
+    train(split, stop_after_epochs=1, progress=False)
+    b = train(split, resume=True, progress=False)
+    assert [s["loss"] for s in b.history["steps"]] == pytest.approx(
+        [s["loss"] for s in a.history["steps"]], abs=1e-6
+    )
+    assert b.metrics["accuracy"] == pytest.approx(a.metrics["accuracy"], abs=1e-6)
+
+
+def test_radam_optimizer_and_bad_optimizer(root: Path) -> None:
+    cfg = tiny_config(
+        root, "lm", run_dir=str(root / "radam"), epochs=1, optim={"optimizer": "radam"}
+    )
+    result = train(load_train_config(write_config(root / "radam.yaml", cfg)), progress=False)
+    assert result.completed and 0.0 <= result.metrics["accuracy"] <= 1.0
+    bad = {**cfg, "optim": {"optimizer": "sgd"}}
+    out = invoke("train", "--config", write_config(root / "bad-opt.yaml", bad), "--no-progress")
+    one_line_error(out, "optim.optimizer", "radam")
