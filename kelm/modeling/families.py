@@ -90,6 +90,9 @@ class ModelFamily:
             heads).
         node_table: whether the model has a node (entity) table to initialise (families with
             a graph; GSC reads edge and node types only).
+        default_node_init: how ``node_init: auto`` fills the table without ``kge_dir``:
+            ``names`` (text embeddings of the node names) or ``graph`` (KG embeddings trained
+            on the run's graph).
         description: one line for ``--help`` and the README.
     """
 
@@ -102,6 +105,7 @@ class ModelFamily:
     needs: frozenset[str] = frozenset()
     auto_classes: tuple[tuple[Any, type], ...] = ()
     node_table: bool = True
+    default_node_init: str = "names"
     description: str = ""
 
     def __post_init__(self) -> None:

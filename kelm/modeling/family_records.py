@@ -211,6 +211,9 @@ ERNIE = register_family(
         model_class=KelmErnieForMultipleChoice,
         inputs=(*TEXT_INPUTS, "entity_ids"),
         needs=frozenset({"entities"}),
+        # ERNIE fuses TransE vectors trained on the graph (Zhang et al. 2019): names of
+        # made-up (and many real) nodes say nothing about their edges
+        default_node_init="graph",
         build=build_ernie,
         load_tokenizer=_encoder_tokenizer,
         auto_classes=(

@@ -102,8 +102,13 @@ class ModelConfig(EncoderConfig):
         classifier_dropout: dropout before the scoring head.
         kge_dir: KG embeddings directory (``kelm embed-kg``) to initialise the node table
             (and KagNet's relation table; ERNIE's entity table) from.
-        node_init: ``auto`` (KG embeddings when ``kge_dir`` is given, else node-name text
-            embeddings), ``kge``, ``names`` or ``random``.
+        node_init: ``auto`` (KG embeddings when ``kge_dir`` is given, else the family's
+            default: ``graph`` for ernie, as the original ERNIE fuses TransE vectors, ``names``
+            for the others), ``kge`` (``kge_dir``), ``graph`` (KG embeddings trained with
+            ``kelm embed-kg`` on the run's graph: ``kge_model``, ``kge_dim``, ``kge_epochs``;
+            cached under the graph cache, keyed on the graph checksum and these settings),
+            ``names`` (text embeddings of the node names) or ``random``.
+        kge_model, kge_dim, kge_epochs: the KG embeddings ``node_init: graph`` trains.
         node_dim: width of a random node table (the others take their width from the vectors).
         freeze_node_embeddings: keep the node table (ERNIE: the entity table) fixed in training.
         gnn_dim, gnn_layers, gnn_dropout: GNN width, depth (``None``: the family default,
@@ -127,7 +132,10 @@ class ModelConfig(EncoderConfig):
     pooling: Literal["mean", "cls"] = "mean"
     classifier_dropout: float = 0.1
     kge_dir: str | None = None
-    node_init: Literal["auto", "kge", "names", "random"] = "auto"
+    node_init: Literal["auto", "kge", "graph", "names", "random"] = "auto"
+    kge_model: Literal["transe", "distmult", "complex", "rotate"] = "transe"
+    kge_dim: int = 100
+    kge_epochs: int = 30
     node_dim: int = 100
     freeze_node_embeddings: bool = True
     gnn_dim: int = 100
@@ -260,6 +268,8 @@ class TrainConfig(RunConfig):
             ("graph.paths", self.graph.paths >= 0, "0 or more"),
             ("model.max_paths", self.model.max_paths >= 1, "at least 1"),
             ("model.node_dim", self.model.node_dim >= 1, "at least 1"),
+            ("model.kge_dim", self.model.kge_dim >= 1, "at least 1"),
+            ("model.kge_epochs", self.model.kge_epochs >= 1, "at least 1"),
             ("model.gnn_dim", self.model.gnn_dim >= 1, "at least 1"),
             ("model.knowledge_layers", self.model.knowledge_layers >= 1, "at least 1"),
             ("model.entity_heads", self.model.entity_heads >= 1, "at least 1"),

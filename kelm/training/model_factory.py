@@ -4,6 +4,9 @@ text embeddings of the node names, or left random."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,8 @@ from torch import nn
 from kelm.errors import KelmError
 from kelm.pipeline.graph import GraphResources
 from kelm.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 
 def _check_local_sources(cfg: TrainConfig) -> None:
@@ -82,12 +87,15 @@ def _with_node_table(
     m = cfg.model
     init = m.node_init
     if init == "auto":
-        init = "kge" if m.kge_dir else "names"
+        init = "kge" if m.kge_dir else cfg.family.default_node_init
     kge = None
     if init == "kge":
         from kelm.kge import load_embeddings
 
         kge = load_embeddings(m.kge_dir, graph.index)  # type: ignore[arg-type]
+        node_dim = int(kge.entity.shape[1])
+    elif init == "graph":
+        kge = graph_embeddings(cfg, graph, progress=progress)
         node_dim = int(kge.entity.shape[1])
     elif init == "names":
         from transformers import AutoConfig
@@ -110,10 +118,32 @@ def _with_node_table(
     return replace(context, node_dim=node_dim, kge=kge, init_nodes=init_nodes)
 
 
+def graph_embeddings(cfg: TrainConfig, graph: GraphResources, *, progress: bool = False) -> Any:
+    """KG embeddings of the run's graph (``model.node_init: graph``), trained once with
+    :func:`kelm.kge.embed_kg` and cached under ``<graph cache>/kge/``, keyed on the graph
+    checksum and every training setting (model, width, epochs and the model defaults that
+    :meth:`~kelm.kge.KGEConfig.resolved` fills in; seed 0)."""
+    from kelm.kge import KGEConfig, embed_kg, load_embeddings
+
+    m = cfg.model
+    kge_cfg = KGEConfig(model=m.kge_model, dim=m.kge_dim, epochs=m.kge_epochs, seed=0).resolved()
+    settings = {k: v for k, v in kge_cfg.to_dict().items() if k != "threads"}
+    key = hashlib.sha256(
+        json.dumps([graph.index.checksum, settings], sort_keys=True).encode()
+    ).hexdigest()[:16]
+    out = graph.cache / "kge" / f"{m.kge_model}-{key}"
+    if not (out / "manifest.json").is_file():
+        log.info(
+            "training %s graph embeddings of %s (cached in %s)", m.kge_model, graph.index.path, out
+        )
+        embed_kg(graph.index, out, kge_cfg, progress=progress)
+    return load_embeddings(out, graph.index)
+
+
 def set_lm_trainable(model: nn.Module, trainable: bool) -> None:
     """Freeze or unfreeze the text encoder (``model.text_encoder``)."""
     for p in model.text_encoder.parameters():
         p.requires_grad_(trainable)
 
 
-__all__ = ["build_model", "run_tokenizer", "set_lm_trainable"]
+__all__ = ["build_model", "graph_embeddings", "run_tokenizer", "set_lm_trainable"]

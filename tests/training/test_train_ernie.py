@@ -23,7 +23,8 @@ from kelm.cli import app
 from kelm.training import load_train_config, train
 
 runner = CliRunner()
-ERNIE = {"knowledge_layers": 1, "entity_heads": 2}  # the fixture encoder has one layer
+# the fixture encoder has one layer; the default entity table (TransE trained on the graph) small
+ERNIE = {"knowledge_layers": 1, "entity_heads": 2, "kge_dim": 8, "kge_epochs": 2}
 
 
 def invoke(*args: object):
@@ -82,7 +83,9 @@ def test_train_evaluate_compare(root: Path) -> None:
     assert data["train_statements_without_entities"] + data["eval_statements_without_entities"] >= 3
     saved = json.loads((run / "model" / "config.json").read_text())
     assert saved["model_type"] == "kelm_ernie" and saved["graph_checksum"]
-    assert saved["entity_dim"] == 16 and saved["freeze_entity_embeddings"]  # name embeddings
+    # the default entity table: TransE trained on the run's graph (kge_dim), cached
+    assert saved["entity_dim"] == 8 and saved["freeze_entity_embeddings"]
+    assert len(list((root / "cache").glob("kge/transe-*/manifest.json"))) == 1
     assert (run / "checkpoints" / "epoch-0002" / "manifest.json").is_file()
 
     out = root / "run-eval"
@@ -131,6 +134,29 @@ def test_entity_table_from_kg_embeddings(root: Path) -> None:
     assert family.name == "ernie" and model.config.entity_dim == 6
     assert model.config.entity_width == 4  # projected 6 -> 4
     assert torch.equal(model.entity_embedding.weight, kge.node_emb.weight.detach())  # frozen
+
+
+def test_entity_table_options_graph_names(root: Path) -> None:
+    """``node_init: graph`` trains TransE once per (graph, settings) and reuses it; ``names``
+    keeps the name embeddings (the encoder's width)."""
+    import torch
+
+    from kelm.training.runs import load_run_model
+
+    tables = {}
+    for name, model in [
+        ("graph-a", {"node_init": "graph"}),
+        ("graph-b", {"node_init": "graph"}),
+        ("graph-c", {"node_init": "graph", "kge_dim": 6}),
+        ("names", {"node_init": "names"}),
+    ]:
+        cfg = ernie_config(root, name, epochs=1, model=model)
+        result = train(load_train_config(write_config(root / f"{name}.yaml", cfg)), progress=False)
+        tables[name] = load_run_model(result.run_dir)[0].entity_embedding.weight.detach()
+    assert torch.equal(tables["graph-a"], tables["graph-b"])  # the cached embeddings
+    assert tables["graph-c"].shape[1] == 6  # other settings, other embeddings
+    assert tables["names"].shape[1] == 16  # the fixture encoder's hidden size
+    assert len(list((root / "cache").glob("kge/transe-*/manifest.json"))) >= 2
 
 
 def test_bad_ernie_settings_are_one_line_errors(root: Path) -> None:
