@@ -1,4 +1,5 @@
-"""``kelm data download | list``: datasets and knowledge graphs."""
+"""``kelm data download | list | synthetic``: datasets, knowledge graphs and the
+knowledge-necessary task."""
 
 from __future__ import annotations
 
@@ -35,3 +36,36 @@ def data_list() -> None:
 
     for name, entry in REGISTRY.items():
         typer.echo(f"{name:<16} {entry.description}")
+
+
+@data_app.command("synthetic")
+@user_errors
+def data_synthetic(
+    out: Annotated[Path, typer.Option(help="Folder for graph.tsv, train/test.jsonl, manifest.")],
+    hops: Annotated[
+        int, typer.Option(help="1: head -rel-> answer; 2: head -IsA-> class -rel->.")
+    ] = 1,
+    train_questions: Annotated[int, typer.Option(help="Training questions.")] = 2400,
+    test_questions: Annotated[int, typer.Option(help="Test questions (unseen heads).")] = 600,
+    choices: Annotated[int, typer.Option(help="Choices per question.")] = 5,
+    linked_distractors: Annotated[
+        int, typer.Option(help="Distractors linked to the head by another relation.")
+    ] = 2,
+    seed: Annotated[int, typer.Option(help="The one seed of words, graph and questions.")] = 0,
+) -> None:
+    """Write a knowledge-necessary QA task: a graph of made-up words and questions that only
+    the graph answers (a text-only model stays at chance). Index the graph with
+    `kelm graph build --format tsv OUT/graph.tsv --out GRAPH`."""
+    from kelm.data.synthetic import SyntheticTaskConfig, make_task, write_task
+
+    cfg = SyntheticTaskConfig(
+        hops=hops,
+        train_questions=train_questions,
+        test_questions=test_questions,
+        choices=choices,
+        linked_distractors=linked_distractors,
+        seed=seed,
+    )
+    paths = write_task(make_task(cfg), out)
+    for name in ("graph.tsv", "train.jsonl", "test.jsonl"):
+        typer.echo(f"ok {paths[name]}")
