@@ -55,7 +55,7 @@ from transformers.modeling_outputs import (
 from transformers.utils import ModelOutput, can_return_tuple
 
 from kelm.errors import KelmError
-from kelm.modeling.backbones import KelmPreTrainedModel, NodeEmbedding
+from kelm.modeling.backbones import KelmPreTrainedModel, NodeEmbedding, zero_init
 from kelm.modeling.configuration_ernie import KelmErnieConfig
 from kelm.modeling.encoders import pool_hidden_states
 
@@ -172,7 +172,9 @@ class KnowledgeFusion(nn.Module):
             de, config.entity_attention_heads, config.entity_dropout, eps
         )
         # W_e: no bias of its own; the fusion's bias b is the backbone's intermediate bias.
-        self.entity_to_fusion = nn.Linear(de, intermediate_size, bias=False)
+        # It starts at zero: at step 0 the K-Encoder is the backbone's own layers, so a new
+        # fusion model equals its text baseline and training adds what the entities give.
+        self.entity_to_fusion = zero_init(nn.Linear(de, intermediate_size, bias=False))
         self.fusion_to_entity = nn.Linear(intermediate_size, de)  # W_e', b_e'
         self.entity_norm = nn.LayerNorm(de, eps=eps)
         self.dropout = nn.Dropout(config.entity_dropout)

@@ -35,10 +35,42 @@ ERNIE_KWARGS = {
 }
 
 
-def make(cls: type, **overrides: object) -> KelmErniePreTrainedModel:
+def make(cls: type, *, fresh: bool = False, **overrides: object) -> KelmErniePreTrainedModel:
+    """A tiny model; unless ``fresh``, its entity->token fusion weights are drawn at random (as
+    after training: a new model's start at zero, see test_new_fusion_starts_as_the_backbone)."""
     torch.manual_seed(0)
     config = km.KelmErnieConfig(encoder_config=tiny_bert(), **{**ERNIE_KWARGS, **overrides})
-    return cls(config).eval()
+    model = cls(config).eval()
+    if not fresh:
+        with torch.no_grad():
+            for layer in model.knowledge_layers:
+                layer.entity_to_fusion.weight.normal_(0.0, 0.02)
+    return model
+
+
+def test_new_fusion_starts_as_the_backbone() -> None:
+    """A new model's entity->token weights are zero: its outputs are the backbone's exactly
+    (the model equals its text baseline at step 0); a few training steps later entities count."""
+    model = make(km.KelmErnieForMultipleChoice, fresh=True)
+    b = batch()
+    for layer in model.knowledge_layers:
+        assert not layer.entity_to_fusion.weight.abs().sum()
+    inputs = {k: v.view(1, 3, 10) for k, v in b.items()}
+    without = {**inputs, "entity_ids": torch.full_like(inputs["entity_ids"], -1)}
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, model(**without).logits)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(3):
+        model(**inputs, labels=torch.tensor([0])).loss.backward()
+        if step == 0:
+            assert model.knowledge_layers[-1].entity_to_fusion.weight.grad.abs().sum() > 0
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    with torch.no_grad():
+        gap = (model(**inputs).logits - model(**without).logits).abs().max()
+    assert gap > 1e-5  # float32 rounding of O(1) logits is ~1e-7
 
 
 def batch() -> dict[str, torch.Tensor]:
