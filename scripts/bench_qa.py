@@ -19,6 +19,17 @@ subgraph cap in degree order instead of embedding every statement for the cosine
 ``--quick`` checks that everything works: about 100 training questions, 100 held-out
 questions, one seed, one epoch.
 
+``--full`` is the comparison that counts: all of CommonsenseQA v1.0 train (the held-out 10% for
+evaluation), 3 epochs of which the first keeps the encoder frozen (``optim.unfreeze_epoch``:
+statement vectors computed once), RAdam, 3 seeds. It takes hours on 2 cores: every finished run
+leaves ``bench.json`` in its run directory, and ``--resume`` reuses those of equal settings, so an
+interrupted benchmark continues where it stopped. ``--ernie-pretrained RUN/model`` adds
+``ernie-pretrained``: the ERNIE config initialised from a ``kelm pretrain`` ERNIE run, beside the
+scratch fusion.
+
+The JSON also reports the graph side: the share of statements with a question-answer path and
+the mean subgraph size (nodes), from the retrieval of the training and held-out statements.
+
 Output: one JSON object on stdout (progress on stderr)::
 
     {"lm": {"mean", "std", "accuracies"}, "kagnet": {...}, "qagnn": {...}, "ernie": {...},
@@ -55,9 +66,20 @@ def log(message: str) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="~100 questions, 1 seed, 1 epoch")
+    p.add_argument(
+        "--full", action="store_true", help="all of CSQA train, 3 epochs (1 frozen), RAdam"
+    )
+    p.add_argument("--resume", action="store_true", help="reuse finished runs of equal settings")
+    p.add_argument(
+        "--ernie-pretrained",
+        type=Path,
+        default=None,
+        help="a `kelm pretrain` ERNIE run's model/ folder: also train ernie from it",
+    )
+    p.add_argument("--optimizer", default="adamw", choices=("adamw", "radam"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    p.add_argument("--train-questions", type=int, default=1000)
+    p.add_argument("--train-questions", type=int, default=1000, help="0: all")
     p.add_argument("--eval-questions", type=int, default=None, help="default: all held out")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--frozen-epochs", type=int, default=0)
@@ -85,12 +107,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.epochs = 1
         args.frozen_epochs = 0
         args.out = args.out.with_name(args.out.name + "-quick")
+    elif args.full:
+        args.train_questions, args.epochs, args.frozen_epochs = 0, 3, 1
+        args.max_length, args.optimizer = 64, "radam"
+        args.out = args.out.with_name(args.out.name + "-full")
+    if args.ernie_pretrained is not None:
+        if not (args.ernie_pretrained / "config.json").is_file():
+            raise SystemExit(f"error: {args.ernie_pretrained}: no config.json (a run's model/?)")
+        args.models = [*args.models, "ernie-pretrained"]
     return args
+
+
+def config_of(model: str) -> Path:
+    """The shipped config a benchmark model trains (``ernie-pretrained``: the ERNIE one)."""
+    return REPO / "configs" / f"csqa-{'ernie' if model == 'ernie-pretrained' else model}.yaml"
 
 
 def overrides(args: argparse.Namespace, model: str, seed: int) -> list[str]:
     """The ``--set`` overrides of one run."""
-    steps_per_epoch = math.ceil(args.train_questions / args.batch_size)
+    questions = args.train_questions or 8768  # CSQA v1.0 train less the held-out 10%
+    steps_per_epoch = math.ceil(questions / args.batch_size)
     total = steps_per_epoch * args.epochs
     sets = [
         f"run_dir={args.out / f'{model}-s{seed}'}",
@@ -100,15 +136,19 @@ def overrides(args: argparse.Namespace, model: str, seed: int) -> list[str]:
         "eval_batch_size=64",
         "eval_every_epoch=false",
         "keep_checkpoints=1",
-        f"data.max_train={args.train_questions}",
+        f"data.max_train={args.train_questions or 'null'}",
         f"data.max_length={args.max_length}",
         f"graph.max_nodes={args.max_nodes}",
         f"graph.scorer={args.scorer}",
         f"optim.lm_lr={args.lm_lr}",
         f"optim.gnn_lr={args.gnn_lr}",
         f"optim.warmup_steps={max(total // 10, 1)}",
-        f"optim.freeze_lm_steps={args.frozen_epochs * steps_per_epoch}",
+        "optim.freeze_lm_steps=0",
+        f"optim.unfreeze_epoch={args.frozen_epochs}",
+        f"optim.optimizer={args.optimizer}",
     ]
+    if model == "ernie-pretrained":
+        sets.append(f"model.encoder={args.ernie_pretrained}")
     if args.eval_questions:
         sets.append(f"data.max_eval={args.eval_questions}")
     if args.cache:
@@ -118,9 +158,9 @@ def overrides(args: argparse.Namespace, model: str, seed: int) -> list[str]:
     return sets
 
 
-def prepare_graph(args: argparse.Namespace) -> float:
+def prepare_graph(args: argparse.Namespace) -> tuple[float, dict[str, Any]]:
     """Run the graph pipeline once (index, grounding, retrieval, node-name embeddings) so that
-    every graph run finds it cached; returns its seconds."""
+    every graph run finds it cached; returns its seconds and the retrieval's statistics."""
     from kelm.modeling import default_text_encoder_path
     from kelm.pipeline import GraphResources, read_items, split_items
     from kelm.pipeline.node_embeddings import node_name_embeddings
@@ -136,19 +176,35 @@ def prepare_graph(args: argparse.Namespace) -> float:
         eval_items = eval_items[: d.max_eval]
     log("graph pipeline: index, grounding, retrieval ...")
     graph = GraphResources.open(cfg.graph, cfg.graph.cache_dir, progress=False)
+    counts = {"statements": 0, "nodes": 0, "without_paths": 0}
     for part in (train_items, eval_items):  # as `kelm train` prepares them
-        graph.retrieve(part, retrieve_options(cfg.graph), pipeline=cfg.graph.pipeline)
+        store = graph.retrieve(part, retrieve_options(cfg.graph), pipeline=cfg.graph.pipeline)
+        for key in counts:
+            counts[key] += int(store.manifest["counts"][key])
     log("graph pipeline: node-name embeddings ...")
     encoder = str(cfg.model.encoder or default_text_encoder_path())
     node_name_embeddings(graph, None, None, encoder, progress=False)
-    return time.perf_counter() - start
+    n = max(counts["statements"], 1)
+    stats = {
+        "statements": counts["statements"],
+        "share_with_qa_path": round(1.0 - counts["without_paths"] / n, 4),
+        "mean_subgraph_nodes": round(counts["nodes"] / n, 2),
+    }
+    return time.perf_counter() - start, stats
 
 
 def run_one(args: argparse.Namespace, model: str, seed: int) -> dict[str, Any]:
     """Train (and evaluate) one model with one seed; the run's metrics and timings."""
     from kelm.training import load_train_config, train
 
-    cfg = load_train_config(REPO / "configs" / f"csqa-{model}.yaml", overrides(args, model, seed))
+    sets = overrides(args, model, seed)
+    record = Path(args.out / f"{model}-s{seed}" / "bench.json")
+    if args.resume and record.is_file():
+        saved = json.loads(record.read_text())
+        if saved.get("overrides") == sets:
+            log(f"{model} seed {seed}: reusing the finished run")
+            return saved
+    cfg = load_train_config(config_of(model), sets)
     start = time.perf_counter()
     result = train(cfg, overwrite=True, progress=False)
     seconds = time.perf_counter() - start
@@ -157,13 +213,18 @@ def run_one(args: argparse.Namespace, model: str, seed: int) -> dict[str, Any]:
     epochs = result.history["epochs"]
     train_seconds = sum(e["train_seconds"] for e in epochs)
     statements = result.metrics["data"]["train_statements"] * len(epochs)
-    return {
+    out = {
         "accuracy": result.metrics.get("accuracy"),
         "n": result.metrics.get("n"),
         "eval_statements_per_second": result.metrics.get("eval_statements_per_second"),
         "train_statements_per_second": statements / max(train_seconds, 1e-9),
         "seconds": seconds,
+        "overrides": sets,
     }
+    from kelm._io import write_json
+
+    write_json(record, out)  # atomically: a run interrupted before this line is redone
+    return out
 
 
 def summarise(values: list[float]) -> dict[str, Any]:
@@ -181,8 +242,10 @@ def main(argv: list[str] | None = None) -> None:
     start(args)
     t0 = time.perf_counter()
     seconds: dict[str, Any] = {}
+    graph_stats: dict[str, Any] = {}
     if any(m != "lm" for m in args.models):
-        seconds["graph_pipeline"] = round(prepare_graph(args), 1)
+        pipeline_seconds, graph_stats = prepare_graph(args)
+        seconds["graph_pipeline"] = round(pipeline_seconds, 1)
         log(f"graph pipeline ready in {seconds['graph_pipeline']:.0f}s")
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.models}
     for seed in args.seeds:
@@ -204,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         seconds[m] = round(sum(r["seconds"] for r in runs[m]), 1)
     for table in (throughput, train_throughput):
-        for m in MODELS[1:]:
+        for m in [*MODELS[1:], "ernie-pretrained"]:
             if m in table and "lm" in table:
                 table[f"{m}_over_lm"] = round(table[m] / max(table["lm"], 1e-9), 3)
     seconds["total"] = round(time.perf_counter() - t0, 1)
@@ -212,6 +275,8 @@ def main(argv: list[str] | None = None) -> None:
 
     out["settings"] = {
         "quick": args.quick,
+        "full": args.full,
+        "optimizer": args.optimizer,
         "seeds": args.seeds,
         "train_questions": args.train_questions,
         "eval_questions": runs[args.models[0]][0]["n"],
@@ -224,9 +289,11 @@ def main(argv: list[str] | None = None) -> None:
         "lm_lr": args.lm_lr,
         "gnn_lr": args.gnn_lr,
         "threads": torch.get_num_threads(),
-        "configs": [f"configs/csqa-{m}.yaml" for m in args.models],
+        "configs": [str(config_of(m).relative_to(REPO)) for m in args.models],
+        "ernie_pretrained": str(args.ernie_pretrained) if args.ernie_pretrained else None,
         "throughput_unit": "held-out statements per second (inference)",
     }
+    out["graph"] = graph_stats
     out["throughput"] = throughput
     out["train_throughput"] = train_throughput
     out["seconds"] = seconds

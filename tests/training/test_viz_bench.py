@@ -64,6 +64,20 @@ def test_bench_settings_load_with_the_shipped_configs(
         )
         assert cfg.seed == 2 and cfg.data.max_train == full.train_questions
         assert cfg.data.holdout == pytest.approx(0.1) and cfg.data.max_length == 48
-        steps_per_epoch = -(-full.train_questions // full.batch_size)
-        assert cfg.optim.freeze_lm_steps == full.frozen_epochs * steps_per_epoch
+        assert cfg.optim.unfreeze_epoch == full.frozen_epochs and cfg.optim.freeze_lm_steps == 0
         assert Path(cfg.run_dir) == tmp_path / "out" / f"{model}-s2"
+    # the full comparison: all training questions, the recipe, and the pretrained ERNIE
+    pretrained = tmp_path / "pretrained"
+    pretrained.mkdir()
+    (pretrained / "config.json").write_text("{}")
+    args = ["--full", "--out", str(tmp_path / "out"), "--ernie-pretrained", str(pretrained)]
+    counted = bench.parse_args(args)
+    assert counted.models[-1] == "ernie-pretrained" and counted.epochs == 3
+    cfg = load_train_config(
+        bench.config_of("ernie-pretrained"), bench.overrides(counted, "ernie-pretrained", 0)
+    )
+    assert cfg.model.type == "ernie" and cfg.model.encoder == str(pretrained)
+    assert cfg.data.max_train is None and cfg.optim.optimizer == "radam"
+    assert cfg.optim.unfreeze_epoch == 1
+    with pytest.raises(SystemExit, match="config.json"):
+        bench.parse_args(["--full", "--ernie-pretrained", str(tmp_path / "nothing")])
