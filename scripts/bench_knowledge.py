@@ -9,6 +9,13 @@ model) on the training questions, then evaluated on the test questions (heads no
 question mentions). ``lm`` must stay near chance (1 / choices); a model that reads the graph
 must approach 100%.
 
+The recipe (:data:`RECIPE`, the same for every model, before any ``--set``): the text encoder
+stays frozen for every epoch (the text carries no signal here, and its statement vectors are
+computed once: ``optim.unfreeze_epoch``), RAdam with graph learning rate 3e-3, no GNN dropout.
+Measured on 5 pairs at 1 hop (qagnn, min / mean accuracy): AdamW 1e-3 with GNN dropout 0.2 (the
+CommonsenseQA settings) 0.31 on one pair; RAdam 3e-3 with dropout 0.2: 0.33 / 0.73 (two
+pairs stuck at the "linked or not" plateau); RAdam 3e-3 without dropout: 0.993 / 0.997.
+
 Each run's metrics are kept in ``--out``; ``--resume`` reuses the runs already finished with the
 same settings, so an interrupted benchmark continues where it stopped.
 
@@ -92,6 +99,15 @@ def make_data(args: argparse.Namespace, hops: int, data_seed: int) -> Path:
     return out
 
 
+RECIPE = (
+    "optim.optimizer=radam",
+    "optim.gnn_lr=3e-3",
+    "model.gnn_dropout=0",
+)
+"""Overrides of every run (see the module docstring); ``optim.unfreeze_epoch`` follows
+``--epochs``."""
+
+
 def run_overrides(
     args: argparse.Namespace, data: Path, model: str, train_seed: int, run_dir: Path
 ) -> list[str]:
@@ -110,6 +126,8 @@ def run_overrides(
         "graph.source=null",
         "graph.scorer=none",
         f"graph.cache_dir={args.out / 'cache'}",
+        f"optim.unfreeze_epoch={args.epochs}",
+        *RECIPE,
         *args.overrides,
     ]
 
