@@ -23,6 +23,8 @@ class QAGNNConfig(KelmGraphConfig):
             ``gnn_dim``.
         score_basis: sinusoidal basis functions encoding the node relevance score.
         fc_dim: hidden width of the scoring MLP.
+        statement_features: every node's extra features also carry its statement vector
+            (projected), so each layer's attention reads the question from the first layer on.
         residual: residual scoring: the choice logit is the plain LM's linear head on the
             statement vector plus the graph module's contribution, whose last layer starts at
             zero, so at step 0 the model is its text baseline and training adds what the graph
@@ -37,6 +39,7 @@ class QAGNNConfig(KelmGraphConfig):
     score_basis: int = 32
     fc_dim: int = 200
     residual: bool = True
+    statement_features: bool = True
 
     def validate_heads(self) -> None:
         for name in ("gnn_heads", "pool_heads", "score_basis", "fc_dim"):

@@ -92,6 +92,7 @@ def build_qagnn(settings: Any, context: BuildContext) -> QAGNNForMultipleChoice:
         **_graph_settings(settings, context),
         gnn_heads=settings.gnn_heads,
         pool_heads=settings.pool_heads,
+        statement_features=settings.statement_features,
     )
     context.init_nodes(model, model.init_node_embeddings)
     return model

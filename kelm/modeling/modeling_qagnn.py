@@ -10,12 +10,18 @@ Per statement (question, choice), with its retrieved subgraph:
    context->answer (``2R+1``) and their reverses (``2R+2``, ``2R+3``).
 3. **Node features**: KG nodes start from the node table (projected to ``gnn_dim``); every node
    also carries a node-type embedding and a sinusoidal encoding of its relevance score
-   (``node_score``), fed to every layer.
+   (``node_score``), fed to every layer, and (``statement_features``, a kelm addition) its
+   statement vector, projected: each layer's attention query, key and message then read the
+   question, so an edge can be weighed against what is asked from the first layer on (in the
+   paper only the context node carries the statement, reaching other nodes a hop per layer;
+   on the knowledge-necessary task of ``scripts/bench_knowledge.py`` that left 2-hop
+   questions at the "linked or not" plateau).
 4. **GNN**: ``gnn_layers`` relation- and node-type-aware GAT layers
    (:class:`~kelm.modeling.gnn.TypedGATConv`) with residual connections and layer norm.
 5. **Pooling**: multi-head attention over the KG nodes (the context node when there are none)
    with ``s`` as query.
-6. **Score**: ``MLP([s; pooled; context node])``.
+6. **Score**: ``MLP([s; pooled; context node])``, plus (``residual``) the plain LM head
+   ``w^T s``, the MLP's last layer starting at zero.
 
 An empty subgraph (no nodes, or only the context node) is reasoned over as a one-node graph.
 For message passing in both directions, build the graphs with inverse edges
@@ -62,6 +68,11 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
         self.context_proj = nn.Linear(h, d)
         self.node_type_embedding = nn.Embedding(NUM_NODE_TYPES, d // 2)
         self.score_proj = nn.Linear(config.score_basis, d - d // 2)
+        # every node's attention query, key and message also see its statement (the question
+        # selects which edges matter: an edge type is matched against the asked relation from
+        # the first layer on)
+        self.statement_feature = nn.Linear(h, d) if config.statement_features else None
+        feature_dim = 2 * d if config.statement_features else d
         self.gnn_layers = nn.ModuleList(
             TypedGATConv(
                 d,
@@ -69,7 +80,7 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
                 num_edge_types=config.num_edge_types,
                 num_node_types=NUM_NODE_TYPES,
                 heads=config.gnn_heads,
-                node_feature_dim=d,
+                node_feature_dim=feature_dim,
                 dropout=config.gnn_dropout,
             )
             for _ in range(config.gnn_layers)
@@ -178,6 +189,9 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
             ],
             dim=-1,
         )  # [n', d]
+        if self.statement_feature is not None:
+            stmt = gather_rows(self.statement_feature(statements), batch)  # [n', d]
+            extra = torch.cat([extra, stmt], dim=-1)  # [n', 2d]
         extra = nn.functional.gelu(extra)
 
         h = x

@@ -115,6 +115,9 @@ class ModelConfig(EncoderConfig):
             KagNet 2, QA-GNN 5) and dropout.
         gnn_heads, pool_heads: QA-GNN attention heads (GAT layers, pooling).
         fc_dim: hidden width of the scoring MLP.
+        statement_features: qagnn: every node's attention also reads its statement vector
+            (the question selects the edges from the first layer on; ``False``: the paper's
+            layers, where only the context node carries the statement).
         residual: kagnet, qagnn: residual scoring (the plain LM head plus a graph contribution
             that starts at zero; ``False``: one MLP over text and graph features).
         relation_dim: KagNet relation table width (``None``: the KG embeddings' width, else 100).
@@ -145,6 +148,7 @@ class ModelConfig(EncoderConfig):
     pool_heads: int = 2
     fc_dim: int = 200
     residual: bool = True
+    statement_features: bool = True
     relation_dim: int | None = None
     path_dim: int = 64
     max_paths: int = 32

@@ -72,3 +72,12 @@ def test_statement_vectors_replace_the_encoder() -> None:
     assert not torch.equal(other, direct)
     with pytest.raises(ValueError, match="statement_vectors"):
         model(**{**inputs, "statement_vectors": vectors[..., :5]})
+
+
+def test_qagnn_statement_features_reach_the_graph_layers() -> None:
+    """With ``statement_features`` every node's attention reads its statement: the
+    projection gets a gradient through the GNN; without, the module does not exist."""
+    model = make_model("qagnn", statement_features=True)
+    model(**_inputs("qagnn")).loss.backward()
+    assert model.statement_feature.weight.grad.abs().sum() > 0
+    assert make_model("qagnn", statement_features=False).statement_feature is None
