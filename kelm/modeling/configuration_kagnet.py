@@ -26,6 +26,8 @@ class KagnetConfig(KelmGraphConfig):
         max_hops: ``K``, the longest path (path tensors are ``[*, K + 1]`` nodes, ``[*, K]``
             relations).
         fc_dim: hidden width of the scoring MLP.
+        statement_paths: the path LSTM starts from a state computed from the statement vector
+            (``False``: from zeros, as in the paper).
         residual: residual scoring: the choice logit is the plain LM's linear head on the
             statement vector plus the graph module's contribution, whose last layer starts at
             zero, so at step 0 the model is its text baseline and training adds what the graph
@@ -41,6 +43,7 @@ class KagnetConfig(KelmGraphConfig):
     max_hops: int = 3
     fc_dim: int = 200
     residual: bool = True
+    statement_paths: bool = True
 
     def validate_paths(self) -> None:
         for name in ("relation_dim", "path_dim", "max_hops", "fc_dim"):

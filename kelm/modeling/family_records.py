@@ -77,6 +77,7 @@ def build_kagnet(settings: Any, context: BuildContext) -> KagnetForMultipleChoic
         **_graph_settings(settings, context),
         relation_dim=relation_dim,
         path_dim=settings.path_dim,
+        statement_paths=settings.statement_paths,
         max_hops=context.max_hops,
     )
     context.init_nodes(model, model.init_node_embeddings)

@@ -9,12 +9,18 @@ Per statement (question, choice):
    (:class:`~kelm.modeling.gnn.RGCNEncoder`). Path concepts missing from the graph (or all, when
    no ``graphs`` are given) use the projected table vector.
 3. **Path encoder**: an LSTM over the triples ``[c_t; r_t; c_{t+1}]`` of each path; the path
-   vector is the LSTM state after the last hop.
+   vector is the LSTM state after the last hop. With ``statement_paths`` (a kelm addition) the
+   LSTM starts from a state computed from ``s`` rather than zeros, so its gates read each hop's
+   relation against the question (in the paper ``s`` enters only through the attention
+   queries and the final MLP; on the knowledge-necessary task of
+   ``scripts/bench_knowledge.py`` a path's relation then had to be matched to the question by
+   the final MLP alone, which some seeds never learned in the budget).
 4. **Hierarchical attention** with ``s`` as query: over the paths of each concept pair
    ``(q, a)`` (first and last node of the path), giving ``R_qa``; the pair vector is
    ``[R_qa; T_qa]`` with ``T_qa = MLP([c_q; c_a])``; then over the pairs of the statement.
 5. **Score**: ``MLP([s; g])`` where ``g`` is the attended pair vector, or a learned "no path"
-   vector for a statement without paths.
+   vector for a statement without paths; plus (``residual``) the plain LM head ``w^T s``, the
+   MLP's last layer starting at zero.
 
 Simplifications against the paper: the GCN is relational (typed edges) rather than a plain GCN
 over an unlabeled schema graph, ``T_qa`` leaves out ``s`` (it enters through the attention
@@ -110,6 +116,8 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
         )
         self.gnn_dropout = nn.Dropout(config.gnn_dropout)
         self.path_lstm = nn.LSTM(2 * d + config.relation_dim, p, batch_first=True)
+        # statement_paths: the LSTM reads every path from a state set by its statement
+        self.path_init = nn.Linear(h, 2 * p) if config.statement_paths else None
         self.path_query = nn.Linear(h, p)
         self.path_key = nn.Linear(p, p)
         self.pair_mlp = nn.Sequential(nn.Linear(2 * d, p), nn.GELU(), nn.Linear(p, p))
@@ -228,7 +236,13 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
         )  # [M, K+1, d]
         relations = self.relation_embedding(rels.clamp(min=0))  # [M, K, rd]
         triples = torch.cat([concepts[:, :-1], relations, concepts[:, 1:]], dim=-1)  # [M, K, 2d+rd]
-        states, _ = self.path_lstm(triples)  # [M, K, p]
+        if self.path_init is not None:  # the question sets the state the path is read from
+            h0, c0 = torch.tanh(self.path_init(statements)[stmt]).chunk(2, dim=-1)  # [M, p] x2
+            states, _ = self.path_lstm(
+                triples, (h0.unsqueeze(0).contiguous(), c0.unsqueeze(0).contiguous())
+            )  # [M, K, p]
+        else:
+            states, _ = self.path_lstm(triples)  # [M, K, p]
         arange = torch.arange(m, device=nodes.device)
         paths = states[arange, hops - 1]  # [M, p]: state after the last hop
 

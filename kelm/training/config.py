@@ -118,6 +118,8 @@ class ModelConfig(EncoderConfig):
         statement_features: qagnn: every node's attention also reads its statement vector
             (the question selects the edges from the first layer on; ``False``: the paper's
             layers, where only the context node carries the statement).
+        statement_paths: kagnet: the path LSTM starts from a state computed from the statement
+            (``False``: from zeros, as in the paper).
         residual: kagnet, qagnn: residual scoring (the plain LM head plus a graph contribution
             that starts at zero; ``False``: one MLP over text and graph features).
         relation_dim: KagNet relation table width (``None``: the KG embeddings' width, else 100).
@@ -149,6 +151,7 @@ class ModelConfig(EncoderConfig):
     fc_dim: int = 200
     residual: bool = True
     statement_features: bool = True
+    statement_paths: bool = True
     relation_dim: int | None = None
     path_dim: int = 64
     max_paths: int = 32

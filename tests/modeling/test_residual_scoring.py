@@ -81,3 +81,12 @@ def test_qagnn_statement_features_reach_the_graph_layers() -> None:
     model(**_inputs("qagnn")).loss.backward()
     assert model.statement_feature.weight.grad.abs().sum() > 0
     assert make_model("qagnn", statement_features=False).statement_feature is None
+
+
+def test_kagnet_statement_paths_condition_the_path_encoder() -> None:
+    """With ``statement_paths`` the path LSTM starts from the statement: its initial-state
+    projection gets a gradient; without, the module does not exist."""
+    model = make_model("kagnet", statement_paths=True)
+    model(**_inputs("kagnet")).loss.backward()
+    assert model.path_init.weight.grad.abs().sum() > 0
+    assert make_model("kagnet", statement_paths=False).path_init is None
