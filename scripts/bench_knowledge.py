@@ -113,6 +113,7 @@ RECIPE = (
 def run_overrides(
     args: argparse.Namespace, data: Path, model: str, train_seed: int, run_dir: Path
 ) -> list[str]:
+    total_steps = args.epochs * -(-args.train_questions // args.batch_size)
     return [
         f"run_dir={run_dir}",
         f"seed={train_seed}",
@@ -129,7 +130,7 @@ def run_overrides(
         "graph.scorer=none",
         f"graph.cache_dir={args.out / 'cache'}",
         f"optim.unfreeze_epoch={args.epochs}",
-        f"optim.warmup_steps={max(1, args.epochs * -(-args.train_questions // args.batch_size) // 20)}",
+        f"optim.warmup_steps={max(1, total_steps // 20)}",
         *RECIPE,
         *args.overrides,
     ]
