@@ -265,6 +265,32 @@ class KelmPreTrainedModel(PreTrainedModel):
         hidden = out.last_hidden_state  # [B*C, L, H]
         return pool_hidden_states(hidden, flat_mask, self.config.pooling), num_choices
 
+    # ------------------------------------------------------------------ frozen encoder
+    def frozen_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """The parameters a frozen-encoder warm-up freezes (``optim.unfreeze_epoch``): the text
+        encoder's."""
+        return [(n, p) for n, p in self.named_parameters() if n.startswith("text_encoder.")]
+
+    @property
+    def frozen_feature_numel(self) -> int:
+        """Numbers per statement of :meth:`frozen_features` (a statement vector: ``H``)."""
+        return self.statement_dim
+
+    def frozen_features(
+        self, input_ids: Tensor, attention_mask: Tensor | None, token_type_ids: Tensor | None
+    ) -> Tensor:
+        """What the frozen encoder computes for each statement, as the model's
+        ``statement_vectors`` input takes it: the pooled statement vector.
+
+        Shapes: ``[N, L]`` -> ``[N, H]``
+        """
+        vectors, _ = self.encode_statements(
+            input_ids.unsqueeze(1),
+            attention_mask.unsqueeze(1) if attention_mask is not None else None,
+            token_type_ids.unsqueeze(1) if token_type_ids is not None else None,
+        )
+        return vectors
+
     @classmethod
     def from_text_encoder(
         cls,

@@ -136,16 +136,24 @@ class ModelFamily:
         return bool(self.needs)
 
     @property
-    def reuses_statement_vectors(self) -> bool:
-        """Whether the model reads the text only through one pooled vector per statement
-        (``statement_vectors`` among its inputs): while its encoder is frozen, the vectors are
-        computed once and reused (:mod:`kelm.engine.statements`)."""
-        return "statement_vectors" in self.inputs
+    def frozen_input(self) -> str | None:
+        """The ``forward`` input that takes what the frozen encoder computed (one of
+        :data:`FROZEN_INPUTS` among ``inputs``; ``None``: the family recomputes it): while the
+        encoder is frozen, it is computed once and reused (:mod:`kelm.engine.frozen`)."""
+        return next((k for k in FROZEN_INPUTS if k in self.inputs), None)
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """The part of a collated batch that this family's ``forward`` takes."""
-        return {k: batch[k] for k in self.inputs if k in batch}
+        """The part of a collated batch that this family's ``forward`` takes (the batch's
+        ``frozen`` features under the family's :attr:`frozen_input`)."""
+        inputs = {k: batch[k] for k in self.inputs if k in batch}
+        if "frozen" in batch and self.frozen_input is not None:
+            inputs[self.frozen_input] = batch["frozen"]
+        return inputs
 
+
+FROZEN_INPUTS = ("statement_vectors", "t_encoder_states")
+"""Model inputs that carry a frozen encoder's output: pooled statement vectors (models that
+read the text through one vector per statement) or ERNIE's T-Encoder token states."""
 
 _FAMILIES: dict[str, ModelFamily] = {}
 

@@ -211,7 +211,7 @@ ERNIE = register_family(
         name="ernie",
         config_class=KelmErnieConfig,
         model_class=KelmErnieForMultipleChoice,
-        inputs=(*TEXT_INPUTS, "entity_ids"),
+        inputs=(*TEXT_INPUTS, "entity_ids", "t_encoder_states"),
         needs=frozenset({"entities"}),
         # ERNIE fuses TransE vectors trained on the graph (Zhang et al. 2019): names of
         # made-up (and many real) nodes say nothing about their edges

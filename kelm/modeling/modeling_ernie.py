@@ -333,6 +333,54 @@ class KelmErniePreTrainedModel(KelmPreTrainedModel):
                 "(config.num_entities, the graph's node count)"
             )
 
+    # ------------------------------------------------------------------ frozen encoder
+    def frozen_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """What a frozen-encoder warm-up freezes: the T-Encoder (embeddings and the lower
+        layers). The K-Encoder layers are the fusion, so they train with it."""
+        split = len(self._backbone_layers()) - self.config.num_knowledge_layers
+        lower = tuple(f"text_encoder.encoder.layer.{i}." for i in range(split))
+        return [
+            (n, p)
+            for n, p in self.named_parameters()
+            if n.startswith(("text_encoder.embeddings.", *lower))
+        ]
+
+    @property
+    def frozen_feature_numel(self) -> int:
+        """Token states: ``L * H`` per statement (large: kept in memory, not on disk)."""
+        return 1 << 30
+
+    def t_encoder(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
+    ) -> Tensor:
+        """The T-Encoder: embeddings and the lower ``N - M`` backbone layers.
+
+        Shapes: ``[N, L]`` -> ``[N, L, H]``
+        """
+        encoder = self.text_encoder
+        layers = self._backbone_layers()
+        hidden = encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        token_mask = create_bidirectional_mask(
+            config=encoder.config, inputs_embeds=hidden, attention_mask=attention_mask
+        )
+        for layer in layers[: len(layers) - self.config.num_knowledge_layers]:
+            hidden = layer(hidden, token_mask)
+            if isinstance(hidden, tuple):  # layers of older architectures return tuples
+                hidden = hidden[0]
+        return hidden
+
+    def frozen_features(
+        self, input_ids: Tensor, attention_mask: Tensor | None, token_type_ids: Tensor | None
+    ) -> Tensor:
+        """The T-Encoder's token states (the model's ``t_encoder_states`` input).
+
+        Shapes: ``[N, L]`` -> ``[N, L, H]``
+        """
+        return self.t_encoder(input_ids, attention_mask, token_type_ids)
+
     # ------------------------------------------------------------------ encoding
     def encode(
         self,
@@ -340,6 +388,7 @@ class KelmErniePreTrainedModel(KelmPreTrainedModel):
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
         entity_ids: Tensor | None = None,
+        t_encoder_states: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Run the T-Encoder and the K-Encoder.
 
@@ -347,6 +396,8 @@ class KelmErniePreTrainedModel(KelmPreTrainedModel):
             input_ids, attention_mask, token_type_ids: as BERT.
             entity_ids: KG node id aligned to each wordpiece, ``-1`` where none (``None``: no
                 entities; the model is then the plain backbone).
+            t_encoder_states: the T-Encoder's output computed before (a frozen T-Encoder:
+                :mod:`kelm.engine.frozen`); when given, the T-Encoder does not run.
 
         Returns:
             ``(tokens, entities, has_entity)``: token states, entity states (zeros where no
@@ -374,17 +425,20 @@ class KelmErniePreTrainedModel(KelmPreTrainedModel):
         if attention_mask is not None:
             has_entity &= attention_mask.bool()  # padding never carries an entity
 
-        encoder = self.text_encoder
         layers = self._backbone_layers()
-        hidden = encoder.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+        if t_encoder_states is None:
+            hidden = self.t_encoder(input_ids, attention_mask, token_type_ids)  # [N, L, H]
+        else:
+            if t_encoder_states.shape[:2] != input_ids.shape:
+                raise ValueError(
+                    f"t_encoder_states {list(t_encoder_states.shape)} must be [N, L, H] for "
+                    f"input_ids {list(input_ids.shape)}"
+                )
+            hidden = t_encoder_states.to(self.dtype)
         token_mask = create_bidirectional_mask(
-            config=encoder.config, inputs_embeds=hidden, attention_mask=attention_mask
+            config=self.text_encoder.config, inputs_embeds=hidden, attention_mask=attention_mask
         )
         split = len(layers) - self.config.num_knowledge_layers
-        for layer in layers[:split]:  # T-Encoder
-            hidden = layer(hidden, token_mask)
-            if isinstance(hidden, tuple):  # layers of older architectures return tuples
-                hidden = hidden[0]
 
         # Pack the entities of each sequence into slots 0..E-1 (E: the most of one sequence).
         seq, pos = has_entity.nonzero(as_tuple=True)  # [P] each, row-major
@@ -651,6 +705,7 @@ class KelmErnieForMultipleChoice(KelmErniePreTrainedModel):
         attention_mask: Tensor | None = None,
         token_type_ids: Tensor | None = None,
         entity_ids: Tensor | None = None,
+        t_encoder_states: Tensor | None = None,
         labels: Tensor | None = None,
         **kwargs: Any,
     ) -> MultipleChoiceModelOutput:
@@ -659,12 +714,15 @@ class KelmErnieForMultipleChoice(KelmErniePreTrainedModel):
         Args:
             input_ids, attention_mask, token_type_ids: the tokenised statements.
             entity_ids: aligned entity ids, ``-1`` where none (``None``: no entities).
+            t_encoder_states: the T-Encoder's token states computed before (a frozen
+                T-Encoder); when given, the T-Encoder does not run.
             labels: index of the right choice (optional).
             kwargs: the graph inputs of a collator shared with the graph models (``graphs``,
                 ``path_*``) are accepted and ignored.
 
         Shapes:
             - input_ids, attention_mask, token_type_ids, entity_ids: ``[B, C, L]``
+            - t_encoder_states: ``[B, C, L, H]``
             - labels: ``[B]``
             - output: ``logits [B, C]``; ``loss`` (cross-entropy over choices) when ``labels``
         """
@@ -686,6 +744,9 @@ class KelmErnieForMultipleChoice(KelmErniePreTrainedModel):
             mask,
             flat(token_type_ids),
             flat(entity_ids),  # type: ignore[arg-type]
+            t_encoder_states.reshape(-1, length, t_encoder_states.shape[-1])
+            if t_encoder_states is not None
+            else None,
         )
         statements = pool_hidden_states(tokens, mask, self.config.pooling)  # [B*C, H]
         return self.choice_output(

@@ -31,7 +31,8 @@ class Collator:
         - ``path_nodes`` ``[B*C, P, K+1]``, ``path_rels`` ``[B*C, P, K]``, ``path_mask``
           ``[B*C, P]`` (KagNet)
         - ``entity_ids``: ``[B, C, L]``, ``-1`` where no entity and in padding (ERNIE)
-        - ``statement_vectors``: ``[B, C, H]`` when every example carries them
+        - ``frozen``: ``[B, C, H]`` or ``[B, C, L, H]`` (zeros past a statement's own length)
+          when every example carries frozen-encoder features
     """
 
     def __init__(self, pad_token_id: int, max_hops: int = 3, max_paths: int = 32) -> None:
@@ -83,19 +84,35 @@ class Collator:
             batch["token_type_ids"] = token_type_ids
         if with_entities:
             batch["entity_ids"] = entity_ids
-        if all(e.statement_vectors is not None for e in examples):
-            rows = []
-            for e in examples:
-                v = e.statement_vectors  # [num_choices, H]
-                assert v is not None
-                rows.append(torch.cat([v, v[:1].expand(c - e.num_choices, -1)]))  # [C, H]
-            # padding choices copy the first one, as the tokens do
-            batch["statement_vectors"] = torch.stack(rows)  # [B, C, H]
+        if all(e.frozen is not None for e in examples):
+            batch["frozen"] = self._frozen(examples, c, length)
         if graphs:
             batch["graphs"] = Batch.from_data_list(graphs)  # B*C graphs
         if examples[0].paths is not None:
             batch.update(pad_paths(paths, max_hops=self.max_hops, max_paths=self.max_paths))
         return batch
+
+    @staticmethod
+    def _frozen(examples: Sequence[Example], c: int, length: int) -> torch.Tensor:
+        """Frozen-encoder features padded like the tokens: padding choices copy the first one;
+        token states are zero past a statement's own length.
+
+        Shapes: per example ``[C_i, H]`` or ``[C_i, L_i, H]`` -> ``[B, C, H]`` or ``[B, C, L, H]``
+        """
+        first = examples[0].frozen
+        assert first is not None
+        tail = first.shape[1:] if first.dim() == 2 else (length, *first.shape[2:])
+        out = first.new_zeros(len(examples), c, *tail)
+        for i, e in enumerate(examples):
+            f = e.frozen
+            assert f is not None
+            for j in range(c):
+                k = j if j < e.num_choices else 0
+                if f.dim() == 2:
+                    out[i, j] = f[k]
+                else:
+                    out[i, j, : f.shape[1]] = f[k]
+        return out
 
 
 __all__ = ["Collator"]

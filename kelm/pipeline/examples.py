@@ -48,9 +48,10 @@ class Example:
         graphs: per choice, the PyG subgraph (graph models).
         paths: per choice, the ``(node_ids, relation_ids)`` paths (KagNet).
         entity_ids: per choice, the node id aligned to each token, ``-1`` where none (ERNIE).
-        statement_vectors: ``[num_choices, H]``, the frozen text encoder's statement vectors
-            (set by the training loop while the encoder is frozen, so it runs once per
-            statement instead of once per epoch; see :mod:`kelm.engine.statements`).
+        frozen: what the frozen text encoder computes for each choice (``[num_choices, H]``
+            statement vectors, or ``[num_choices, L, H]`` token states): set by the training
+            loop while the encoder is frozen, so it runs once per statement instead of once
+            per epoch (:mod:`kelm.engine.frozen`).
     """
 
     id: str
@@ -61,7 +62,7 @@ class Example:
     graphs: list[Data] | None = None
     paths: list[list[tuple[list[int], list[int]]]] | None = None
     entity_ids: list[list[int]] | None = None
-    statement_vectors: torch.Tensor | None = None
+    frozen: torch.Tensor | None = None
 
     @property
     def num_choices(self) -> int:

@@ -15,9 +15,9 @@ One run:
    embeddings or from text embeddings of the node names (cached per graph checksum + encoder).
 4. **Optimizer**: AdamW or RAdam, one learning rate for the text encoder and one for the
    rest; a warm-up + linear/cosine/constant schedule; the encoder frozen for the first
-   ``optim.unfreeze_epoch`` epochs / ``optim.freeze_lm_steps`` steps. While it is frozen, families
-   that read one vector per statement reuse vectors computed once
-   (:mod:`kelm.engine.statements`).
+   ``optim.unfreeze_epoch`` epochs / ``optim.freeze_lm_steps`` steps. While it is frozen, its
+   output (statement vectors; ERNIE: T-Encoder token states) is computed once and reused
+   (:mod:`kelm.engine.frozen`).
 5. **Loop**: per epoch a permutation seeded by ``(seed, epoch)``; per step cross-entropy over
    the choices (with ``distill.teacher``, mixed with the KL divergence to a teacher run's
    choice distribution: :mod:`kelm.training.distillation`); after each epoch evaluation on
@@ -48,6 +48,7 @@ from kelm._io import write_json
 from kelm.config import flat_dict
 from kelm.engine import checkpoint as ckpt
 from kelm.engine.batching import epoch_batches, move_to
+from kelm.engine.frozen import frozen_features, with_frozen_features
 from kelm.engine.logs import log_train_step, progress_bar, summary_writer
 from kelm.engine.optim import decays, make_scheduler, optimizer_step
 from kelm.engine.predict import predict_logits, score, write_predictions
@@ -63,7 +64,6 @@ from kelm.engine.runtime import (
     write_checkpoint,
     write_history,
 )
-from kelm.engine.statements import statement_vectors, with_statement_vectors
 from kelm.errors import KelmError
 from kelm.modeling.backbones import IGNORE_INDEX
 from kelm.modeling.encoders import hf_progress_bars
@@ -295,14 +295,14 @@ def _train(
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
     lm_frozen: bool | None = None
-    # Frozen-encoder statement vectors (computed on first use; the encoder is frozen from
-    # step 0 until it unfreezes for good, so they stay valid for the whole frozen phase).
-    reuse = family.reuses_statement_vectors
+    # Frozen-encoder features (computed on first use; the encoder is frozen from step 0 until
+    # it unfreezes for good, so they stay valid for the whole frozen phase).
+    reuse = family.frozen_input is not None
     frozen_sets: dict[str, list[Any]] = {}
 
     def frozen_examples(name: str, examples: list[Any]) -> list[Any]:
         if name not in frozen_sets:
-            vectors = statement_vectors(
+            features = frozen_features(
                 unwrapped,
                 examples,
                 collator,
@@ -310,7 +310,7 @@ def _train(
                 device=accelerator.device,
                 progress=show,
             )
-            frozen_sets[name] = with_statement_vectors(examples, vectors)
+            frozen_sets[name] = with_frozen_features(examples, features)
         return frozen_sets[name]
 
     if rng is not None:
@@ -406,7 +406,7 @@ def _train(
         if data.eval and (cfg.eval_every_epoch or last):
             t1 = time.perf_counter()
             # The frozen phase is a prefix: if the last step was frozen, the encoder has not
-            # moved yet and its statement vectors are still those computed once.
+            # moved yet and its features are still those computed once.
             eval_set = frozen_examples("eval", data.eval) if reuse and lm_frozen else data.eval
             eval_logits = predict_logits(
                 unwrapped,

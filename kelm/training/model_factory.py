@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -136,13 +138,36 @@ def graph_embeddings(cfg: TrainConfig, graph: GraphResources, *, progress: bool 
         log.info(
             "training %s graph embeddings of %s (cached in %s)", m.kge_model, graph.index.path, out
         )
-        embed_kg(graph.index, out, kge_cfg, progress=progress)
+        # embed_kg seeds the global generators: keep the run's streams as they were, so a run
+        # that trains the embeddings and one that finds them cached give the same numbers
+        with preserved_rng():
+            embed_kg(graph.index, out, kge_cfg, progress=progress)
     return load_embeddings(out, graph.index)
 
 
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Restore the torch, numpy and ``random`` generator states on exit."""
+    import random
+
+    import numpy as np
+    import torch
+
+    states = (torch.get_rng_state(), np.random.get_state(), random.getstate())
+    try:
+        yield
+    finally:
+        torch.set_rng_state(states[0])
+        np.random.set_state(states[1])
+        random.setstate(states[2])
+
+
 def set_lm_trainable(model: nn.Module, trainable: bool) -> None:
-    """Freeze or unfreeze the text encoder (``model.text_encoder``)."""
-    for p in model.text_encoder.parameters():
+    """Freeze or unfreeze the text encoder: the parameters the model names in
+    ``frozen_named_parameters()`` (ERNIE: its T-Encoder), else all of ``model.text_encoder``."""
+    named = getattr(model, "frozen_named_parameters", None)
+    params = (p for _, p in named()) if named is not None else model.text_encoder.parameters()
+    for p in params:
         p.requires_grad_(trainable)
 
 

@@ -38,7 +38,7 @@ def test_help_lists_commands() -> None:
     assert list(get_command(app).commands) == COMMANDS
     group = get_command(app).commands
     assert list(group["graph"].commands) == ["build", "info", "export"]
-    assert list(group["data"].commands) == ["download", "list"]
+    assert list(group["data"].commands) == ["download", "list", "synthetic"]
 
 
 def test_every_command_has_help() -> None:

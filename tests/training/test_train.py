@@ -253,7 +253,7 @@ def test_unfreeze_epoch_reuses_statement_vectors_and_resumes_exactly(root: Path)
     a = train(load_train_config(write_config(root / "u-straight.yaml", cfg)), progress=False)
     per_epoch = len(a.history["steps"]) // 2
     assert [s["lm_frozen"] for s in a.history["steps"]] == [True] * per_epoch + [False] * per_epoch
-    cached = list((Path(os.environ["KELM_CACHE"]) / "statements").glob("*.safetensors"))
+    cached = list((Path(os.environ["KELM_CACHE"]) / "frozen").glob("*.safetensors"))
     assert len(cached) == 2  # training and held-out statements
     split = load_train_config(
         write_config(root / "u-split.yaml", {**cfg, "run_dir": str(root / "u-split")})
