@@ -64,7 +64,7 @@ KNOW=(--set data.train="$OUT/work/knowledge/train.jsonl" --set data.eval="$OUT/w
       --set graph.index="$OUT/work/knowledge/graph" --set graph.source=null --set graph.scorer=none
       --set data.max_length=24 --set epochs=3 --set optim.unfreeze_epoch=3 --set eval_every_epoch=false
       --set optim.optimizer=radam --set optim.gnn_lr=3e-3 --set model.gnn_dropout=0
-      --set optim.warmup_steps=22 --overwrite)
+      --set batch_size=8 --set optim.warmup_steps=45 --overwrite)
 for model in lm gsc qagnn; do
   kelm train --config "configs/csqa-$model.yaml" --set run_dir="$OUT/work/runs/knowledge-$model" \
     "${KNOW[@]}"
