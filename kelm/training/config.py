@@ -108,7 +108,11 @@ class ModelConfig(EncoderConfig):
             ``kelm embed-kg`` on the run's graph: ``kge_model``, ``kge_dim``, ``kge_epochs``;
             cached under the graph cache, keyed on the graph checksum and these settings),
             ``names`` (text embeddings of the node names) or ``random``.
-        kge_model, kge_dim, kge_epochs: the KG embeddings ``node_init: graph`` trains.
+        kge_model, kge_dim, kge_epochs: the KG embeddings ``node_init: graph`` trains
+            (``kge_epochs: null``: enough epochs for at least 2,000 steps of 1,000 triples, and
+            30 at least: a small graph gets the updates a large one gets from its size; on the
+            1-hop knowledge task, 30 epochs of its 3,000 triples left ERNIE at 0.74, 200 at
+            0.88).
         node_dim: width of a random node table (the others take their width from the vectors).
         freeze_node_embeddings: keep the node table (ERNIE: the entity table) fixed in training.
         gnn_dim, gnn_layers, gnn_dropout: GNN width, depth (``None``: the family default,
@@ -140,7 +144,7 @@ class ModelConfig(EncoderConfig):
     node_init: Literal["auto", "kge", "graph", "names", "random"] = "auto"
     kge_model: Literal["transe", "distmult", "complex", "rotate"] = "transe"
     kge_dim: int = 100
-    kge_epochs: int = 30
+    kge_epochs: int | None = None
     node_dim: int = 100
     freeze_node_embeddings: bool = True
     gnn_dim: int = 100
@@ -276,7 +280,11 @@ class TrainConfig(RunConfig):
             ("model.max_paths", self.model.max_paths >= 1, "at least 1"),
             ("model.node_dim", self.model.node_dim >= 1, "at least 1"),
             ("model.kge_dim", self.model.kge_dim >= 1, "at least 1"),
-            ("model.kge_epochs", self.model.kge_epochs >= 1, "at least 1"),
+            (
+                "model.kge_epochs",
+                self.model.kge_epochs is None or self.model.kge_epochs >= 1,
+                "at least 1",
+            ),
             ("model.gnn_dim", self.model.gnn_dim >= 1, "at least 1"),
             ("model.knowledge_layers", self.model.knowledge_layers >= 1, "at least 1"),
             ("model.entity_heads", self.model.entity_heads >= 1, "at least 1"),

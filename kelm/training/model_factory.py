@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -128,7 +129,8 @@ def graph_embeddings(cfg: TrainConfig, graph: GraphResources, *, progress: bool 
     from kelm.kge import KGEConfig, embed_kg, load_embeddings
 
     m = cfg.model
-    kge_cfg = KGEConfig(model=m.kge_model, dim=m.kge_dim, epochs=m.kge_epochs, seed=0).resolved()
+    epochs = m.kge_epochs or kge_auto_epochs(graph.index.num_edges)
+    kge_cfg = KGEConfig(model=m.kge_model, dim=m.kge_dim, epochs=epochs, seed=0).resolved()
     settings = {k: v for k, v in kge_cfg.to_dict().items() if k != "threads"}
     key = hashlib.sha256(
         json.dumps([graph.index.checksum, settings], sort_keys=True).encode()
@@ -143,6 +145,17 @@ def graph_embeddings(cfg: TrainConfig, graph: GraphResources, *, progress: bool 
         with preserved_rng():
             embed_kg(graph.index, out, kge_cfg, progress=progress)
     return load_embeddings(out, graph.index)
+
+
+KGE_MIN_STEPS = 2000
+"""``kge_epochs: null`` trains at least this many batches (and 30 epochs)."""
+
+
+def kge_auto_epochs(num_edges: int, batch_size: int = 1000) -> int:
+    """Epochs of at least :data:`KGE_MIN_STEPS` batches of ``batch_size`` triples, 30 at
+    least (CN-100K's 100k edges: 30)."""
+    batches = max(1, math.ceil(num_edges / batch_size))
+    return max(30, math.ceil(KGE_MIN_STEPS / batches))
 
 
 @contextmanager

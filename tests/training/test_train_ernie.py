@@ -213,3 +213,11 @@ def test_cached_or_trained_entity_table_gives_the_same_run(root: Path, tmp_path:
     b_cfg = {**cfg, "run_dir": str(root / "rng-b")}
     b = train(load_train_config(write_config(tmp_path / "b.yaml", b_cfg)), progress=False)
     assert [s["loss"] for s in b.history["steps"]] == [s["loss"] for s in a.history["steps"]]
+
+
+def test_kge_epochs_auto_gives_small_graphs_enough_steps() -> None:
+    from kelm.training.model_factory import kge_auto_epochs
+
+    assert kge_auto_epochs(100_000) == 30  # CN-100K: 100 batches an epoch
+    assert kge_auto_epochs(3_000) == 667  # the 1-hop knowledge task: 3 batches an epoch
+    assert kge_auto_epochs(3_000_000) == 30
