@@ -12,7 +12,8 @@ evaluation mode (no dropout: a frozen encoder is a fixed feature extractor):
 
 The model says what its frozen part is (``frozen_parameters()``) and computes the features
 (``frozen_features()``). Small features (statement vectors) are cached on disk under
-``$KELM_CACHE/frozen/``, keyed on everything that changes them: the model class, the frozen
+``$KELM_CACHE/frozen/``, keyed on everything that changes them: what is computed (the model's
+``frozen_feature_kind``: the families that read statement vectors share them), the frozen
 weights (sha256), the pooling, and the tokens of every statement (ids, segment ids, order);
 token states stay in memory.
 """
@@ -136,7 +137,10 @@ def frozen_features(
 
     pooling = str(getattr(model.config, "pooling", ""))  # type: ignore[union-attr]
     frozen = parameters_digest(model.frozen_named_parameters())  # type: ignore[operator]
-    parts = [type(model).__name__, frozen, pooling, tokens_digest(examples)]
+    # keyed on what is computed, not on the model class: lm, kagnet, qagnn and gsc on one
+    # encoder share their statement vectors
+    kind = str(getattr(model, "frozen_feature_kind", type(model).__name__))
+    parts = [kind, frozen, pooling, tokens_digest(examples)]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
     path = default_cache_dir() / "frozen" / f"{key}.safetensors"
     counts = [e.num_choices for e in examples]

@@ -271,6 +271,10 @@ class KelmPreTrainedModel(PreTrainedModel):
         encoder's."""
         return [(n, p) for n, p in self.named_parameters() if n.startswith("text_encoder.")]
 
+    frozen_feature_kind = "statement_vectors"
+    """What :meth:`frozen_features` computes (part of its cache key: models of one kind on one
+    encoder share the cached features)."""
+
     @property
     def frozen_feature_numel(self) -> int:
         """Numbers per statement of :meth:`frozen_features` (a statement vector: ``H``)."""

@@ -345,6 +345,8 @@ class KelmErniePreTrainedModel(KelmPreTrainedModel):
             if n.startswith(("text_encoder.embeddings.", *lower))
         ]
 
+    frozen_feature_kind = "t_encoder_states"
+
     @property
     def frozen_feature_numel(self) -> int:
         """Token states: ``L * H`` per statement (large: kept in memory, not on disk)."""

@@ -62,6 +62,13 @@ def test_cache_is_keyed_on_weights_and_tokens(monkeypatch: pytest.MonkeyPatch) -
         model.text_encoder.embeddings.word_embeddings.weight[5] += 1.0
     st.frozen_features(model, exs, Collator(0))
     assert len(cache_files()) == 3
+    # another family on the same encoder and pooling reads the same entry
+    qagnn = make_model("qagnn")
+    qagnn.text_encoder.load_state_dict(model.text_encoder.state_dict())
+    with monkeypatch.context() as m:
+        m.setattr(st, "compute_frozen_features", fail)
+        st.frozen_features(qagnn, exs, Collator(0))
+    assert len(cache_files()) == 3
 
 
 def test_damaged_entry_is_recomputed() -> None:
