@@ -231,7 +231,7 @@ class KelmPreTrainedModel(PreTrainedModel):
         Args:
             input_ids, attention_mask, token_type_ids: the tokenised statements.
             statement_vectors: the encoder's statement vectors computed before (a frozen
-                encoder: :mod:`kelm.engine.statements`); when given, the encoder does not run.
+                encoder: :mod:`kelm.engine.frozen`); when given, the encoder does not run.
 
         Shapes:
             - input_ids, attention_mask, token_type_ids: ``[B, C, L]``

@@ -182,7 +182,7 @@ class TrainOptimConfig(OptimConfig):
             3, GSC: 4): the randomly initialised graph module and head learn before the
             encoder moves. Families that read one vector per statement (lm, kagnet, qagnn,
             gsc) compute those vectors once and reuse them while frozen
-            (:mod:`kelm.engine.statements`), so a frozen epoch costs a fraction of a fine-tuning
+            (:mod:`kelm.engine.frozen`), so a frozen epoch costs a fraction of a fine-tuning
             epoch.
         freeze_lm_steps: the same in optimizer steps (the encoder is frozen while either holds;
             no gradients through it, no updates). The encoder then trains with ``lm_lr`` on the
