@@ -180,10 +180,10 @@ class TrainOptimConfig(OptimConfig):
         gnn_lr: learning rate of everything else (GNN, node tables, scoring head).
         unfreeze_epoch: keep the text encoder frozen for the first N epochs (QA-GNN: 4, MHGRN:
             3, GSC: 4): the randomly initialised graph module and head learn before the
-            encoder moves. Families that read one vector per statement (lm, kagnet, qagnn,
-            gsc) compute those vectors once and reuse them while frozen
-            (:mod:`kelm.engine.frozen`), so a frozen epoch costs a fraction of a fine-tuning
-            epoch.
+            encoder moves. What the frozen part computes (statement vectors; ERNIE, whose
+            K-Encoder layers keep training: the T-Encoder's token states) is computed once and
+            reused (:mod:`kelm.engine.frozen`), so a frozen epoch costs a fraction of a
+            fine-tuning epoch.
         freeze_lm_steps: the same in optimizer steps (the encoder is frozen while either holds;
             no gradients through it, no updates). The encoder then trains with ``lm_lr`` on the
             same schedule.
