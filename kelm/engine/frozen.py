@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -33,6 +33,7 @@ from torch import nn
 from kelm.engine.batching import move_to
 from kelm.paths import cache_dir as default_cache_dir
 from kelm.pipeline import Collator, Example
+from kelm.pipeline.node_embeddings import tensors_digest
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,6 @@ def tokens_digest(examples: Sequence[Example]) -> str:
             if e.token_type_ids is not None:
                 h.update(np.asarray(e.token_type_ids[k], dtype=np.int64).tobytes())
             h.update(b";")
-    return h.hexdigest()
-
-
-def parameters_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
-    """sha256 over named tensors (names, shapes, dtypes, bytes)."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(named, key=lambda kv: kv[0]):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
@@ -127,16 +118,19 @@ def frozen_features(
     """
     if not examples:
         return []
-    compute = lambda: compute_frozen_features(  # noqa: E731
-        model, examples, collator, batch_size=batch_size, device=device, progress=progress
-    )
+
+    def compute() -> list[torch.Tensor]:
+        return compute_frozen_features(
+            model, examples, collator, batch_size=batch_size, device=device, progress=progress
+        )
+
     numel = int(getattr(model, "frozen_feature_numel", DISK_CACHE_MAX_NUMEL + 1))
     if not cache or numel > DISK_CACHE_MAX_NUMEL:
         return compute()
     from safetensors.torch import load_file, save_file
 
     pooling = str(getattr(model.config, "pooling", ""))  # type: ignore[union-attr]
-    frozen = parameters_digest(model.frozen_named_parameters())  # type: ignore[operator]
+    frozen = tensors_digest(model.frozen_named_parameters())  # type: ignore[operator]
     # keyed on what is computed, not on the model class: lm, kagnet, qagnn and gsc on one
     # encoder share their statement vectors
     kind = str(getattr(model, "frozen_feature_kind", type(model).__name__))
@@ -172,7 +166,6 @@ def with_frozen_features(
 __all__ = [
     "compute_frozen_features",
     "frozen_features",
-    "parameters_digest",
     "tokens_digest",
     "with_frozen_features",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,19 @@ from kelm.pipeline.graph import GraphResources
 log = logging.getLogger(__name__)
 
 
-def state_digest(module: nn.Module) -> str:
-    """sha256 over a module's state dict (names, shapes, bytes)."""
+def tensors_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """sha256 over named tensors (names, shapes, dtypes, bytes), in name order."""
     h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
+    for name, tensor in sorted(named, key=lambda kv: kv[0]):
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def state_digest(module: nn.Module) -> str:
+    """sha256 over a module's state dict (:func:`tensors_digest`)."""
+    return tensors_digest(module.state_dict().items())
 
 
 def node_name_embeddings(
@@ -89,4 +95,4 @@ def node_name_embeddings(
     return vectors
 
 
-__all__ = ["node_name_embeddings", "state_digest"]
+__all__ = ["node_name_embeddings", "state_digest", "tensors_digest"]

@@ -35,16 +35,18 @@ def test_residual_model_starts_as_its_text_baseline(family: str) -> None:
 def test_residual_graph_contribution_grows_after_a_step(family: str) -> None:
     model = make_model(family, residual=True)
     inputs = _inputs(family)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    model(**inputs).loss.backward()
-    # only the zero layer gets a gradient at step 0 (its input is the graph features)
-    assert model.classifier[-1].weight.grad.abs().sum() > 0
-    optimizer.step()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(3):
+        model(**inputs).loss.backward()
+        if step == 0:  # only the zero layer gets a gradient at first (its input: graph features)
+            assert model.classifier[-1].weight.grad.abs().sum() > 0
+        optimizer.step()
+        optimizer.zero_grad()
     model.eval()
     with torch.no_grad():
         statements, c = model.encode_statements(inputs["input_ids"], inputs["attention_mask"])
         graph_part = model(**inputs).logits - model.text_head(statements).view(-1, c)  # [B, C]
-    assert graph_part.abs().max() > 1e-5  # float32 rounding of O(1) logits is ~1e-7
+    assert graph_part.abs().max() > 1e-3  # float32 rounding of O(1) logits is ~1e-7
 
 
 @pytest.mark.parametrize("family", GRAPH_FAMILIES)
