@@ -128,6 +128,26 @@ class KGEmbeddings:
     def dim(self) -> int:
         return int(self.manifest["dim"])
 
+    def entity_features(self) -> torch.Tensor:
+        """Entity vectors for a model to read (an ERNIE entity table, a GNN's node table):
+        in the geometry the KGE model scores them, at unit scale.
+
+        TransE compares L_p-normalised entities (``h/|h|_p + r ~ t/|t|_p``): the raw
+        parameters have norms of their own that hide the translations, so rows are normalised
+        first. Then the table is centred (the mean row subtracted) and divided by one global
+        standard deviation: differences between entities (a relation's translation) keep their
+        directions and ratios, while a normalised TransE row (components ~1/dim) would leave
+        attention scores and fusion inputs near zero.
+
+        Shapes: ``[N, width]`` (as ``entity``), float32.
+        """
+        entity = self.entity.float()
+        if self.model_name == "transe":
+            p = float(self.manifest.get("options", {}).get("p_norm") or 1.0)
+            entity = torch.nn.functional.normalize(entity, p=p, dim=-1)
+        entity = entity - entity.mean(dim=0, keepdim=True)
+        return entity / entity.std().clamp_min(1e-12)
+
     def to_model(self) -> KGEModel:
         """The PyG model with these parameters (scores as the trained model did)."""
         options = self.manifest.get("options", {})

@@ -109,7 +109,7 @@ def _with_node_table(
 
     def init_nodes(model: nn.Module, set_table: Any) -> None:
         if kge is not None:
-            set_table(kge.entity, freeze=m.freeze_node_embeddings)
+            set_table(kge.entity_features(), freeze=m.freeze_node_embeddings)
         elif init == "names":
             from kelm.pipeline.node_embeddings import node_name_embeddings
 

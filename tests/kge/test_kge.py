@@ -303,3 +303,31 @@ def test_cli_embed_kg(couples: GraphIndex, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "go together" in result.output
+
+
+def test_entity_features_keep_transe_geometry_at_unit_scale(couples: GraphIndex, tmp_path: Path):
+    out = tmp_path / "transe"
+    embed_kg(couples, out, fast("transe", epochs=3), progress=False)
+    emb = load_embeddings(out, couples)
+    features = emb.entity_features()
+    assert features.shape == emb.entity.shape and features.dtype == torch.float32
+    assert features.mean(dim=0).abs().max() < 1e-5 and abs(float(features.std()) - 1.0) < 1e-4
+    # TransE scores L1-normalised rows: the features are those rows up to one shift and scale,
+    # so a row's own norm (which the model ignores) does not reach them ...
+    rescaled = emb.entity * torch.linspace(0.5, 3.0, emb.entity.shape[0])[:, None]
+    emb_rescaled = type(emb)(emb.path, emb.manifest, rescaled, emb.relation)
+    torch.testing.assert_close(emb_rescaled.entity_features(), features)
+    # ... and differences between entities (a relation's translation) keep their ratios.
+    unit = torch.nn.functional.normalize(emb.entity, p=1.0, dim=-1)
+    scale = float((features[1] - features[0]).norm() / (unit[1] - unit[0]).norm())
+    torch.testing.assert_close(features[3] - features[2], scale * (unit[3] - unit[2]))
+
+
+def test_entity_features_of_other_models_are_the_standardised_parameters(
+    couples: GraphIndex, tmp_path: Path
+) -> None:
+    out = tmp_path / "distmult"
+    embed_kg(couples, out, fast("distmult", epochs=2), progress=False)
+    emb = load_embeddings(out, couples)
+    raw = emb.entity - emb.entity.mean(dim=0)
+    torch.testing.assert_close(emb.entity_features(), raw / raw.std())

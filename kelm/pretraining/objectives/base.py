@@ -77,7 +77,7 @@ def entity_vectors(
     if init == "kge":
         from kelm.kge import load_embeddings
 
-        return load_embeddings(k.kge_dir, graph.index).entity.float()  # type: ignore[arg-type]
+        return load_embeddings(k.kge_dir, graph.index).entity_features()  # type: ignore[arg-type]
     if init == "train":
         from kelm.kge import KGEConfig, embed_kg, load_embeddings
 
@@ -90,7 +90,7 @@ def entity_vectors(
         if not (out / "manifest.json").is_file():
             log.info("training %s entity embeddings into %s", k.kge_model, out)
             embed_kg(graph.index, out, kcfg, progress=progress)
-        return load_embeddings(out, graph.index).entity.float()
+        return load_embeddings(out, graph.index).entity_features()
     from kelm.pipeline.node_embeddings import node_name_embeddings
 
     return node_name_embeddings(
