@@ -26,6 +26,10 @@ class KelmErnieConfig(KelmBaseConfig):
         entity_attention_heads: heads of the entity self-attention (divides the stream width).
         entity_dropout: dropout in the entity stream (attention output and fusion output).
         freeze_entity_embeddings: keep the entity table fixed in training.
+        entity_scoring: the multiple-choice model's logit also reads the entity stream: an MLP
+            over the statement vector and the mean of the statement's entity states after the
+            K-Encoder, its last layer starting at zero (residual scoring).
+        entity_scoring_dim: hidden width of that MLP.
         graph_checksum: checksum of the graph index the entity ids refer to (``""``: unknown).
         tie_word_embeddings: tie the masked-LM decoder to the word embeddings (pretraining head).
 
@@ -45,6 +49,8 @@ class KelmErnieConfig(KelmBaseConfig):
     entity_attention_heads: int = 4
     entity_dropout: float | int = 0.1
     freeze_entity_embeddings: bool = False
+    entity_scoring: bool = False
+    entity_scoring_dim: int = 200
     graph_checksum: str = ""
     tie_word_embeddings: bool = True
 
@@ -66,6 +72,8 @@ class KelmErnieConfig(KelmBaseConfig):
             )
         if not 0.0 <= self.entity_dropout < 1.0:
             raise ValueError(f"entity_dropout must be in [0, 1), got {self.entity_dropout}")
+        if self.entity_scoring_dim < 1:
+            raise ValueError(f"entity_scoring_dim must be >= 1, got {self.entity_scoring_dim}")
 
     def validate_knowledge_layers(self) -> None:
         layers = getattr(self.encoder_config, "num_hidden_layers", None)

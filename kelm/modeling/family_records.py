@@ -128,6 +128,8 @@ def build_ernie(settings: Any, context: BuildContext) -> KelmErnieForMultipleCho
         num_knowledge_layers=settings.knowledge_layers,
         graph_checksum=graph.checksum,
         freeze_entity_embeddings=settings.freeze_node_embeddings,
+        entity_scoring=settings.entity_scoring,
+        entity_scoring_dim=settings.fc_dim,
     )
     context.init_nodes(model, model.init_entity_embeddings)
     return model

@@ -688,6 +688,15 @@ class KelmErnieForMultipleChoice(KelmErniePreTrainedModel):
     """ERNIE statement vector of "question [SEP] choice" -> dropout -> linear score; softmax
     over the choices (``kelm train`` model type ``ernie``).
 
+    With ``config.entity_scoring`` the score also reads the entity stream: ``MLP([s; e])``
+    over the statement vector ``s`` and the mean ``e`` of the statement's entity states after
+    the K-Encoder, its last layer starting at zero. Through the token side alone the entities
+    reach the score only once the zero-initialised fusion weights have grown, and the entity
+    attention (where the question's and the choice's entities meet) learns nothing until then:
+    the first epoch stays flat and whether training escapes is a matter of the seed. The MLP
+    gives the entity stream a path to the loss from the first step, while at step 0 the model
+    still equals its text baseline.
+
     Args:
         config: a :class:`KelmErnieConfig`.
     """
@@ -697,6 +706,14 @@ class KelmErnieForMultipleChoice(KelmErniePreTrainedModel):
         self._build_knowledge_encoder()
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(self.statement_dim, 1)
+        self.entity_scorer: nn.Module | None = None
+        if config.entity_scoring:
+            self.entity_scorer = nn.Sequential(
+                nn.Linear(self.statement_dim + config.entity_width, config.entity_scoring_dim),
+                nn.GELU(),
+                nn.Dropout(config.classifier_dropout),
+                zero_init(nn.Linear(config.entity_scoring_dim, 1)),
+            )
         self.post_init()
         self._apply_freeze()
 
@@ -741,7 +758,7 @@ class KelmErnieForMultipleChoice(KelmErniePreTrainedModel):
             return t.reshape(-1, length) if t is not None else None
 
         mask = flat(attention_mask)
-        tokens, _, _ = self.encode(
+        tokens, entity_states, has_entity = self.encode(
             flat(input_ids),
             mask,
             flat(token_type_ids),
@@ -751,9 +768,13 @@ class KelmErnieForMultipleChoice(KelmErniePreTrainedModel):
             else None,
         )
         statements = pool_hidden_states(tokens, mask, self.config.pooling)  # [B*C, H]
-        return self.choice_output(
-            self.classifier(self.dropout(statements)), num_choices, labels
-        )  # logits [B, C]
+        scores = self.classifier(self.dropout(statements))  # [B*C, 1]
+        if self.entity_scorer is not None:
+            # entity_states is zero where no entity: the sum over positions / their count
+            count = has_entity.sum(dim=1, keepdim=True).clamp(min=1)  # [B*C, 1]
+            pooled = entity_states.sum(dim=1) / count.to(entity_states.dtype)  # [B*C, d_e]
+            scores = scores + self.entity_scorer(torch.cat([statements, pooled], dim=-1))
+        return self.choice_output(scores, num_choices, labels)  # logits [B, C]
 
 
 __all__ = [

@@ -134,6 +134,9 @@ class ModelConfig(EncoderConfig):
         entity_hidden_size: ERNIE: width of the K-Encoder entity stream (``None``: the entity
             table's width; otherwise the table is projected).
         entity_heads: ERNIE: heads of the entity self-attention (divides the stream width).
+        entity_scoring: ERNIE: the choice score also reads the entity stream (an MLP of
+            ``fc_dim`` over the statement vector and the mean entity state, starting at zero;
+            ``False``: the paper's model, the entities reach the score through the tokens only).
         lm_loss_weight: ``gpt``: weight of the auxiliary LM loss (GPT-1 used 0.5; 0: off).
     """
 
@@ -162,6 +165,7 @@ class ModelConfig(EncoderConfig):
     knowledge_layers: int = 2
     entity_hidden_size: int | None = None
     entity_heads: int = 4
+    entity_scoring: bool = True
     lm_loss_weight: float = 0.5
 
 

@@ -73,6 +73,38 @@ def test_new_fusion_starts_as_the_backbone() -> None:
     assert gap > 1e-5  # float32 rounding of O(1) logits is ~1e-7
 
 
+def test_entity_scoring_starts_at_zero_and_reaches_the_entity_attention() -> None:
+    """With ``entity_scoring`` the score also reads the pooled entity stream through an MLP
+    whose last layer starts at zero: a new model still equals its text baseline; at the first
+    step that layer gets a gradient, and a few steps later the entity attention gets one
+    through it even though the entity->token weights are still zero."""
+    model = make(km.KelmErnieForMultipleChoice, fresh=True, entity_scoring=True)
+    assert make(km.KelmErnieForMultipleChoice, fresh=True).entity_scorer is None
+    inputs = {k: v.view(1, 3, 10) for k, v in batch().items()}
+    without = {**inputs, "entity_ids": torch.full_like(inputs["entity_ids"], -1)}
+    with torch.no_grad():
+        assert torch.equal(model(**inputs).logits, model(**without).logits)
+    for layer in model.knowledge_layers:  # only the scorer may move: keep the fusion at zero
+        layer.entity_to_fusion.weight.requires_grad_(False)
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=1e-2)
+    attention = model.knowledge_layers[-1].entity_attention.query.weight
+    for step in range(3):
+        model(**inputs, labels=torch.tensor([0])).loss.backward()
+        if step == 0:
+            assert model.entity_scorer[-1].weight.grad.abs().sum() > 0
+            assert not attention.grad.abs().sum()  # nothing downstream of it is non-zero yet
+        optimizer.step()
+        if step < 2:
+            optimizer.zero_grad()
+    assert attention.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        gap = (model(**inputs).logits - model(**without).logits).abs().max()
+    assert gap > 1e-3  # float32 rounding of O(1) logits is ~1e-7
+
+
 def batch() -> dict[str, torch.Tensor]:
     """Three sequences of 10 tokens: two entities, one entity, none (and padding)."""
     g = torch.Generator().manual_seed(1)
