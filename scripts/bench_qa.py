@@ -209,8 +209,8 @@ def prepare_graph(
     seconds and the retrieval's statistics.
 
     ``embeddings=False`` leaves out what needs no spaCy (the TransE table, the node-name
-    embeddings: ``scripts/gpu_pack.py`` packs the rest, and the GPU machine computes these);
-    ``device`` embeds the node names (``cuda`` there)."""
+    embeddings: ``scripts/gpu_run.py pack`` packs the rest, and the GPU machine computes
+    these); ``device`` trains the TransE table and embeds the node names (``cuda`` there)."""
     from kelm.modeling import default_text_encoder_path
     from kelm.pipeline.node_embeddings import node_name_embeddings
     from kelm.training import load_train_config
@@ -240,7 +240,7 @@ def prepare_graph(
         init = init or family.default_node_init
         if embeddings and family.node_table and init == "graph":
             log(f"graph pipeline: {model} {m.kge_model} embeddings of the graph ...")
-            graph_embeddings(m_cfg, graph)
+            graph_embeddings(m_cfg, graph, device=device)
         names = names or (family.node_table and init == "names")
     if embeddings and names:
         log("graph pipeline: node-name embeddings ...")
