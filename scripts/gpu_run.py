@@ -28,7 +28,8 @@ with ``settings.device`` (the GPU's name), ``settings.left_out`` (runs the limit
 ``settings.gpu_run`` (the pack and what the machine lacked); with ``$OUT`` set it also writes
 ``$OUT/bench_qa_gpu.json`` (after every run, so a cut command still leaves its figures).
 Extra bench_qa options (``--seeds``, ``--models`` of the pack ...) may change the runs, not the
-questions or the retrieval the pack holds.
+questions or the retrieval the pack holds; ``--resume`` on a machine still warm (``build/gpu-work``
+kept) reuses the runs an earlier call finished and continues the one it was cut in.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from training_fixtures import GRAPH_TSV, QUESTIONS, qa_record, save_encoder  # n
 BENCH = ["--models", "lm", "qagnn", "--train-questions", "20", "--eval-questions", "10"]
 BENCH += ["--max-length", "16", "--max-nodes", "8", "--epochs", "1", "--seeds", "0"]
 OPTIONAL = ("spacy", "pyarrow", "matplotlib", "tensorboard")
-BLOCKED = (*OPTIONAL, "spacy_lookups_data", "typer", "rdflib")
+BLOCKED = (*OPTIONAL, "spacy_lookups_data", "typer", "rdflib", "gguf")
 
 
 def _gpu_run():
@@ -140,6 +140,17 @@ def test_run_without_spacy_prints_the_bench_json(pack, tmp_path: Path) -> None:
         assert report["throughput"][model] > 0 and report["train_throughput"][model] > 0
     assert report["graph"]["statements"] == 90 and report["seconds"]["total"] > 0
     assert json.loads((tmp_path / "out" / "bench_qa_gpu.json").read_text()) == report
+
+    # a second call on the same machine with --resume reuses the finished runs
+    again = subprocess.run(
+        ["bash", str(SCRIPT), *argv, "--resume"], env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "lm seed 0: reusing the finished run" in again.stderr
+    second = json.loads(again.stdout)
+    for model in ("lm", "qagnn"):
+        assert second[model] == report[model]
+        assert second["seconds"][model] == report["seconds"][model]
 
 
 def test_run_refusals_are_one_line(pack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
