@@ -45,7 +45,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 REPO = Path(__file__).resolve().parents[1]
 KIND = "kelm-gpu-pack"
@@ -65,7 +65,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """A user error: one line on stderr, exit status 1."""
     raise SystemExit(f"error: {message}")
 
@@ -136,7 +136,6 @@ def data_target(path: str, data_root: Path) -> str:
         return "data/" + Path(path).resolve().relative_to(data_root.resolve()).as_posix()
     except ValueError:
         fail(f"{path}: not inside the data directory {data_root} (KELM_DATA)")
-        raise  # unreachable
 
 
 def build_pack(args: argparse.Namespace, bench_argv: list[str], staged: Path) -> dict[str, Any]:
@@ -144,6 +143,7 @@ def build_pack(args: argparse.Namespace, bench_argv: list[str], staged: Path) ->
     import tempfile
 
     from kelm.modeling import default_text_encoder_path
+    from kelm.paths import data_dir
     from kelm.training import load_train_config
 
     bench = bench_module()
@@ -153,8 +153,6 @@ def build_pack(args: argparse.Namespace, bench_argv: list[str], staged: Path) ->
     from _bench import start
 
     start(b)
-    from kelm.paths import data_dir
-
     data_root = data_dir(must_exist=False)  # what ${KELM_DATA} in the configs expands to
     staged.mkdir(parents=True)
     files: list[dict[str, Any]] = []
@@ -170,7 +168,8 @@ def build_pack(args: argparse.Namespace, bench_argv: list[str], staged: Path) ->
             g_cfg = load_train_config(
                 bench.config_of(graph_models[0]), bench.overrides(b, graph_models[0], 0)
             )
-            data.update([g_cfg.graph.source] if isinstance(g_cfg.graph.source, str) else [])
+            sources = g_cfg.graph.source
+            data.update([sources] if isinstance(sources, str) else list(sources or []))
             for part in CACHE_PARTS:
                 for path in sorted((b.cache / part).rglob("*")):
                     hidden = any(p.startswith(".") for p in path.relative_to(b.cache).parts)
@@ -281,8 +280,9 @@ def unpack(pack_dir: Path, manifest: dict[str, Any], work: Path) -> None:
 
     for entry in manifest["files"]:
         target = Path(entry["to"])
-        if target.is_absolute() or ".." in target.parts:
-            fail(f"{pack_dir}: bad path {entry['to']!r} in manifest.json")
+        for path in (target, Path(entry["path"])):
+            if path.is_absolute() or ".." in path.parts:
+                fail(f"{pack_dir}: bad path {str(path)!r} in manifest.json")
         try:
             data = gzip.decompress((pack_dir / entry["path"]).read_bytes())
         except (OSError, EOFError) as exc:
