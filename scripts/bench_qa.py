@@ -12,9 +12,13 @@ Default settings are sized to stay near 60 minutes on 2 idle CPU cores (4 models
 ``--train-questions`` training questions, statements cut to ``--max-length`` tokens, subgraphs
 of ``--max-nodes`` nodes, ``--epochs`` epochs of which the first ``--frozen-epochs`` keep the
 MiniLM encoder frozen (forward only; the GNN and heads learn) and the rest fine-tune it.
-The graph pipeline (CN-100K index, grounding, retrieval, node-name embeddings) runs once, first,
-and is cached in ``--cache`` for every run; ``--scorer none`` (default here) keeps the
-subgraph cap in degree order instead of embedding every statement for the cosine scorer.
+The graph pipeline (CN-100K index, grounding, retrieval, ERNIE's entity links and TransE table,
+node-name embeddings) runs once, first, and is cached in ``--cache`` for every run;
+``--scorer none`` (default here) keeps the subgraph cap in degree order instead of embedding
+every statement for the cosine scorer.
+
+``--time-limit MIN`` starts no run that would end past MIN minutes (estimated from the model's
+previous seed, else the longest run so far); ``settings.left_out`` names the runs left out.
 
 ``--quick`` checks that everything works: about 100 training questions, 100 held-out
 questions, one seed, one epoch.
@@ -22,10 +26,16 @@ questions, one seed, one epoch.
 ``--full`` is the comparison that counts: all of CommonsenseQA v1.0 train (the held-out 10% for
 evaluation), 3 epochs of which the first keeps the encoder frozen (``optim.unfreeze_epoch``:
 statement vectors computed once), RAdam, 3 seeds. It takes hours on 2 cores: every finished run
-leaves ``bench.json`` in its run directory, and ``--resume`` reuses those of equal settings, so an
+leaves ``bench.json`` in its run directory, and ``--resume`` reuses those of equal settings and
+continues an interrupted run from its newest checkpoint (one per epoch; ``kelm train --resume``
+reproduces the uninterrupted run) when its run directory holds one of the same config, so an
 interrupted benchmark continues where it stopped. ``--ernie-pretrained RUN/model`` adds
 ``ernie-pretrained``: the ERNIE config initialised from a ``kelm pretrain`` ERNIE run, beside the
 scratch fusion.
+
+``--encoder DIR`` trains another copy of the encoder (``scripts/gpu_run.sh`` passes the
+half-precision MiniLM it carries, widened back to float32); ``--mixed-precision bf16`` trains in
+bfloat16 autocast (a GPU; ``mixed_precision`` of the run config).
 
 The JSON also reports the graph side: the share of statements with a question-answer path and
 the mean subgraph size (nodes), from the retrieval of the training and held-out statements.
@@ -33,7 +43,7 @@ the mean subgraph size (nodes), from the retrieval of the training and held-out 
 Output: one JSON object on stdout (progress on stderr)::
 
     {"lm": {"mean", "std", "accuracies"}, "kagnet": {...}, "qagnn": {...}, "ernie": {...},
-     "settings": {...},
+     "settings": {..., "device", "mixed_precision", "left_out"}, "graph": {...},
      "throughput": {"lm", "kagnet", ..., "kagnet_over_lm", "qagnn_over_lm", "ernie_over_lm"},
      "train_throughput": {...same keys...}, "seconds": {...}}
 
@@ -52,6 +62,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +80,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--full", action="store_true", help="all of CSQA train, 3 epochs (1 frozen), RAdam"
     )
-    p.add_argument("--resume", action="store_true", help="reuse finished runs of equal settings")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse finished runs of equal settings; continue interrupted ones from their "
+        "newest checkpoint",
+    )
     p.add_argument(
         "--ernie-pretrained",
         type=Path,
@@ -90,6 +106,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lm-lr", type=float, default=1e-4)
     p.add_argument("--gnn-lr", type=float, default=1e-3)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    p.add_argument(
+        "--encoder", default=None, help="text encoder folder (default: the bundled MiniLM)"
+    )
+    p.add_argument("--mixed-precision", default="no", choices=("no", "fp16", "bf16"))
+    p.add_argument(
+        "--time-limit",
+        type=float,
+        default=None,
+        metavar="MIN",
+        help="start no run that would end past MIN minutes (the JSON lists those left out)",
+    )
     p.add_argument("--out", type=Path, default=REPO / "runs" / "bench-qa")
     p.add_argument("--cache", type=Path, default=None, help="pipeline cache directory")
     p.add_argument("--data-dir", type=Path, default=None, help="default: $KELM_DATA")
@@ -149,6 +176,10 @@ def overrides(args: argparse.Namespace, model: str, seed: int) -> list[str]:
     ]
     if model == "ernie-pretrained":
         sets.append(f"model.encoder={args.ernie_pretrained}")
+    elif args.encoder:
+        sets.append(f"model.encoder={args.encoder}")
+    if args.mixed_precision != "no":
+        sets.append(f"mixed_precision={args.mixed_precision}")
     if args.eval_questions:
         sets.append(f"data.max_eval={args.eval_questions}")
     if args.cache:
@@ -158,32 +189,63 @@ def overrides(args: argparse.Namespace, model: str, seed: int) -> list[str]:
     return sets
 
 
-def prepare_graph(args: argparse.Namespace) -> tuple[float, dict[str, Any]]:
-    """Run the graph pipeline once (index, grounding, retrieval, node-name embeddings) so that
-    every graph run finds it cached; returns its seconds and the retrieval's statistics."""
-    from kelm.modeling import default_text_encoder_path
-    from kelm.pipeline import GraphResources, read_items, split_items
-    from kelm.pipeline.node_embeddings import node_name_embeddings
-    from kelm.training import load_train_config
-    from kelm.training.run_data import retrieve_options
+def split_questions(cfg: Any) -> tuple[list[Any], list[Any]]:
+    """The training and held-out questions of a run, as ``kelm train`` splits them."""
+    from kelm.pipeline import read_items, split_items
 
-    start = time.perf_counter()
-    cfg = load_train_config(REPO / "configs" / "csqa-qagnn.yaml", overrides(args, "qagnn", 0))
     d = cfg.data
     items = read_items(d.train, need_answers=True)
     train_items, eval_items = split_items(items, d.holdout, d.split_seed, d.max_train)
     if d.max_eval is not None:
         eval_items = eval_items[: d.max_eval]
+    return train_items, eval_items
+
+
+def prepare_graph(
+    args: argparse.Namespace, *, embeddings: bool = True, device: str = "cpu"
+) -> tuple[float, dict[str, Any]]:
+    """Run the graph pipeline once (index, grounding, retrieval; ERNIE's entity links and its
+    TransE table; node-name embeddings) so that every graph run finds it cached; returns its
+    seconds and the retrieval's statistics.
+
+    ``embeddings=False`` leaves out what needs no spaCy (the TransE table, the node-name
+    embeddings: ``scripts/gpu_run.py pack`` packs the rest, and the GPU machine computes
+    these); ``device`` trains the TransE table and embeds the node names (``cuda`` there)."""
+    from kelm.modeling import default_text_encoder_path
+    from kelm.pipeline.node_embeddings import node_name_embeddings
+    from kelm.training import load_train_config
+    from kelm.training.model_factory import graph_embeddings
+    from kelm.training.run_data import open_graph, retrieve_options
+
+    start = time.perf_counter()
+    cfg = load_train_config(REPO / "configs" / "csqa-qagnn.yaml", overrides(args, "qagnn", 0))
+    parts = split_questions(cfg)
     log("graph pipeline: index, grounding, retrieval ...")
-    graph = GraphResources.open(cfg.graph, cfg.graph.cache_dir, progress=False)
+    graph = open_graph(cfg)
+    assert graph is not None
     counts = {"statements": 0, "nodes": 0, "without_paths": 0}
-    for part in (train_items, eval_items):  # as `kelm train` prepares them
+    for part in parts:  # as `kelm train` prepares them
         store = graph.retrieve(part, retrieve_options(cfg.graph), pipeline=cfg.graph.pipeline)
         for key in counts:
             counts[key] += int(store.manifest["counts"][key])
-    log("graph pipeline: node-name embeddings ...")
-    encoder = str(cfg.model.encoder or default_text_encoder_path())
-    node_name_embeddings(graph, None, None, encoder, progress=False)
+    names = False
+    for model in args.models:
+        m_cfg = load_train_config(config_of(model), overrides(args, model, 0))
+        family, m = m_cfg.family, m_cfg.model
+        if family.uses_entities:
+            log(f"graph pipeline: {model} entity links ...")
+            for part in parts:
+                graph.link_entities(part, pipeline=m_cfg.graph.pipeline)
+        init = m.node_init if m.node_init != "auto" else ("kge" if m.kge_dir else None)
+        init = init or family.default_node_init
+        if embeddings and family.node_table and init == "graph":
+            log(f"graph pipeline: {model} {m.kge_model} embeddings of the graph ...")
+            graph_embeddings(m_cfg, graph, device=device)
+        names = names or (family.node_table and init == "names")
+    if embeddings and names:
+        log("graph pipeline: node-name embeddings ...")
+        encoder = str(cfg.model.encoder or default_text_encoder_path())
+        node_name_embeddings(graph, None, None, encoder, device=device)
     n = max(counts["statements"], 1)
     stats = {
         "statements": counts["statements"],
@@ -193,8 +255,21 @@ def prepare_graph(args: argparse.Namespace) -> tuple[float, dict[str, Any]]:
     return time.perf_counter() - start, stats
 
 
+def resume_point(cfg: Any) -> Path | None:
+    """The checkpoint an interrupted run of ``cfg`` continues from (its run directory holds
+    one, written with the same config), else ``None`` (the run starts afresh)."""
+    from kelm.errors import KelmError
+    from kelm.training.loop import prepare_run_dir
+
+    try:
+        return prepare_run_dir(cfg, resume=True, overwrite=False)
+    except KelmError:  # no checkpoint, no saved config, another config
+        return None
+
+
 def run_one(args: argparse.Namespace, model: str, seed: int) -> dict[str, Any]:
     """Train (and evaluate) one model with one seed; the run's metrics and timings."""
+    from kelm.engine.checkpoint import CheckpointError
     from kelm.training import load_train_config, train
 
     sets = overrides(args, model, seed)
@@ -206,7 +281,17 @@ def run_one(args: argparse.Namespace, model: str, seed: int) -> dict[str, Any]:
             return saved
     cfg = load_train_config(config_of(model), sets)
     start = time.perf_counter()
-    result = train(cfg, overwrite=True, progress=False)
+    checkpoint = resume_point(cfg) if args.resume else None
+    result = None
+    if checkpoint is not None:
+        log(f"{model} seed {seed}: continuing from {checkpoint.name}")
+        try:
+            result = train(cfg, resume=True, progress=False)
+        except CheckpointError as exc:  # a damaged checkpoint: start over
+            log(f"{model} seed {seed}: {exc}; starting afresh")
+            checkpoint = None
+    if result is None:
+        result = train(cfg, overwrite=True, progress=False)
     seconds = time.perf_counter() - start
     if not args.keep_checkpoints:
         shutil.rmtree(Path(cfg.run_dir) / "checkpoints", ignore_errors=True)
@@ -219,6 +304,7 @@ def run_one(args: argparse.Namespace, model: str, seed: int) -> dict[str, Any]:
         "eval_statements_per_second": result.metrics.get("eval_statements_per_second"),
         "train_statements_per_second": statements / max(train_seconds, 1e-9),
         "seconds": seconds,
+        "resumed_from": checkpoint.name if checkpoint is not None else None,
         "overrides": sets,
     }
     from kelm._io import write_json
@@ -228,11 +314,111 @@ def run_one(args: argparse.Namespace, model: str, seed: int) -> dict[str, Any]:
 
 
 def summarise(values: list[float]) -> dict[str, Any]:
+    """Mean, sample standard deviation (0 for one seed) and the values (``None`` for none)."""
+    if not values:
+        return {"mean": None, "std": None, "accuracies": []}
     return {
         "mean": statistics.fmean(values),
         "std": statistics.stdev(values) if len(values) > 1 else 0.0,
         "accuracies": values,
     }
+
+
+def run_all(
+    args: argparse.Namespace, t0: float, after_run: Callable[..., None] | None = None
+) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """Every model for one seed, then the next seed; with ``--time-limit``, a run that would
+    end past the limit, counted from ``t0`` (its model's previous seed took as long, or, for a
+    first seed, the longest run so far) is not started. ``after_run(runs, left_out)`` is
+    called after each run. Returns the runs per model and the runs left out."""
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.models}
+    left_out: list[str] = []
+    limit = args.time_limit * 60 if args.time_limit else None
+    for seed in args.seeds:
+        for model in args.models:
+            if limit is not None:
+                done = [r["seconds"] for rs in runs.values() for r in rs]
+                mine = [r["seconds"] for r in runs[model]]
+                need = mine[-1] if mine else max(done, default=0.0)
+                if time.perf_counter() - t0 + need > limit:
+                    log(f"{model} seed {seed}: left out (~{need:.0f}s would pass the time limit)")
+                    left_out.append(f"{model}-s{seed}")
+                    continue
+            log(f"{model} seed {seed} ...")
+            r = run_one(args, model, seed)
+            runs[model].append(r)
+            log(
+                f"{model} seed {seed}: accuracy {r['accuracy']:.4f} on {r['n']} questions "
+                f"in {r['seconds']:.0f}s"
+            )
+            if after_run is not None:
+                after_run(runs, left_out)
+    return runs, left_out
+
+
+def device_name() -> str:
+    """The accelerator the runs train on (``cpu`` without one)."""
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
+def report(
+    args: argparse.Namespace,
+    runs: dict[str, list[dict[str, Any]]],
+    left_out: list[str],
+    graph_stats: dict[str, Any],
+    seconds: dict[str, Any],
+) -> dict[str, Any]:
+    """The benchmark's JSON object (see the module docstring)."""
+    import torch
+
+    out: dict[str, Any] = {m: summarise([r["accuracy"] for r in runs[m]]) for m in args.models}
+    throughput: dict[str, Any] = {}
+    train_throughput: dict[str, Any] = {}
+    for m in args.models:
+        if not runs[m]:
+            continue
+        throughput[m] = round(statistics.fmean(r["eval_statements_per_second"] for r in runs[m]), 2)
+        train_throughput[m] = round(
+            statistics.fmean(r["train_statements_per_second"] for r in runs[m]), 2
+        )
+        seconds[m] = round(sum(r["seconds"] for r in runs[m]), 1)
+    for table in (throughput, train_throughput):
+        for m in [*MODELS[1:], "ernie-pretrained"]:
+            if m in table and "lm" in table:
+                table[f"{m}_over_lm"] = round(table[m] / max(table["lm"], 1e-9), 3)
+    evaluated = [rs[0]["n"] for rs in runs.values() if rs]
+    out["settings"] = {
+        "quick": args.quick,
+        "full": args.full,
+        "optimizer": args.optimizer,
+        "seeds": args.seeds,
+        "train_questions": args.train_questions,
+        "eval_questions": evaluated[0] if evaluated else None,
+        "epochs": args.epochs,
+        "frozen_epochs": args.frozen_epochs,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "max_nodes": args.max_nodes,
+        "scorer": args.scorer,
+        "lm_lr": args.lm_lr,
+        "gnn_lr": args.gnn_lr,
+        "threads": torch.get_num_threads(),
+        "device": device_name(),
+        "mixed_precision": args.mixed_precision,
+        "encoder": args.encoder,
+        "time_limit_minutes": args.time_limit,
+        "left_out": left_out,
+        "configs": [str(config_of(m).relative_to(REPO)) for m in args.models],
+        "ernie_pretrained": str(args.ernie_pretrained) if args.ernie_pretrained else None,
+        "throughput_unit": "held-out statements per second (inference)",
+    }
+    out["graph"] = graph_stats
+    out["throughput"] = throughput
+    out["train_throughput"] = train_throughput
+    out["seconds"] = seconds
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -247,57 +433,9 @@ def main(argv: list[str] | None = None) -> None:
         pipeline_seconds, graph_stats = prepare_graph(args)
         seconds["graph_pipeline"] = round(pipeline_seconds, 1)
         log(f"graph pipeline ready in {seconds['graph_pipeline']:.0f}s")
-    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.models}
-    for seed in args.seeds:
-        for model in args.models:
-            log(f"{model} seed {seed} ...")
-            r = run_one(args, model, seed)
-            runs[model].append(r)
-            log(
-                f"{model} seed {seed}: accuracy {r['accuracy']:.4f} on {r['n']} questions "
-                f"in {r['seconds']:.0f}s"
-            )
-    out: dict[str, Any] = {m: summarise([r["accuracy"] for r in runs[m]]) for m in args.models}
-    throughput: dict[str, Any] = {}
-    train_throughput: dict[str, Any] = {}
-    for m in args.models:
-        throughput[m] = round(statistics.fmean(r["eval_statements_per_second"] for r in runs[m]), 2)
-        train_throughput[m] = round(
-            statistics.fmean(r["train_statements_per_second"] for r in runs[m]), 2
-        )
-        seconds[m] = round(sum(r["seconds"] for r in runs[m]), 1)
-    for table in (throughput, train_throughput):
-        for m in [*MODELS[1:], "ernie-pretrained"]:
-            if m in table and "lm" in table:
-                table[f"{m}_over_lm"] = round(table[m] / max(table["lm"], 1e-9), 3)
+    runs, left_out = run_all(args, t0)
     seconds["total"] = round(time.perf_counter() - t0, 1)
-    import torch
-
-    out["settings"] = {
-        "quick": args.quick,
-        "full": args.full,
-        "optimizer": args.optimizer,
-        "seeds": args.seeds,
-        "train_questions": args.train_questions,
-        "eval_questions": runs[args.models[0]][0]["n"],
-        "epochs": args.epochs,
-        "frozen_epochs": args.frozen_epochs,
-        "batch_size": args.batch_size,
-        "max_length": args.max_length,
-        "max_nodes": args.max_nodes,
-        "scorer": args.scorer,
-        "lm_lr": args.lm_lr,
-        "gnn_lr": args.gnn_lr,
-        "threads": torch.get_num_threads(),
-        "configs": [str(config_of(m).relative_to(REPO)) for m in args.models],
-        "ernie_pretrained": str(args.ernie_pretrained) if args.ernie_pretrained else None,
-        "throughput_unit": "held-out statements per second (inference)",
-    }
-    out["graph"] = graph_stats
-    out["throughput"] = throughput
-    out["train_throughput"] = train_throughput
-    out["seconds"] = seconds
-    print(json.dumps(out, indent=2))
+    print(json.dumps(report(args, runs, left_out, graph_stats, seconds), indent=2))
 
 
 if __name__ == "__main__":

@@ -248,10 +248,16 @@ def save_model(model: nn.Module, tokenizer: Any, out: Path) -> None:
 
 
 def write_history(run_dir: Path, history: dict[str, Any]) -> None:
-    """``history.json`` and its plot ``curves.png``."""
+    """``history.json`` and its plot ``curves.png`` (without matplotlib: no plot, a warning;
+    matplotlib is a dependency, but a run should not die for its plot)."""
     from kelm.engine.curves import plot_curves
 
     write_json(run_dir / "history.json", history)
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log.warning("matplotlib is not installed; no curves.png")
+        return
     plot_curves(history, run_dir / "curves.png")
 
 

@@ -1,11 +1,18 @@
-"""Memory-mappable string columns: one UTF-8 blob plus int64 offsets, stored as two npy files."""
+"""Memory-mappable string columns: one UTF-8 blob plus int64 offsets, stored as two npy files.
+
+pyarrow builds and exports columns; reading one (an index opened for training) needs numpy only,
+so a machine without pyarrow can train on an index built elsewhere.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class StringColumn(Sequence[str]):
@@ -22,6 +29,8 @@ class StringColumn(Sequence[str]):
     @classmethod
     def from_arrow(cls, array: pa.Array | pa.ChunkedArray) -> StringColumn:
         """Build from an Arrow string array (nulls become empty strings)."""
+        import pyarrow as pa
+
         if isinstance(array, pa.ChunkedArray):
             array = array.combine_chunks() if array.num_chunks else pa.array([], pa.string())
         array = array.cast(pa.large_string()).fill_null("")
@@ -37,9 +46,13 @@ class StringColumn(Sequence[str]):
 
     @classmethod
     def from_list(cls, strings: Sequence[str]) -> StringColumn:
+        import pyarrow as pa
+
         return cls.from_arrow(pa.array(list(strings), pa.large_string()))
 
     def to_arrow(self) -> pa.LargeStringArray:
+        import pyarrow as pa
+
         return pa.LargeStringArray.from_buffers(
             len(self),
             pa.py_buffer(np.ascontiguousarray(self.offsets)),
@@ -47,6 +60,12 @@ class StringColumn(Sequence[str]):
         )
 
     def to_list(self) -> list[str]:
+        try:
+            import pyarrow  # noqa: F401 -- the fast path
+        except ImportError:
+            blob = self.data.tobytes()
+            bounds = self.offsets.tolist()
+            return [blob[a:b].decode("utf-8") for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         return self.to_arrow().to_pylist()
 
     def __len__(self) -> int:

@@ -10,6 +10,8 @@
   :mod:`kelm.linking.options` (:class:`~kelm.linking.options.LinkerOptions`) asks.
 * :mod:`kelm.linking.component` — the ``kelm_linker`` spaCy factory and its extensions.
 * :mod:`kelm.linking.ground` — grounding (question, answer) statements and QA files.
+* :mod:`kelm.linking.grounded_file` — the grounded file of a QA file: manifest, resumable
+  writing, reuse (also without spaCy).
 * :mod:`kelm.linking.align` — character spans to wordpiece token indices.
 
 Importing this package is cheap; spaCy is imported by the submodules that need it.

@@ -32,7 +32,6 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -41,10 +40,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kelm._io import sha256_file, write_json
+from kelm._io import sha256_file
 from kelm.errors import InputError, KelmError
 from kelm.linking.concept_index import INDEX_VERSION
-from kelm.linking.lemmas import lemma_source_identity
+from kelm.linking.grounded_file import (
+    GROUNDED_FORMAT_VERSION,
+    GROUNDED_KIND,
+    GroundedWriter,
+    GroundReport,
+    count_empty,
+    is_complete,
+    manifest_path,  # noqa: F401 -- re-exported: where a grounded file's manifest lies
+    partial_paths,
+    publish,
+    resume_point,
+    reuse_without_spacy,
+)
+from kelm.linking.lemmas import lemma_source_identity, spacy_available
 from kelm.linking.linker import Linker
 from kelm.linking.options import LinkerOptions
 
@@ -59,8 +71,6 @@ log = logging.getLogger(__name__)
 
 #: Version of the grounding rules; part of the resume/reuse key of grounded files.
 RULES_VERSION = 2  # 2: COPA grounds the premise without the asks-for question
-GROUNDED_FORMAT_VERSION = 1
-GROUNDED_KIND = "kelm-grounded"
 
 
 @dataclass
@@ -120,10 +130,7 @@ class StatementLinker:
     def describe(self) -> dict[str, Any]:
         """The linker settings that determine the output (written into manifests)."""
         return {
-            **self.options.to_dict(),
-            "rules_version": RULES_VERSION,
-            "index_version": INDEX_VERSION,
-            "pipeline": self.pipeline,
+            **linker_key(self.options, self.pipeline),
             "lemma_source": lemma_source_identity(self.nlp, self.options.lemmas, self.linker.pipes),
         }
 
@@ -247,19 +254,6 @@ def _split(codes: np.ndarray, width: int, n: int) -> list[list[int]]:
 
 
 # ---------------------------------------------------------------------------------- files
-@dataclass
-class GroundReport:
-    """What :func:`ground_file` did."""
-
-    out: Path
-    statements: int
-    resumed_from: int
-    reused: bool
-    empty_question: int
-    empty_answer: int
-    seconds: float
-
-
 def ground_file(
     graph: str | Path | GraphIndex,
     qa_file: str | Path | Sequence[QAItem],
@@ -313,6 +307,11 @@ def ground_file(
     out = Path(out)
     if out.is_dir():
         raise KelmError(f"{out}: is a directory, expected an output file path")
+    if not spacy_available():
+        wanted = {"graph_checksum": graph_index.checksum, "qa_sha256": source["qa_sha256"]}
+        return reuse_without_spacy(
+            out, wanted, linker_key(options, pipeline), start, questions=len(items)
+        )
     linker = StatementLinker(
         graph_index, make_nlp(pipeline), options, cache_dir=cache_dir, pipeline=pipeline
     )
@@ -328,13 +327,13 @@ def ground_file(
         "statements": len(rows),
         "complete": True,
     }
-    if _is_complete(out, manifest):
+    if is_complete(out, manifest):
         return GroundReport(
-            out, len(rows), len(rows), True, *_count_empty(out), time.perf_counter() - start
+            out, len(rows), len(rows), True, *count_empty(out), time.perf_counter() - start
         )
-    partial, partial_manifest = _partial_paths(out)
-    done = _resume_point(partial, partial_manifest, manifest, rows)
-    writer = _GroundedWriter(partial, linker.names)
+    partial, partial_manifest = partial_paths(out)
+    done = resume_point(partial, partial_manifest, manifest, rows)
+    writer = GroundedWriter(partial, linker.names)
     try:
         with _progress(len(rows), done, progress) as bar:
             for chunk, groundings in _ground_chunks(
@@ -344,10 +343,19 @@ def ground_file(
                 bar.update(len(chunk))
     finally:
         writer.close()
-    _publish(out, partial, partial_manifest, manifest)
-    return GroundReport(
-        out, len(rows), done, False, *_count_empty(out), time.perf_counter() - start
-    )
+    publish(out, partial, partial_manifest, manifest)
+    return GroundReport(out, len(rows), done, False, *count_empty(out), time.perf_counter() - start)
+
+
+def linker_key(options: LinkerOptions, pipeline: str | None) -> dict[str, Any]:
+    """The linker settings of a grounded file's key that are known without spaCy (the lemma
+    source is the rest: :meth:`StatementLinker.describe`)."""
+    return {
+        **options.to_dict(),
+        "rules_version": RULES_VERSION,
+        "index_version": INDEX_VERSION,
+        "pipeline": pipeline,
+    }
 
 
 def items_sha256(items: Sequence[QAItem]) -> str:
@@ -367,135 +375,6 @@ def _check_lengths(rows: list[tuple[QAItem, Any]], max_length: int, qa_file: str
                 f"{qa_file}: item {item.id!r}: a text of {longest:,} characters "
                 f"exceeds the spaCy pipeline's max_length ({max_length:,})"
             )
-
-
-def _partial_paths(out: Path) -> tuple[Path, Path]:
-    return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
-
-
-def manifest_path(out: str | Path) -> Path:
-    """The sidecar manifest of a grounded JSONL file."""
-    out = Path(out)
-    return out.with_name(out.name + ".manifest.json")
-
-
-def _same_key(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Manifests describe the same grounding: graph content, QA content, linker settings
-    (paths may differ: moving a file does not change its grounding)."""
-    fields = ("kind", "format_version", "graph_checksum", "qa_sha256", "linker", "statements")
-    return all(a.get(f) == b.get(f) for f in fields)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
-
-
-def _is_complete(out: Path, manifest: dict[str, Any]) -> bool:
-    """An existing output with a matching complete manifest and the right line count."""
-    existing = _read_json(manifest_path(out))
-    if not out.is_file() or existing is None or existing.get("complete") is not True:
-        return False
-    if not _same_key(existing, manifest):
-        return False
-    with open(out, "rb") as fh:
-        return sum(1 for _ in fh) == manifest["statements"]
-
-
-def _resume_point(
-    partial: Path, partial_manifest: Path, manifest: dict[str, Any], rows: list[tuple[QAItem, Any]]
-) -> int:
-    """Statements already in a matching ``.partial`` file (cut back to its last good line);
-    0 after starting a fresh one."""
-    existing = _read_json(partial_manifest)
-    if partial.is_file() and existing is not None and _same_key(existing, manifest):
-        done, good_bytes = 0, 0
-        with open(partial, "rb") as fh:
-            for raw in fh:
-                if (
-                    not raw.endswith(b"\n")
-                    or done >= len(rows)
-                    or not _line_matches(raw, rows[done])
-                ):
-                    break
-                done += 1
-                good_bytes += len(raw)
-        with open(partial, "r+b") as fh:
-            fh.truncate(good_bytes)
-        log.info("resuming %s after %d statements", partial, done)
-        return done
-    with contextlib.suppress(FileNotFoundError):
-        partial.unlink()
-    write_json(partial_manifest, {**manifest, "complete": False})
-    partial.touch()
-    return 0
-
-
-def _line_matches(raw: bytes, row: tuple[QAItem, Any]) -> bool:
-    try:
-        obj = json.loads(raw)
-    except ValueError:
-        return False
-    item, choice = row
-    return isinstance(obj, dict) and obj.get("id") == item.id and obj.get("choice") == choice.label
-
-
-class _GroundedWriter:
-    """Appends grounded lines to the partial file, flushed and synced after every batch."""
-
-    def __init__(self, partial: Path, names: list[str]) -> None:
-        self.fh = open(partial, "ab")  # noqa: SIM115 -- closed by close()
-        self.names = names
-
-    def write(self, rows: Sequence[tuple[QAItem, Any]], groundings: Sequence[Grounding]) -> None:
-        lines = []
-        for (item, choice), g in zip(rows, groundings, strict=True):
-            lines.append(
-                json.dumps(
-                    {
-                        "id": item.id,
-                        "choice": choice.label,
-                        "question": item.question,
-                        "answer": choice.text,
-                        "question_concepts": g.question_concepts,
-                        "question_names": [self.names[n] for n in g.question_concepts],
-                        "answer_concepts": g.answer_concepts,
-                        "answer_names": [self.names[n] for n in g.answer_concepts],
-                    },
-                    ensure_ascii=False,
-                )
-            )
-        self.fh.write(("\n".join(lines) + "\n").encode("utf-8"))
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-def _publish(out: Path, partial: Path, partial_manifest: Path, manifest: dict[str, Any]) -> None:
-    """Rename the finished partial into place, then write the manifest that marks it
-    complete (a crash in between leaves an output without manifest: never reused)."""
-    with contextlib.suppress(FileNotFoundError):
-        manifest_path(out).unlink()
-    os.replace(partial, out)
-    write_json(manifest_path(out), manifest)
-    with contextlib.suppress(FileNotFoundError):
-        partial_manifest.unlink()
-
-
-def _count_empty(out: Path) -> tuple[int, int]:
-    """Statements without question concepts, and without answer concepts."""
-    empty_q = empty_a = 0
-    with open(out, encoding="utf-8") as fh:
-        for line in fh:
-            obj = json.loads(line)
-            empty_q += not obj["question_concepts"]
-            empty_a += not obj["answer_concepts"]
-    return empty_q, empty_a
 
 
 @contextlib.contextmanager

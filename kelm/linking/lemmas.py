@@ -42,6 +42,16 @@ def lookup_lemma(lower: str) -> str:
     return lookup_table().get(lower, lower)
 
 
+def spacy_available() -> bool:
+    """Whether spaCy can be imported: grounding and linking need it, reading their cached
+    results does not."""
+    try:
+        import spacy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def lemma_source_identity(nlp: Language, lemmas: str, pipes: Sequence[str]) -> dict[str, Any]:
     """What determines the keys besides the graph: spaCy, tokenizer rules and lemma source."""
     import spacy

@@ -3,15 +3,26 @@ mentions aligned to wordpieces (ERNIE-style families)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from kelm.errors import KelmError
 from kelm.linking.align import char_spans_to_tokens
 
 if TYPE_CHECKING:
+    from spacy.language import Language
+
     from kelm.data.qa import QAItem
     from kelm.graph.index import GraphIndex
+
+log = logging.getLogger(__name__)
+
+MENTIONS_KIND = "kelm-mentions"
+MENTIONS_FORMAT_VERSION = 1
 
 
 EntityMention = tuple[int, int, int]
@@ -48,22 +59,52 @@ def link_entities(
         Per statement (question-major, choices in file order): ``(question mentions,
         choice mentions)``, each sorted by position.
     """
-    from tqdm.auto import tqdm
-
-    from kelm.linking import Linker, LinkerOptions
     from kelm.linking.ground import make_nlp
 
+    texts = _texts(items)
+    if not texts:
+        return []
+    nlp = make_nlp(pipeline)
+    found = _link_texts(list(texts), graph, nlp, pipeline, cache_dir, batch_size, progress)
+    return _per_statement(items, texts, found)
+
+
+def _texts(items: Sequence[QAItem]) -> dict[str, int]:
+    """Each distinct question and choice text and its position, in first-seen order."""
     texts: dict[str, int] = {}
     for item in items:
         texts.setdefault(item.question, len(texts))
         for choice in item.choices:
             texts.setdefault(choice.text, len(texts))
-    if not texts:
-        return []
-    nlp = make_nlp(pipeline)
+    return texts
+
+
+def _per_statement(
+    items: Sequence[QAItem], texts: dict[str, int], found: list[list[EntityMention]]
+) -> list[StatementMentions]:
+    return [
+        (found[texts[item.question]], found[texts[choice.text]])
+        for item in items
+        for choice in item.choices
+    ]
+
+
+def _link_texts(
+    ordered: list[str],
+    graph: GraphIndex,
+    nlp: Language,
+    pipeline: str | None,
+    cache_dir: str | Path | None,
+    batch_size: int,
+    progress: bool,
+) -> list[list[EntityMention]]:
+    """The kept mentions of each text (see :func:`link_entities`)."""
+    from tqdm.auto import tqdm
+
+    from kelm.linking import Linker, LinkerOptions
+
     options = LinkerOptions(lemmas="pipeline" if pipeline else "lookup")
     linker = Linker(graph, nlp, options, cache_dir=cache_dir)
-    ordered = list(texts)
     found: list[list[EntityMention]] = []
     with tqdm(
         total=len(ordered), desc="linking entities", unit="text", disable=not progress
@@ -80,11 +121,89 @@ def link_entities(
                         kept.append((span.start_char, span.end_char, int(m.node_ids[0])))
                 found.append(sorted(kept))
             bar.update(len(docs))
-    return [
-        (found[texts[item.question]], found[texts[choice.text]])
-        for item in items
-        for choice in item.choices
-    ]
+    return found
+
+
+def cached_link_entities(
+    items: Sequence[QAItem],
+    graph: GraphIndex,
+    cache: str | Path,
+    *,
+    pipeline: str | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> list[StatementMentions]:
+    """:func:`link_entities`, its result cached in the folder ``cache`` (one JSON file, keyed on
+    the graph checksum, the texts, the pipeline name and the linker version; the file records
+    the lemma source, which must match where spaCy is).
+
+    Without spaCy nothing can be linked and the lemma source cannot be identified: a cached
+    result of the same key is reused as it is (linked where spaCy is and carried to a machine
+    without it).
+
+    Raises:
+        KelmError: no spaCy and no cached result.
+    """
+    from kelm.linking import LinkerOptions
+    from kelm.linking.concept_index import INDEX_VERSION
+    from kelm.linking.lemmas import lemma_source_identity, spacy_available
+
+    texts = _texts(items)
+    if not texts:
+        return []
+    ordered = list(texts)
+    options = LinkerOptions(lemmas="pipeline" if pipeline else "lookup")
+    key = {
+        "kind": MENTIONS_KIND,
+        "format_version": MENTIONS_FORMAT_VERSION,
+        "graph_checksum": graph.checksum,
+        "texts_sha256": hashlib.sha256(json.dumps(ordered).encode("utf-8")).hexdigest(),
+        "pipeline": pipeline,
+        "linker": json.loads(json.dumps(options.to_dict())),
+        "index_version": INDEX_VERSION,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+    path = Path(cache) / f"{digest[:24]}.json"
+    saved = _read_mentions(path, key, len(ordered))
+    if not spacy_available():
+        if saved is None:
+            raise KelmError(
+                f"linking the entities of {len(items)} questions needs spaCy, which is not "
+                f"installed, and no linked result of them is cached ({path}): install spaCy, "
+                "or link where it is and carry the cache"
+            )
+        log.info("spaCy is not installed: reusing %s without checking its lemma source", path)
+        return _per_statement(items, texts, saved[1])
+    from kelm.linking.ground import make_nlp
+
+    nlp = make_nlp(pipeline)
+    source = lemma_source_identity(nlp, options.lemmas, nlp.pipe_names)
+    if saved is not None and saved[0] == json.loads(json.dumps(source)):
+        return _per_statement(items, texts, saved[1])
+    found = _link_texts(ordered, graph, nlp, pipeline, cache_dir, 2000, progress)
+    from kelm._io import atomic_file
+
+    flat = [[x for mention in mentions for x in mention] for mentions in found]
+    with atomic_file(path, "w") as fh:  # compact: one list of numbers per text
+        json.dump({**key, "lemma_source": source, "texts": len(ordered), "mentions": flat}, fh)
+    return _per_statement(items, texts, found)
+
+
+def _read_mentions(
+    path: Path, key: dict[str, Any], n: int
+) -> tuple[dict[str, Any], list[list[EntityMention]]] | None:
+    """A cached result of ``key`` (its lemma source and mentions), or ``None``."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(obj, dict) or any(obj.get(k) != v for k, v in key.items()):
+        return None
+    flat = obj.get("mentions")
+    if obj.get("texts") != n or not isinstance(flat, list) or len(flat) != n:
+        return None
+    found = [[(int(m[i]), int(m[i + 1]), int(m[i + 2])) for i in range(0, len(m), 3)] for m in flat]
+    return obj.get("lemma_source") or {}, found
 
 
 def align_entities(
@@ -112,4 +231,10 @@ def align_entities(
     return out
 
 
-__all__ = ["EntityMention", "StatementMentions", "align_entities", "link_entities"]
+__all__ = [
+    "EntityMention",
+    "StatementMentions",
+    "align_entities",
+    "cached_link_entities",
+    "link_entities",
+]

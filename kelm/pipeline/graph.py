@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kelm._io import sha256_file
 from kelm.errors import InputError
-from kelm.pipeline.entities import StatementMentions, link_entities
+from kelm.pipeline.entities import StatementMentions, cached_link_entities
 
 if TYPE_CHECKING:
     from kelm.config import GraphSourceConfig
@@ -137,9 +137,15 @@ class GraphResources:
         self, items: Sequence[QAItem], *, pipeline: str | None = None, progress: bool = False
     ) -> list[StatementMentions]:
         """:func:`~kelm.pipeline.entities.link_entities` with this graph and the cache's linker
-        index."""
-        return link_entities(
-            items, self.index, pipeline=pipeline, cache_dir=self.cache / "linker", progress=progress
+        index, the result cached in the cache's ``entities/``
+        (:func:`~kelm.pipeline.entities.cached_link_entities`)."""
+        return cached_link_entities(
+            items,
+            self.index,
+            self.cache / "entities",
+            pipeline=pipeline,
+            cache_dir=self.cache / "linker",
+            progress=progress,
         )
 
 

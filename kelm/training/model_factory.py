@@ -121,11 +121,14 @@ def _with_node_table(
     return replace(context, node_dim=node_dim, kge=kge, init_nodes=init_nodes)
 
 
-def graph_embeddings(cfg: TrainConfig, graph: GraphResources, *, progress: bool = False) -> Any:
+def graph_embeddings(
+    cfg: TrainConfig, graph: GraphResources, *, progress: bool = False, device: str = "cpu"
+) -> Any:
     """KG embeddings of the run's graph (``model.node_init: graph``), trained once with
     :func:`kelm.kge.embed_kg` and cached under ``<graph cache>/kge/``, keyed on the graph
     checksum and every training setting (model, width, epochs and the model defaults that
-    :meth:`~kelm.kge.KGEConfig.resolved` fills in; seed 0)."""
+    :meth:`~kelm.kge.KGEConfig.resolved` fills in; seed 0). ``device`` trains missing ones
+    (``cuda``: seconds); like the thread count, it is not part of the key."""
     from kelm.kge import KGEConfig, embed_kg, load_embeddings
 
     m = cfg.model
@@ -143,7 +146,7 @@ def graph_embeddings(cfg: TrainConfig, graph: GraphResources, *, progress: bool 
         # embed_kg seeds the global generators: keep the run's streams as they were, so a run
         # that trains the embeddings and one that finds them cached give the same numbers
         with preserved_rng():
-            embed_kg(graph.index, out, kge_cfg, progress=progress)
+            embed_kg(graph.index, out, kge_cfg, progress=progress, device=device)
     return load_embeddings(out, graph.index)
 
 

@@ -212,3 +212,15 @@ def test_block_boundaries_keep_line_numbers(tmp_path: Path, monkeypatch) -> None
     report = build_index([path], tmp_path / "g", BuildOptions(format="tsv"), progress=False)
     assert [(i.line) for i in report.issues.first] == [124, 402]
     assert report.counts["edges"] == 498
+
+
+def test_string_column_reads_without_pyarrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading an index needs numpy only (a GPU machine may lack pyarrow)."""
+    import sys
+
+    from kelm.graph.strings import StringColumn
+
+    strings = ["dog", "", "caf\u00e9 au lait", "\u732b", "x y"]
+    column = StringColumn.from_list(strings)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    assert column.to_list() == strings and list(column) == strings and column[2] == strings[2]

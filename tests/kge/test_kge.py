@@ -219,6 +219,7 @@ def test_embed_kg_save_load_round_trip_and_refusal(couples: GraphIndex, tmp_path
         1,
     )
     assert manifest["metrics"]["valid"]["file"]["skipped_not_in_graph"] == 1
+    assert manifest["options"]["device"] == "cpu"  # where it trained (not in any cache key)
     cls = report.metrics["classification"]
     assert cls["mode"] == "relation" and 0.5 <= cls["test_accuracy"] <= 1
     assert not list(tmp_path.glob(".emb.*"))  # staging directory published, nothing left over

@@ -212,6 +212,32 @@ def test_complete_output_is_reused(graph_dir, cache, tmp_path, monkeypatch):
     assert report.reused and out.read_bytes() == before
 
 
+def test_without_spacy_a_complete_output_is_reused_or_refused(
+    graph_dir, cache, tmp_path, monkeypatch
+):
+    """A machine without spaCy (a GPU machine given the caches) reuses a complete grounded file
+    of the same graph, questions and linker settings; anything else is a one-line error."""
+    out = tmp_path / "out.jsonl"
+    ground_file(graph_dir, QA / "csqa_original.jsonl", out, progress=False, cache_dir=cache)
+    before = out.read_bytes()
+    monkeypatch.setitem(sys.modules, "spacy", None)  # `import spacy` raises ImportError
+    report = ground_file(
+        graph_dir, QA / "csqa_original.jsonl", out, progress=False, cache_dir=cache
+    )
+    assert report.reused and report.statements == 9 and out.read_bytes() == before
+    with pytest.raises(KelmError, match="needs spaCy, which is not installed"):
+        ground_file(graph_dir, QA / "csqa_hf.jsonl", out, progress=False, cache_dir=cache)
+    with pytest.raises(KelmError, match="needs spaCy"):  # other linker settings
+        ground_file(
+            graph_dir,
+            QA / "csqa_original.jsonl",
+            out,
+            options=ground_module.LinkerOptions(max_ngram=2),
+            progress=False,
+            cache_dir=cache,
+        )
+
+
 def test_output_without_manifest_is_redone(graph_dir, cache, tmp_path):
     out = tmp_path / "out.jsonl"
     out.write_text('{"id": "stale"}\n')
@@ -233,7 +259,7 @@ def test_changed_qa_file_is_redone(graph_dir, cache, tmp_path):
 
 def interrupt_after(monkeypatch, batches: int) -> None:
     """Make the writer raise KeyboardInterrupt after ``batches`` flushed batches."""
-    original = ground_module._GroundedWriter.write
+    original = ground_module.GroundedWriter.write
     calls = {"n": 0}
 
     def write(self, rows, groundings):
@@ -242,7 +268,7 @@ def interrupt_after(monkeypatch, batches: int) -> None:
         calls["n"] += 1
         original(self, rows, groundings)
 
-    monkeypatch.setattr(ground_module._GroundedWriter, "write", write)
+    monkeypatch.setattr(ground_module.GroundedWriter, "write", write)
 
 
 def test_resume_after_interruption(graph_dir, cache, tmp_path, monkeypatch):

@@ -72,3 +72,31 @@ def test_missing_graph_and_empty_items(root: Path) -> None:
         prepare_examples(items, get_family("qagnn"), tokenizer, max_length=16, graph=graph)
     examples, counts = prepare_examples([], get_family("qagnn"), tokenizer, max_length=16)
     assert examples == [] and counts["statements"] == 0
+
+
+def test_linked_entities_are_cached_and_reused_without_spacy(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ERNIE's entity links are cached under the graph cache (a GPU machine without spaCy reads
+    them); without spaCy and without a cached result the error says what is missing."""
+    from kelm.errors import KelmError
+    from kelm.pipeline import entities
+
+    cache = root / "cache-entities"
+    graph = GraphResources.open(GraphSourceConfig(index=str(root / "kg" / "graph")), cache)
+    items = read_items(root / "qa.jsonl", need_answers=True)
+    linked = graph.link_entities(items[:5])
+    assert linked == entities.link_entities(items[:5], graph.index)  # the uncached result
+    assert any(q or c for q, c in linked)
+    [saved] = (cache / "entities").glob("*.json")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("linked again")
+
+    monkeypatch.setattr(entities, "_link_texts", fail)
+    assert graph.link_entities(items[:5]) == linked  # cached, spaCy present
+    monkeypatch.setitem(sys.modules, "spacy", None)  # `import spacy` raises ImportError
+    assert graph.link_entities(items[:5]) == linked
+    with pytest.raises(KelmError, match="needs spaCy, which is not installed"):
+        graph.link_entities(items[:6])
+    assert list((cache / "entities").glob("*.json")) == [saved]

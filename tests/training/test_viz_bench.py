@@ -42,6 +42,19 @@ def test_plot_curves_full_and_partial(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("**/*.tmp"))
 
 
+def test_history_without_matplotlib_has_no_plot(tmp_path: Path, monkeypatch) -> None:
+    """A machine without matplotlib (a bare GPU image) still writes the history, not the plot."""
+    import json
+    import sys
+
+    from kelm.engine.runtime import write_history
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    write_history(tmp_path, {"steps": [], "epochs": []})
+    assert json.loads((tmp_path / "history.json").read_text()) == {"steps": [], "epochs": []}
+    assert not (tmp_path / "curves.png").exists()
+
+
 def _bench():
     spec = importlib.util.spec_from_file_location("bench_qa", REPO / "scripts" / "bench_qa.py")
     module = importlib.util.module_from_spec(spec)

@@ -1,0 +1,114 @@
+"""``scripts/bench_qa.py``: ``--resume`` continues an interrupted run from its checkpoint (and
+gets the uninterrupted run's numbers), and ``--time-limit`` leaves out the runs that would end
+past it, in the JSON as well."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "training"))
+from training_fixtures import tiny_config, write_config  # noqa: E402
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_qa", REPO / "scripts" / "bench_qa.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def tiny_bench(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """bench_qa with every model on the tiny lm config (a 1-layer BERT, 12 questions)."""
+    bench = _bench()
+    config = write_config(tmp_path / "lm.yaml", tiny_config(tmp_path / "inputs"))
+    monkeypatch.setattr(bench, "config_of", lambda model: config)
+    return bench
+
+
+def _args(bench, out: Path, *extra: str):
+    argv = ["--models", "lm", "--seeds", "0", "--epochs", "2", "--train-questions", "8"]
+    return bench.parse_args([*argv, "--batch-size", "4", "--out", str(out), *extra])
+
+
+def test_resume_continues_an_interrupted_run_exactly(tiny_bench, tmp_path: Path) -> None:
+    from kelm.training import load_train_config, train
+
+    bench = tiny_bench
+    plain = bench.run_one(_args(bench, tmp_path / "plain"), "lm", 0)
+    assert plain["resumed_from"] is None
+
+    args = _args(bench, tmp_path / "cut", "--resume")
+    cfg = load_train_config(bench.config_of("lm"), bench.overrides(args, "lm", 0))
+    assert bench.resume_point(cfg) is None  # nothing there yet
+    train(cfg, overwrite=True, stop_after_epochs=1, progress=False)  # cut after epoch 1
+    assert bench.resume_point(cfg).name == "epoch-0001"
+    other = load_train_config(bench.config_of("lm"), [*bench.overrides(args, "lm", 0), "seed=5"])
+    assert bench.resume_point(other) is None  # a checkpoint of another config
+
+    resumed = bench.run_one(args, "lm", 0)
+    assert resumed["resumed_from"] == "epoch-0001"
+    assert resumed["accuracy"] == plain["accuracy"] and resumed["n"] == plain["n"]
+    history = [
+        json.loads((tmp_path / name / "lm-s0" / "metrics.json").read_text())["history"]
+        for name in ("plain", "cut")
+    ]
+    assert len(history[0]) == 2 and history[1] == history[0]  # losses to the last bit
+    assert not (tmp_path / "cut" / "lm-s0" / "checkpoints").exists()
+    # finished: bench.json is reused as it is
+    assert bench.run_one(args, "lm", 0) == resumed
+
+
+def test_resume_starts_afresh_without_a_checkpoint_of_the_config(
+    tiny_bench, tmp_path: Path
+) -> None:
+    from kelm.training import load_train_config, train
+
+    bench = tiny_bench
+    args = _args(bench, tmp_path / "cut", "--resume")
+    sets = bench.overrides(args, "lm", 0)
+    cfg = load_train_config(bench.config_of("lm"), [*sets, "optim.lm_lr=0.01"])
+    train(cfg, overwrite=True, stop_after_epochs=1, progress=False)  # another learning rate
+    assert bench.run_one(args, "lm", 0)["resumed_from"] is None
+
+
+def test_time_limit_leaves_out_runs_and_reports_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    bench = _bench()
+    ran: list[tuple[str, int]] = []
+
+    def fake_run(args, model: str, seed: int) -> dict:
+        ran.append((model, seed))
+        return {
+            "accuracy": 0.5,
+            "n": 10,
+            "eval_statements_per_second": 100.0,
+            "train_statements_per_second": 50.0,
+            "seconds": 100.0,
+        }
+
+    monkeypatch.setattr(bench, "run_one", fake_run)
+    argv = ["--models", "lm", "qagnn", "--seeds", "0", "1", "--time-limit", "1"]
+    args = bench.parse_args([*argv, "--out", str(tmp_path)])
+    saved: list[int] = []
+    runs, left_out = bench.run_all(
+        args, time.perf_counter(), after_run=lambda r, _: saved.append(len(r["lm"]))
+    )
+    # lm seed 0 has no estimate and runs; every later run would take 100 s > 60 s
+    assert ran == [("lm", 0)] and saved == [1]
+    assert left_out == ["qagnn-s0", "lm-s1", "qagnn-s1"]
+    out = bench.report(args, runs, left_out, {}, {})
+    assert out["lm"] == {"mean": 0.5, "std": 0.0, "accuracies": [0.5]}
+    assert out["qagnn"] == {"mean": None, "std": None, "accuracies": []}
+    assert out["throughput"] == {"lm": 100.0} and out["settings"]["left_out"] == left_out
+    assert out["settings"]["device"] and out["settings"]["eval_questions"] == 10
+    assert bench.run_all(bench.parse_args([*argv[:-2], "--out", str(tmp_path)]), 0.0)[1] == []
