@@ -56,6 +56,7 @@ over all epochs; ``*_over_lm`` is the knowledge model's statements/s divided by 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import shutil
@@ -150,9 +151,26 @@ def config_of(model: str) -> Path:
     return REPO / "configs" / f"csqa-{'ernie' if model == 'ernie-pretrained' else model}.yaml"
 
 
+def full_train_questions() -> int:
+    """Training questions of a run on all of the CSQA file (``$KELM_DATA``): the file's
+    questions less the held-out 10%, as :func:`kelm.pipeline.split_items` rounds them; the
+    warm-up is a share of the steps these make."""
+    from kelm.paths import data_dir
+
+    n = _count_lines(data_dir() / "qa" / "csqa" / "train_rand_split_v1.0.jsonl")
+    return n - int(round(0.1 * n))
+
+
+@functools.cache
+def _count_lines(path: Path) -> int:
+    """Non-empty lines of ``path`` (one question each), counted once per path."""
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
 def overrides(args: argparse.Namespace, model: str, seed: int) -> list[str]:
     """The ``--set`` overrides of one run."""
-    questions = args.train_questions or 8768  # CSQA v1.0 train less the held-out 10%
+    questions = args.train_questions or full_train_questions()
     steps_per_epoch = math.ceil(questions / args.batch_size)
     total = steps_per_epoch * args.epochs
     sets = [

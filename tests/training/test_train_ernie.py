@@ -133,7 +133,10 @@ def test_entity_table_from_kg_embeddings(root: Path) -> None:
     model, _, family = load_run_model(result.run_dir)
     assert family.name == "ernie" and model.config.entity_dim == 6
     assert model.config.entity_width == 4  # projected 6 -> 4
-    assert torch.equal(model.entity_embedding.weight, kge.node_emb.weight.detach())  # frozen
+    # frozen: still TransE's rows as it scores them (L1-normalised), standardised
+    unit = torch.nn.functional.normalize(kge.node_emb.weight.detach(), p=1.0, dim=-1)
+    expected = (unit - unit.mean(0)) / (unit - unit.mean(0)).std()
+    torch.testing.assert_close(model.entity_embedding.weight, expected)
 
 
 def test_entity_table_options_graph_names(root: Path) -> None:

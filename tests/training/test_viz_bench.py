@@ -80,6 +80,10 @@ def test_bench_settings_load_with_the_shipped_configs(
         assert cfg.optim.unfreeze_epoch == full.frozen_epochs and cfg.optim.freeze_lm_steps == 0
         assert Path(cfg.run_dir) == tmp_path / "out" / f"{model}-s2"
     # the full comparison: all training questions, the recipe, and the pretrained ERNIE
+    # (the warm-up is 10% of the steps that the file's questions less the held-out 10% make)
+    csqa = tmp_path / "qa" / "csqa" / "train_rand_split_v1.0.jsonl"
+    csqa.parent.mkdir(parents=True)
+    csqa.write_text('{"id": "q"}\n' * 205 + "\n")  # 205 questions: 184 train, 21 held out
     pretrained = tmp_path / "pretrained"
     pretrained.mkdir()
     (pretrained / "config.json").write_text("{}")
@@ -92,5 +96,6 @@ def test_bench_settings_load_with_the_shipped_configs(
     assert cfg.model.type == "ernie" and cfg.model.encoder == str(pretrained)
     assert cfg.data.max_train is None and cfg.optim.optimizer == "radam"
     assert cfg.optim.unfreeze_epoch == 1
+    assert cfg.optim.warmup_steps == (184 // 16 + 1) * 3 // 10  # 12 steps per epoch, 3 epochs
     with pytest.raises(SystemExit, match="config.json"):
         bench.parse_args(["--full", "--ernie-pretrained", str(tmp_path / "nothing")])
