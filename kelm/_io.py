@@ -1,4 +1,9 @@
-"""Small I/O helpers: hashing, atomic files and directories, JSON."""
+"""Small I/O helpers: hashing, atomic files and directories, JSON, and the checks of output
+paths every writer runs first (:func:`check_output_file`, :func:`check_output_dir`).
+
+Every file kelm writes gets the permissions a plain ``open()`` gives (``0o666`` less the umask),
+also those written through a temporary file (``mkstemp`` and safetensors create them ``0600``).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from kelm.errors import KelmError
+
 _CHUNK = 1 << 22
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK
+"""The permissions of a file kelm writes: those ``open()`` gives under this process's umask."""
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -34,6 +43,67 @@ def write_json(path: Path, obj: Any) -> None:
         fh.write("\n")
 
 
+# ----------------------------------------------------------------------------- output paths
+def check_output_file(path: str | os.PathLike[str]) -> Path:
+    """``path`` as an output file kelm can write (atomically: a temporary file beside it,
+    renamed over it), else a :class:`~kelm.errors.KelmError` naming it.
+
+    Refused: an existing directory, a parent that is a file, a directory kelm may not write in.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise KelmError(f"{path}: is a directory, expected a file path")
+    _check_parent_writable(path)
+    return path
+
+
+def check_output_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` as an output directory kelm can create, write in, or replace as a whole
+    (:func:`staging_dir`, :func:`publish_dir`), else a :class:`~kelm.errors.KelmError`.
+
+    Refused: an existing file (never replaced by a directory), a parent that is a file, a
+    directory kelm may not write in (``path`` itself when it exists, and its parent, where the
+    staged directory is created and renamed).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise KelmError(
+            f"{path}: exists and is not a directory; choose another output path or remove it"
+        )
+    _check_parent_writable(path)
+    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+        raise KelmError(f"{path}: cannot write in this directory (permission denied)")
+    return path
+
+
+def make_output_dir(path: str | os.PathLike[str]) -> Path:
+    """Create the output directory ``path`` (and its parents) after :func:`check_output_dir`."""
+    path = check_output_dir(path)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _check_parent_writable(path: Path) -> None:
+    """The nearest existing ancestor of ``path`` (created from there) must be a writable
+    directory. ``os.access`` asks the kernel, so a root without ``CAP_DAC_OVERRIDE`` and a
+    read-only file system are seen too."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise KelmError(f"{path}: cannot be created, {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise KelmError(f"{path}: cannot write there ({ancestor} is not writable)")
+
+
+def replace_file(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Rename the complete temporary file ``tmp`` over ``path``, with :data:`FILE_MODE`
+    (``mkstemp`` and safetensors' ``save_file`` create their files ``0600``)."""
+    os.chmod(tmp, FILE_MODE)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------ reading
 def read_json_object(file: Path, error: type[Exception]) -> dict[str, Any]:
     """A JSON object read from ``file``; anything else raises ``error`` naming the file."""
     try:
@@ -66,6 +136,8 @@ def read_manifest(
     """
     directory = Path(directory)
     file = directory / "manifest.json"
+    if directory.exists() and not directory.is_dir():
+        raise error(f"{directory}: is a file, not a {what} directory")
     if not directory.is_dir():
         raise error(f"{directory}: no {what} here (the directory does not exist)")
     if not file.is_file():
@@ -82,10 +154,15 @@ def read_manifest(
     return manifest
 
 
+# ------------------------------------------------------------------------------------ writing
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) -> Iterator[Any]:
-    """Open a temp file next to ``path``; rename it over ``path`` only if the block succeeds."""
-    path = Path(path)
+    """Open a temp file next to ``path``; rename it over ``path`` only if the block succeeds.
+
+    Raises:
+        KelmError: ``path`` cannot be written (:func:`check_output_file`).
+    """
+    path = check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -94,8 +171,7 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -103,7 +179,12 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
 
 
 def staging_dir(out: Path) -> Path:
-    """A fresh hidden directory beside ``out`` where a build is written before it is published."""
+    """A fresh hidden directory beside ``out`` where a build is written before it is published.
+
+    Raises:
+        KelmError: ``out`` cannot be written (:func:`check_output_dir`).
+    """
+    check_output_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -115,7 +196,16 @@ def publish_dir(staged: Path, out: Path) -> None:
 
     The old ``out`` is moved aside first and removed only after the rename, so at every
     instant ``out`` is either the old complete directory, absent, or the new complete one.
+    An ``out`` that is not a directory is never replaced. The files get :data:`FILE_MODE`.
+
+    Raises:
+        KelmError: ``out`` exists and is not a directory.
     """
+    if out.exists() and not out.is_dir():
+        raise KelmError(
+            f"{out}: exists and is not a directory; choose another output path or remove it"
+        )
+    _normalize_modes(staged)
     _fsync_dir(staged)
     old = None
     if out.exists() or out.is_symlink():
@@ -138,6 +228,16 @@ def remove_stale_staging(out: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
     for leftover in out.parent.glob(f".{out.name}.old-*"):
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _normalize_modes(directory: Path) -> None:
+    """Give the files under ``directory`` :data:`FILE_MODE` (writers such as safetensors'
+    ``save_file`` create theirs ``0600``)."""
+    for root, _, names in os.walk(directory):
+        for name in names:
+            file = os.path.join(root, name)
+            if not os.path.islink(file) and os.stat(file).st_mode & 0o777 != FILE_MODE:
+                os.chmod(file, FILE_MODE)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from kelm._io import atomic_file, write_json
+from kelm._io import atomic_file, make_output_dir, write_json
 from kelm.errors import KelmError
 
 TEMPLATES: dict[str, str] = {
@@ -196,8 +196,7 @@ def write_task(task: SyntheticTask, out: str | Path) -> dict[str, Path]:
     Returns:
         The written paths by name.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(out)
     contents = {
         "graph.tsv": "".join(f"{h}\t{r}\t{t}\n" for h, r, t in task.triples),
         "train.jsonl": "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in task.train),

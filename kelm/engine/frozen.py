@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kelm._io import replace_file
 from kelm.engine.batching import move_to
 from kelm.paths import cache_dir as default_cache_dir
 from kelm.pipeline import Collator, Example
@@ -150,7 +151,7 @@ def frozen_features(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{time.time_ns()}")
     save_file({"features": torch.cat(features).contiguous()}, str(tmp))
-    tmp.replace(path)
+    replace_file(tmp, path)
     return features
 
 

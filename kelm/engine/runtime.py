@@ -19,7 +19,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from kelm._io import publish_dir, remove_stale_staging, staging_dir, write_json
+from kelm._io import (
+    check_output_dir,
+    make_output_dir,
+    publish_dir,
+    remove_stale_staging,
+    staging_dir,
+    write_json,
+)
 from kelm.config import dump_config
 from kelm.engine import checkpoint as ckpt
 from kelm.errors import KelmError
@@ -90,6 +97,7 @@ def check_run_dir(
     """
     if resume and overwrite:
         raise KelmError("--resume and --overwrite exclude each other")
+    check_output_dir(run_dir)
     if resume:
         latest = ckpt.latest_checkpoint(run_dir)
         if latest is None:
@@ -157,7 +165,7 @@ def open_run_dir(
     if accelerator.is_main_process:
         if overwrite:
             clear_run_dir(run_dir, outputs)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_output_dir(run_dir)
         if resume_from is None:
             dump_config(cfg, run_dir / "config.resolved.yaml")
     accelerator.wait_for_everyone()

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kelm._io import sha256_file, write_json
+from kelm._io import check_output_dir, make_output_dir, sha256_file, write_json
 from kelm.engine.predict import score, write_predictions
 from kelm.modeling.encoders import hf_progress_bars
 from kelm.pipeline import read_items
@@ -68,7 +68,7 @@ def _evaluate_run(
     device: str | None,
     progress: bool,
 ) -> dict[str, Any]:
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    run_dir, out_dir = Path(run_dir), check_output_dir(out_dir)
     items = read_items(qa_file, need_answers=False)
     run = predict_run(run_dir, items, batch_size=batch_size, device=device, progress=progress)
     metrics = {
@@ -82,7 +82,7 @@ def _evaluate_run(
         "seconds": round(run.seconds, 3),
         "statements_per_second": round(run.counts["statements"] / max(run.seconds, 1e-9), 2),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_dir)
     write_predictions(out_dir / "predictions.jsonl", run.examples, run.logits)
     write_json(out_dir / "metrics.json", metrics)
     return metrics

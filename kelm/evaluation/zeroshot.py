@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kelm._io import atomic_file, sha256_file, write_json
+from kelm._io import atomic_file, check_output_dir, make_output_dir, sha256_file, write_json
 from kelm.errors import KelmError
 from kelm.evaluation.prompts import Request, build_requests
 
@@ -325,7 +325,7 @@ def evaluate_zero_shot(
     # A separate training file gives no evaluated question as a demonstration (it may hold
     # the held-out ones); demonstrations from the evaluated file itself are leave-one-out.
     same_file = pool is not None and sha256_file(demos) == sha256_file(qa_file)
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir)  # before the model runs
     model, tokenizer, name = load_causal_lm(lm, gguf_file, device=device, progress=progress)
     metrics, requests, scores = evaluate_items(
         model,
@@ -351,7 +351,7 @@ def evaluate_zero_shot(
         "demos_sha256": sha256_file(demos) if pool is not None else None,
         "normalizations": list(NORMALIZATIONS),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out_dir)
     write_zero_shot_predictions(out_dir / "predictions.jsonl", requests, scores)
     write_json(out_dir / "metrics.json", metrics)
     return metrics

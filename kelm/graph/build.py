@@ -22,7 +22,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import kelm
-from kelm._io import publish_dir, remove_stale_staging, sha256_file, staging_dir, write_json
+from kelm._io import (
+    check_output_dir,
+    publish_dir,
+    remove_stale_staging,
+    sha256_file,
+    staging_dir,
+    write_json,
+)
 from kelm.errors import InputError, KelmError
 from kelm.graph.index import FORMAT_VERSION, INVERSE_PREFIX, MANIFEST, content_checksum
 from kelm.graph.sources import _blocks
@@ -81,7 +88,7 @@ def build_index(
             (``strict``) a line is malformed.
     """
     options = dataclasses.replace(options or BuildOptions(), progress=progress)
-    out = Path(out)
+    out = check_output_dir(out)  # before the parse, which may take minutes
     if not inputs:
         raise InputError("no input files given")
     paths = [Path(p) for p in inputs]

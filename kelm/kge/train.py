@@ -267,6 +267,7 @@ def embed_kg(
         KelmError: bad settings, unreadable files, a held-out file with no triple in the graph,
             or a diverging run.
     """
+    from kelm._io import check_output_dir
     from kelm.graph.index import GraphIndex
     from kelm.kge.evaluate import (
         THRESHOLD_MODES,
@@ -278,6 +279,7 @@ def embed_kg(
     )
     from kelm.kge.store import save_embeddings
 
+    check_output_dir(out)  # before the training, which may take hours
     cfg = (config or KGEConfig()).resolved()
     if fmt not in TRIPLE_FORMATS:
         raise KelmError(f"unknown --format {fmt!r}; choose one of {', '.join(TRIPLE_FORMATS)}")

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kelm._io import sha256_file
+from kelm._io import check_output_file, sha256_file
 from kelm.errors import InputError, KelmError
 from kelm.linking.concept_index import INDEX_VERSION
 from kelm.linking.grounded_file import (
@@ -331,6 +331,7 @@ def ground_file(
         return GroundReport(
             out, len(rows), len(rows), True, *count_empty(out), time.perf_counter() - start
         )
+    check_output_file(out)  # a file kelm cannot write is refused before the work
     partial, partial_manifest = partial_paths(out)
     done = resume_point(partial, partial_manifest, manifest, rows)
     writer = GroundedWriter(partial, linker.names)

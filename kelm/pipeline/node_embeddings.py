@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kelm._io import replace_file
 from kelm.pipeline.graph import GraphResources
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def node_name_embeddings(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{time.time_ns()}")
     save_file({"names": vectors.contiguous()}, str(tmp))
-    tmp.replace(path)
+    replace_file(tmp, path)
     return vectors
 
 

@@ -256,7 +256,7 @@ def probe_run(
     Raises:
         KelmError: not a finished pretraining run.
     """
-    from kelm._io import write_json
+    from kelm._io import check_output_file, write_json
     from kelm.modeling.encoders import hf_progress_bars
     from kelm.pretraining.config import load_pretrain_config
     from kelm.pretraining.objectives.base import load_tokenizer_for, open_knowledge
@@ -264,6 +264,7 @@ def probe_run(
     run = Path(run_dir)
     if not (run / "config.resolved.yaml").is_file() or not (run / "model").is_dir():
         raise KelmError(f"{run}: not a finished pretraining run (config.resolved.yaml, model/)")
+    check_output_file(run / "probe.json")
     cfg = load_pretrain_config(run / "config.resolved.yaml")
     cls = cfg.objective_class()
     knowledge = open_knowledge(cfg) if cls.needs_entities else None

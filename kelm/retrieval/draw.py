@@ -53,6 +53,8 @@ def draw_subgraph(
     import networkx as nx
     import numpy as np
 
+    from kelm._io import atomic_file
+
     plt = _pyplot()
     path = Path(path)
     ids = sub.node_ids.tolist()
@@ -136,13 +138,8 @@ def draw_subgraph(
         ax.set_title(title, fontsize=11)
         ax.axis("off")
         fig.tight_layout()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            fig.savefig(tmp, format="png", dpi=110)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_file(path, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=110)
     finally:
         plt.close(fig)
     return path
@@ -177,14 +174,25 @@ def show_statement(
     highlight: int = 3,
 ) -> Path:
     """Ground ``question`` + ``choice`` in ``graph``, retrieve its subgraph and paths, and
-    draw them (what ``kelm show`` does). Nodes are capped at ``max_nodes`` by degree order."""
+    draw them (what ``kelm show`` does). Nodes are capped at ``max_nodes`` by degree order.
+
+    Raises:
+        KelmError: an empty question or choice, settings out of range (``kelm retrieve``'s
+            limits), an ``out`` kelm cannot write, nothing to draw.
+    """
+    from kelm._io import check_output_file
     from kelm.errors import KelmError
     from kelm.graph.index import GraphIndex
     from kelm.linking.ground import StatementLinker
-    from kelm.retrieval.retrieve import Retriever
+    from kelm.retrieval.retrieve import RetrieveOptions, Retriever
 
     if not question.strip() or not choice.strip():
         raise KelmError("--question and --choice must both be non-empty")
+    # the same limits as `kelm retrieve` (--hops at most MAX_HOPS)
+    RetrieveOptions(max_nodes=max_nodes, hops=hops, paths=paths, scorer="none").validate()
+    if highlight < 0:
+        raise KelmError(f"--highlight must be 0 or more, not {highlight}")
+    check_output_file(out)
     index = GraphIndex.load(graph)
     grounding = StatementLinker(index).ground([(question, choice)])[0]
     if not grounding.question_concepts and not grounding.answer_concepts:

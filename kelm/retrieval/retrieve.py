@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from kelm._io import publish_dir, remove_stale_staging, sha256_file, staging_dir
+from kelm._io import (
+    check_output_dir,
+    publish_dir,
+    remove_stale_staging,
+    sha256_file,
+    staging_dir,
+)
 from kelm.errors import InputError, KelmError
 from kelm.graph.index import GraphIndex
 from kelm.retrieval import store
@@ -353,6 +359,7 @@ def retrieve(
             out, True, key, manifest.get("counts", {}), time.perf_counter() - start
         )
 
+    check_output_dir(out)  # not reused: refuse an out kelm cannot write before the work
     statements = read_grounded(grounded, index.num_nodes)
     if hasattr(scorer, "prepare"):
         scorer.prepare([s.statement for s in statements])

@@ -1,0 +1,130 @@
+"""``kelm._io``: the checks of output paths every writer runs, the permissions of the files
+kelm writes, and the message for a file given where an artifact directory is expected."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kelm._io import (
+    FILE_MODE,
+    atomic_file,
+    check_output_dir,
+    check_output_file,
+    make_output_dir,
+    publish_dir,
+    read_manifest,
+    replace_file,
+    staging_dir,
+    write_json,
+)
+from kelm.errors import IndexFormatError, KelmError
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_file_mode_is_what_open_gives(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    assert mode(plain) == FILE_MODE
+
+
+# ------------------------------------------------------------------------- wrong kinds
+def test_output_file_refuses_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(KelmError, match="is a directory, expected a file path"):
+        check_output_file(tmp_path)
+    with pytest.raises(KelmError, match="is a directory"), atomic_file(tmp_path) as fh:
+        fh.write("x")
+
+
+def test_output_dir_refuses_a_file(tmp_path: Path) -> None:
+    file = tmp_path / "f"
+    file.write_text("keep me")
+    with pytest.raises(KelmError, match="exists and is not a directory"):
+        check_output_dir(file)
+    with pytest.raises(KelmError, match="exists and is not a directory"):
+        make_output_dir(file)
+    with pytest.raises(KelmError, match="exists and is not a directory"):
+        staging_dir(file)
+    # publish_dir never replaces a file by a directory (it used to: the file survived
+    # only as a hidden .f.old-* that the next build removed)
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    with pytest.raises(KelmError, match="exists and is not a directory"):
+        publish_dir(staged, file)
+    assert file.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "staged"]
+
+
+def test_parent_that_is_a_file(tmp_path: Path) -> None:
+    file = tmp_path / "f"
+    file.write_text("")
+    with pytest.raises(KelmError, match="f is not a directory"):
+        check_output_dir(file / "sub" / "out")
+    with pytest.raises(KelmError, match="f is not a directory"):
+        check_output_file(file / "out.json")
+
+
+def test_good_outputs_pass(tmp_path: Path) -> None:
+    assert check_output_file(tmp_path / "a" / "b.json") == tmp_path / "a" / "b.json"
+    assert check_output_dir(tmp_path / "new" / "dir") == tmp_path / "new" / "dir"
+    assert check_output_dir(tmp_path) == tmp_path
+    assert make_output_dir(tmp_path / "x" / "y").is_dir()
+
+
+# --------------------------------------------------------------------------- permissions
+def test_not_writable_is_a_kelm_error(tmp_path: Path, monkeypatch) -> None:
+    """What the kernel says (os.access); see tests/cli/test_cli_outputs.py for the real
+    thing, a root without CAP_DAC_OVERRIDE."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, m, **kw: Path(p) != locked and real_access(p, m, **kw)
+    )
+    with pytest.raises(KelmError, match=r"locked/out: cannot write there \(.*locked is not"):
+        check_output_dir(locked / "out")
+    with pytest.raises(KelmError, match="cannot write there"):
+        check_output_file(locked / "a" / "b" / "out.json")
+    with pytest.raises(KelmError, match="cannot write in this directory"):
+        check_output_dir(locked)
+
+
+# ------------------------------------------------------------------------ file modes
+def test_temp_file_writers_give_the_usual_mode(tmp_path: Path) -> None:
+    """Files written through a temporary file (mkstemp, safetensors: 0600) get the mode a
+    plain open() gives, as every other file kelm writes."""
+    from safetensors.numpy import save_file
+
+    write_json(tmp_path / "a.json", {"a": 1})
+    assert mode(tmp_path / "a.json") == FILE_MODE
+    tmp = tmp_path / ".b.tmp"
+    save_file({"x": np.zeros(2)}, str(tmp))
+    replace_file(tmp, tmp_path / "b.safetensors")
+    assert mode(tmp_path / "b.safetensors") == FILE_MODE
+
+    out = tmp_path / "out"
+    staged = staging_dir(out)
+    (staged / "sub").mkdir()
+    save_file({"x": np.zeros(2)}, str(staged / "sub" / "c.safetensors"))
+    save_file({"x": np.zeros(2)}, str(staged / "d.safetensors"))
+    publish_dir(staged, out)
+    assert mode(out / "sub" / "c.safetensors") == FILE_MODE
+    assert mode(out / "d.safetensors") == FILE_MODE
+
+
+# ---------------------------------------------------------------- artifact directories
+def test_a_file_where_an_artifact_directory_is_expected(tmp_path: Path) -> None:
+    file = tmp_path / "graph.tsv"
+    file.write_text("a\tb\tc\n")
+    kwargs = {"kind": "graph-index", "version": 1, "what": "graph index", "error": IndexFormatError}
+    with pytest.raises(IndexFormatError, match="graph.tsv: is a file, not a graph index dir"):
+        read_manifest(file, **kwargs)
+    with pytest.raises(IndexFormatError, match="the directory does not exist"):
+        read_manifest(tmp_path / "missing", **kwargs)
