@@ -1,17 +1,22 @@
-"""What the command modules share: the error wrapper, JSON output, the common options, options
-objects from dataclasses (with ``--config`` / ``--set``) and the run options of ``kelm train`` /
-``kelm pretrain``.
+"""What the command modules share: the error wrapper (with the checks of the options' values),
+JSON output, the common options (``--device`` among them), options objects from dataclasses
+(with ``--config`` / ``--set``) and the run options of ``kelm train`` / ``kelm pretrain``.
 
 Nothing here imports more than typer and kelm's foundation modules, so ``kelm --help`` stays fast.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import inspect
 import json
 import os
-from collections.abc import Callable, Mapping
+import re
+import sys
+import typing
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -22,16 +27,140 @@ from kelm.errors import KelmError
 T = TypeVar("T")
 
 
+# --------------------------------------------------------------------------- option checks
+class OptionCheck:
+    """A check of an option's value, given as extra metadata of the option's type
+    (``Annotated[int, typer.Option(...), AtLeast(1)]``). :func:`user_errors` runs the checks of
+    every option before the command, so a bad value is a one-line error (a callback of click's
+    would print a usage box); ``None`` (an option not given) is not checked. A check returns
+    the value the command gets."""
+
+    def __call__(self, option: str, value: Any) -> Any:
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class AtLeast(OptionCheck):
+    """A count option's lower bound (batch sizes, workers, ...: 1 where 0 means nothing)."""
+
+    minimum: int
+
+    def __call__(self, option: str, value: Any) -> Any:
+        if value < self.minimum:
+            raise KelmError(f"{option} must be at least {self.minimum}, not {value}")
+        return value
+
+
+_DEVICE = re.compile(r"(cpu|auto|mps|cuda)(:(\d+))?")
+
+
+class DeviceCheck(OptionCheck):
+    """``--device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and one this torch
+    can use (torch's own errors are a RuntimeError or an AssertionError deep in the run).
+    The command gets the device, or ``None`` for ``auto`` (the library's default: a GPU when
+    there is one)."""
+
+    def __call__(self, option: str, value: Any) -> Any:
+        match = _DEVICE.fullmatch(str(value))
+        if match is None or (match.group(2) and match.group(1) != "cuda"):
+            raise KelmError(f"{option} must be auto, cpu, cuda, cuda:N or mps, not {value!r}")
+        kind, index = match.group(1), match.group(3)
+        if kind in ("auto", "cpu"):
+            return None if kind == "auto" else value
+        import torch  # only for a device that needs it
+
+        if kind == "mps" and not torch.backends.mps.is_available():
+            raise KelmError(f"{option} mps: no Apple GPU (MPS) is available; use cpu")
+        if kind != "cuda":
+            return value
+        if not torch.cuda.is_available():
+            why = (
+                f"this torch ({torch.__version__}) is built without CUDA"
+                if torch.version.cuda is None
+                else "no CUDA GPU is visible"
+            )
+            raise KelmError(f"{option} {value}: {why}; use cpu")
+        if index is not None and int(index) >= torch.cuda.device_count():
+            raise KelmError(
+                f"{option} {value}: there are {torch.cuda.device_count()} CUDA GPUs "
+                f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})"
+            )
+        return value
+
+
+def _option_checks(fn: Callable[..., Any]) -> dict[str, tuple[str, list[OptionCheck]]]:
+    """The checks of ``fn``'s parameters: name -> (option as typed, checks)."""
+    hints = typing.get_type_hints(fn, include_extras=True)
+    checks = {}
+    for name in inspect.signature(fn).parameters:
+        extras = getattr(hints.get(name), "__metadata__", ())
+        found = [m for m in extras if isinstance(m, OptionCheck)]
+        if found:
+            decls = [
+                d
+                for m in extras
+                for d in getattr(m, "param_decls", ()) or ()
+                if isinstance(d, str) and d.startswith("--")
+            ]
+            checks[name] = (decls[0] if decls else "--" + name.replace("_", "-"), found)
+    return checks
+
+
+@contextlib.contextmanager
+def _hf_progress_bars_off() -> Iterator[None]:
+    """Hugging Face's own progress bars ("Loading weights", downloads) off for a command run
+    with ``--no-progress``, then as they were. Through huggingface_hub's switch (which
+    transformers reads when imported) and transformers' own when it is already imported, so
+    a command that does not use transformers does not import it."""
+    from huggingface_hub import utils as hub
+
+    hub_on = not hub.are_progress_bars_disabled()
+    loaded = sys.modules.get("transformers.utils.logging")
+    transformers_on = loaded.is_progress_bar_enabled() if loaded is not None else hub_on
+    if loaded is not None:
+        loaded.disable_progress_bar()  # and huggingface_hub's
+    elif hub_on:
+        hub.disable_progress_bars()
+    try:
+        yield
+    finally:
+        loaded = sys.modules.get("transformers.utils.logging")
+        if loaded is not None and transformers_on:
+            loaded.enable_progress_bar()  # and huggingface_hub's
+        if hub_on:
+            hub.enable_progress_bars()
+        elif loaded is not None and transformers_on:
+            hub.disable_progress_bars()
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a KelmError into a one-line message and exit status 2 (no traceback)."""
+    """Run a command: check its options (:class:`OptionCheck`), turn off Hugging Face's
+    progress bars with ``--no-progress``, and turn a KelmError, or an OSError that names a
+    file (a disk full, a permission the checks of the output paths did not foresee), into a
+    one-line message and exit status 2 (no traceback)."""
+    checks: dict[str, tuple[str, list[OptionCheck]]] | None = None
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        nonlocal checks
         try:
-            return fn(*args, **kwargs)
+            if checks is None:  # resolved on the first call, as typer resolves the hints
+                checks = _option_checks(fn)
+            for name, (option, option_checks) in checks.items():
+                for check in option_checks:
+                    if kwargs.get(name) is not None:
+                        kwargs[name] = check(option, kwargs[name])
+            quiet = kwargs.get("progress") is False
+            with _hf_progress_bars_off() if quiet else contextlib.nullcontext():
+                return fn(*args, **kwargs)
         except KelmError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            typer.echo(f"error: {exc.filename}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(KelmError.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("interrupted", err=True)
             raise typer.Exit(130) from None
@@ -46,6 +175,11 @@ def echo_json(obj: Any) -> None:
 # ------------------------------------------------------------------------ common options
 GraphOption = Annotated[Path, typer.Option("--graph", "-g", help="Graph index directory.")]
 ProgressOption = Annotated[bool, typer.Option(help="Show progress bars.")]
+DeviceOption = Annotated[
+    str,
+    typer.Option(help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps."),
+    DeviceCheck(),
+]
 MetricsJsonOption = Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")]
 
 

@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from kelm.cli._common import MetricsJsonOption, ProgressOption, echo_json, user_errors
+from kelm.cli._common import (
+    AtLeast,
+    DeviceOption,
+    MetricsJsonOption,
+    ProgressOption,
+    echo_json,
+    user_errors,
+)
 from kelm.errors import KelmError
 
 
@@ -32,8 +39,9 @@ def evaluate_command(
             help="Questions per forward pass (default: the run's eval_batch_size; 8 with "
             "--zero-shot)."
         ),
+        AtLeast(1),
     ] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: auto).")] = None,
+    device: DeviceOption = "auto",
     progress: ProgressOption = True,
     as_json: MetricsJsonOption = False,
     zero_shot: Annotated[
@@ -75,8 +83,6 @@ def evaluate_command(
 ) -> None:
     """Evaluate a trained run (or, with --zero-shot, a causal LM) on a QA file:
     metrics.json and predictions.jsonl."""
-    if batch_size is not None and batch_size < 1:
-        raise KelmError("--batch-size must be at least 1")
     if zero_shot:
         _evaluate_zero_shot(
             model=model,

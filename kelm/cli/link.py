@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from kelm.cli._common import GraphOption, user_errors
-from kelm.errors import KelmError
+from kelm.cli._common import AtLeast, GraphOption, user_errors
 
 PipelineOption = Annotated[
     str | None,
@@ -53,15 +52,15 @@ def ground_command(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Grounded JSONL file to write.")],
     pipeline: PipelineOption = None,
-    processes: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Statements per batch and flush.")] = 1000,
+    processes: Annotated[int, typer.Option(help="Worker processes."), AtLeast(1)] = 1,
+    batch_size: Annotated[
+        int, typer.Option(help="Statements per batch and flush."), AtLeast(1)
+    ] = 1000,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Ground every (question, choice) statement of a QA file in a concept graph."""
     from kelm.linking.ground import ground_file
 
-    if processes < 1 or batch_size < 1:
-        raise KelmError("--processes and --batch-size must be at least 1")
     r = ground_file(
         graph,
         qa,

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from kelm.cli._common import (
+    AtLeast,
+    DeviceOption,
     MetricsJsonOption,
     OverwriteOption,
     ProgressOption,
@@ -20,7 +22,6 @@ from kelm.cli._common import (
     set_option,
     user_errors,
 )
-from kelm.errors import KelmError
 
 _PRETRAIN_SUMMARY_METRICS = (
     "mlm_accuracy",
@@ -93,16 +94,16 @@ def probe_command(
     templates: Annotated[
         Path | None, typer.Option(help="YAML of cloze templates per relation.")
     ] = None,
-    max_triples: Annotated[int | None, typer.Option(help="Probe at most N triples.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu or cuda (default: auto).")] = None,
+    max_triples: Annotated[
+        int | None, typer.Option(help="Probe at most N triples."), AtLeast(1)
+    ] = None,
+    device: DeviceOption = "auto",
     progress: ProgressOption = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Knowledge probe: CN-100K triples as cloze sentences, hits@k of the tail (probe.json)."""
     from kelm.pretraining.probe import probe_run
 
-    if max_triples is not None and max_triples < 1:
-        raise KelmError("--max-triples must be at least 1")
     r = probe_run(
         run,
         files=list(triples) if triples else None,

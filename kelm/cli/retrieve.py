@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from kelm.cli._common import (
+    AtLeast,
+    DeviceOption,
     GraphOption,
     ProgressOption,
     config_option,
@@ -71,8 +73,8 @@ def retrieve_command(
         ),
     ] = None,
     shard_size: Annotated[int, typer.Option(help="Statements per shard.")] = 1000,
-    batch_size: Annotated[int, typer.Option(help="Scorer batch size.")] = 128,
-    device: Annotated[str, typer.Option(help="Scorer device: cpu, cuda or auto.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Scorer batch size."), AtLeast(1)] = 128,
+    device: DeviceOption = "auto",
     force: Annotated[bool, typer.Option(help="Rebuild even if a cached result matches.")] = False,
     progress: ProgressOption = True,
 ) -> None:

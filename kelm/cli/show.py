@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from kelm.cli._common import GraphOption, user_errors
-from kelm.errors import KelmError
 
 
 @user_errors
@@ -26,11 +25,10 @@ def show_command(
     ] = None,
     highlight: Annotated[int, typer.Option(help="How many paths to highlight.")] = 3,
 ) -> None:
-    """Draw the subgraph retrieved for one (question, choice) statement as a PNG."""
+    """Draw the subgraph retrieved for one (question, choice) statement as a PNG (--max-nodes,
+    --hops and --paths within the limits of `kelm retrieve`)."""
     from kelm.retrieval.draw import show_statement
 
-    if max_nodes < 1 or hops < 0 or paths < 0 or highlight < 0:
-        raise KelmError("--max-nodes must be >= 1; --hops, --paths, --highlight >= 0")
     written = show_statement(
         graph,
         question,

@@ -14,6 +14,9 @@ import typer
 from cli_fixtures import assert_one_line_error, runner
 
 from kelm.cli._common import (
+    AtLeast,
+    DeviceCheck,
+    ProgressOption,
     config_option,
     dataclass_fields,
     echo_unfinished_run,
@@ -106,6 +109,93 @@ def test_user_errors() -> None:
     assert result.exit_code == 2 and result.output == "error: bad input file\n"
     result = runner.invoke(app, ["interrupt"])
     assert result.exit_code == 130 and result.output == "interrupted\n"
+
+
+def test_user_errors_os_error_naming_a_file() -> None:
+    """The last resort for what the checks of the output paths cannot foresee (a disk full
+    mid-write): an OSError that names a file is a one-line error; any other is a bug."""
+
+    @user_errors
+    def full() -> None:
+        raise OSError(28, "No space left on device", "/data/out/shard-00001.safetensors")
+
+    @user_errors
+    def bug() -> None:
+        raise OSError("something else")
+
+    app = typer.Typer()
+    app.command("full")(full)
+    app.command("bug")(bug)
+    result = runner.invoke(app, ["full"])
+    assert result.exit_code == 2
+    assert result.output == "error: /data/out/shard-00001.safetensors: No space left on device\n"
+    result = runner.invoke(app, ["bug"])
+    assert isinstance(result.exception, OSError) and "error:" not in result.output
+
+
+def checked_app() -> typer.Typer:
+    """A command with a count and a device option, which prints what it got."""
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.command()
+    @user_errors
+    def run(
+        size: Annotated[int, typer.Option("--size", "-s"), AtLeast(1)] = 1,
+        top_k: Annotated[int | None, typer.Option(), AtLeast(0)] = None,
+        device: Annotated[str, typer.Option(), DeviceCheck()] = "auto",
+    ) -> None:
+        typer.echo(json.dumps([size, top_k, device]))
+
+    return app
+
+
+def test_option_checks() -> None:
+    app = checked_app()
+    ok = runner.invoke(app, ["-s", "3", "--top-k", "0", "--device", "cpu"])
+    assert ok.exit_code == 0 and json.loads(ok.output) == [3, 0, "cpu"]
+    # auto is the library's default (None): a GPU when there is one
+    assert json.loads(runner.invoke(app, []).output) == [1, None, None]
+    assert_one_line_error(runner.invoke(app, ["-s", "0"]), "--size must be at least 1, not 0")
+    assert_one_line_error(runner.invoke(app, ["--top-k", "-1"]), "--top-k must be at least 0")
+    for bad in ("tpu", "cuda:x", "cpu:0", "", "CUDA"):
+        assert_one_line_error(
+            runner.invoke(app, ["--device", bad]), "--device must be auto, cpu, cuda, cuda:N or mps"
+        )
+
+
+def test_device_check_asks_torch(monkeypatch) -> None:
+    import torch
+
+    check = DeviceCheck()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(KelmError, match="--device cuda: .*; use cpu"):
+        check("--device", "cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check("--device", "cuda:1") == "cuda:1"
+    with pytest.raises(KelmError, match=r"there are 2 CUDA GPUs \(cuda:0 to cuda:1\)"):
+        check("--device", "cuda:2")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(KelmError, match="no Apple GPU"):
+        check("--device", "mps")
+
+
+def test_no_progress_turns_off_hugging_face_bars() -> None:
+    """``--no-progress`` also hides transformers' own bars ("Loading weights"), for the
+    command only."""
+    from transformers.utils import logging as hf_logging
+
+    app = typer.Typer(pretty_exceptions_enable=False)
+
+    @app.command()
+    @user_errors
+    def load(progress: ProgressOption = True) -> None:
+        typer.echo(f"bars {hf_logging.is_progress_bar_enabled()}")
+
+    assert hf_logging.is_progress_bar_enabled()
+    assert runner.invoke(app, ["--no-progress"]).output == "bars False\n"
+    assert hf_logging.is_progress_bar_enabled()
+    assert runner.invoke(app, []).output == "bars True\n"
 
 
 def test_dataclass_fields_picks_fields_and_stringifies_paths() -> None:
