@@ -357,11 +357,25 @@ def test_text_over_max_length(graph_dir, cache, tmp_path):
     qa = tmp_path / "long.jsonl"
     item = {
         "id": "long",
-        "question": {"stem": "a" * 1_000_001, "choices": [{"label": "A", "text": "dog"}]},
+        "question": {
+            "stem": "a" * 1_000_001,
+            "choices": [{"label": "A", "text": "dog"}, {"label": "B", "text": "cat"}],
+        },
     }
     qa.write_text(json.dumps(item) + "\n")
     with pytest.raises(InputError, match="item 'long'.*max_length"):
         ground_file(graph_dir, qa, tmp_path / "o.jsonl", cache_dir=cache)
+
+
+def test_duplicate_ids_are_refused(graph_dir, cache, tmp_path):
+    """The QA reader's rule, the one `evaluate` and `train` follow: ground used to write the
+    statements of every copy of a repeated id."""
+    qa = tmp_path / "dup.jsonl"
+    lines = (QA / "csqa_original.jsonl").read_text().splitlines()
+    qa.write_text("\n".join([*lines, lines[0]]) + "\n")
+    with pytest.raises(InputError, match=rf"dup\.jsonl:{len(lines) + 1}: duplicate id"):
+        ground_file(graph_dir, qa, tmp_path / "o.jsonl", cache_dir=cache)
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_output_is_a_directory(graph_dir, cache, tmp_path):
