@@ -52,17 +52,19 @@ def sha256_once(path: str | os.PathLike[str]) -> str:
     return digest
 
 
-def verify_file(file: Path, expected: Any, *, what: str, error: type[Exception]) -> None:
+def verify_file(
+    file: Path, expected: Any, *, what: str, error: type[Exception], hint: str = "rebuild it"
+) -> None:
     """The integrity rule every artifact kelm reads follows, file by file: ``file`` exists and
     its sha256 is the ``expected`` one its manifest records (hashed once per process, see
-    :func:`sha256_once`).
+    :func:`sha256_once`). ``hint`` says how to get a good copy.
 
     Raises:
         error: the file is missing, or its content is not what the manifest recorded.
     """
     file = Path(file)
     if not file.is_file():
-        raise error(f"{file}: missing from the {what} (incomplete or damaged; rebuild it)")
+        raise error(f"{file}: missing from the {what} (incomplete or damaged; {hint})")
     if not isinstance(expected, str) or sha256_once(file) != expected:
         raise error(
             f"{file}: checksum does not match the manifest (corrupt or modified {what}; rebuild it)"

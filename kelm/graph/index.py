@@ -140,7 +140,11 @@ class GraphIndex:
                 )
             if verify:
                 verify_file(
-                    path / name, checksums[name], what="graph index", error=IndexFormatError
+                    path / name,
+                    checksums[name],
+                    what="graph index",
+                    error=IndexFormatError,
+                    hint="rebuild it with `kelm graph build`",
                 )
         arrays: dict[str, np.ndarray] = {}
         for name in array_files():

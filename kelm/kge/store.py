@@ -239,6 +239,7 @@ def load_embeddings(
             manifest.get("files", {}).get(TENSORS),
             what="KG embeddings",
             error=KelmError,
+            hint="retrain them with `kelm embed-kg`",
         )
     entity, relation = _read_tensors(tensors_file, manifest)
     _check_layout(file, manifest, entity, relation, index.num_nodes, index.num_relations)

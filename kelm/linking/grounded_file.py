@@ -111,12 +111,18 @@ def check_complete(path: Path) -> dict[str, Any] | None:
         raise InputError(f"{side}: not valid JSON (expected the grounded file's manifest)")
     if "complete" in meta and meta["complete"] is not True:
         raise InputError(f"{path}: its manifest {side.name} marks it incomplete")
-    if "sha256" in meta:
-        verify_file(path, meta["sha256"], what="grounded file", error=InputError)
-    elif "statements" in meta and _count_lines(path) != meta["statements"]:
+    if "statements" in meta and (found := _count_lines(path)) != meta["statements"]:
         raise InputError(
-            f"{path}: {_count_lines(path)} statements where its manifest {side.name} records "
+            f"{path}: {found} statements where its manifest {side.name} records "
             f"{meta['statements']} (cut short or modified); run `kelm ground` again"
+        )
+    if "sha256" in meta:
+        verify_file(
+            path,
+            meta["sha256"],
+            what="grounded file",
+            error=InputError,
+            hint="run `kelm ground` again",
         )
     return meta
 

@@ -57,6 +57,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 STATEMENTS = "statements.json"
 log = logging.getLogger(__name__)
+HINT = "run `kelm retrieve` again"
 #: The manifest fields its ``checksum`` covers (:func:`kelm._io.fields_checksum`): everything
 #: that says what the results are and how to read them.
 IDENTITY = ("kind", "format_version", "cache_key", "key", "graph", "grounded", "num_relations")
@@ -243,7 +244,9 @@ def verify_all(path: Path, manifest: dict[str, Any]) -> None:
         file = path / name
         if not file.is_file() or file.stat().st_size != info.get("bytes"):
             raise RetrievalFormatError(f"{file}: missing or truncated (incomplete results)")
-        verify_file(file, info.get("sha256"), what="retrieval", error=RetrievalFormatError)
+        verify_file(
+            file, info.get("sha256"), what="retrieval", error=RetrievalFormatError, hint=HINT
+        )
 
 
 def reusable(path: Path, key: str) -> bool:
@@ -329,6 +332,7 @@ class RetrievalStore:
                 files[STATEMENTS].get("sha256"),
                 what="retrieval",
                 error=RetrievalFormatError,
+                hint=HINT,
             )
         try:
             self.keys: list[list[Any]] = json.loads(statements.read_text(encoding="utf-8"))
@@ -369,7 +373,13 @@ class RetrievalStore:
             file = self.path / shard_name(s)
             if self.verify:  # hashed the first time this process reads it (then remembered)
                 info = self.manifest["files"][file.name]
-                verify_file(file, info.get("sha256"), what="retrieval", error=RetrievalFormatError)
+                verify_file(
+                    file,
+                    info.get("sha256"),
+                    what="retrieval",
+                    error=RetrievalFormatError,
+                    hint=HINT,
+                )
             try:
                 arrays = load_file(str(file))
             except (SafetensorError, OSError) as exc:
