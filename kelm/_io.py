@@ -36,6 +36,69 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+# Files whose sha256 this process has already computed, by identity: path, device, inode,
+# size, mtime and ctime (any write changes the ctime, and a plain user cannot set it back).
+# An artifact's files are then hashed once per process however often they are opened (a
+# training run re-reads its retrieval shards every epoch), and a file changed on disk since
+# is hashed again.
+_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
+
+
+def _identity(path: Path) -> tuple[str, int, int, int, int, int]:
+    st = os.stat(path)
+    return (str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def sha256_once(path: str | os.PathLike[str]) -> str:
+    """:func:`sha256_file`, computed at most once per process for an unchanged file."""
+    path = Path(path)
+    key = _identity(path)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        digest = sha256_file(path)
+        if _identity(path) == key:  # not written to while it was read
+            _DIGESTS[key] = digest
+    return digest
+
+
+def verify_file(
+    file: Path, expected: Any, *, what: str, error: type[Exception], hint: str = "rebuild it"
+) -> None:
+    """The integrity rule every artifact kelm reads follows, file by file: ``file`` exists and
+    its sha256 is the ``expected`` one its manifest records (hashed once per process, see
+    :func:`sha256_once`). ``hint`` says how to get a good copy.
+
+    Raises:
+        error: the file is missing, or its content is not what the manifest recorded.
+    """
+    file = Path(file)
+    if not file.is_file():
+        raise error(f"{file}: missing from the {what} (incomplete or damaged; {hint})")
+    if not isinstance(expected, str) or sha256_once(file) != expected:
+        raise error(
+            f"{file}: checksum does not match the manifest (corrupt or modified {what}; rebuild it)"
+        )
+
+
+def fields_checksum(manifest: dict[str, Any], fields: tuple[str, ...]) -> str:
+    """sha256 of the canonical JSON of a manifest's identity ``fields`` (what the manifest's
+    own ``checksum`` records, so an edited field is noticed)."""
+    chosen = {name: manifest.get(name) for name in fields}
+    text = json.dumps(chosen, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_manifest_checksum(
+    manifest: dict[str, Any], expected: str, file: Path, *, what: str, error: type[Exception]
+) -> None:
+    """The manifest's recorded ``checksum`` is ``expected`` (the digest of what it names)."""
+    if manifest.get("checksum") != expected:
+        raise error(
+            f"{file}: the recorded checksum is not the one of the {what}'s content (edited or "
+            "corrupt manifest; rebuild it)"
+        )
+
+
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file in the same directory, then rename)."""
     with atomic_file(path, "w") as fh:

@@ -24,7 +24,9 @@ Accepted inputs (the format is recognised per file, and per line for JSONL):
   answer is ``most-plausible-alternative``. ``meta`` keeps ``premise`` and ``asks_for``.
 
 A missing or empty ``answerKey`` gives ``answer=None`` (unlabelled test splits). Anything
-malformed raises :class:`~kelm.errors.InputError` naming ``file:line`` and the field.
+malformed raises :class:`~kelm.errors.InputError` naming ``file:line`` and the field; so do a
+question with fewer than 2 choices and an id that is not unique in its file (every reader:
+``ground``, ``train`` and ``evaluate`` read through here).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def iter_qa(path: str | Path) -> Iterator[QAItem]:
     """Yield the items of a QA file: ``.xml`` is COPA, anything else JSON lines.
 
     Raises:
-        InputError: the file is missing or empty, or an item is malformed.
+        InputError: the file is missing or empty, an item is malformed, or an id repeats.
     """
     path = Path(path)
     if not path.is_file():
@@ -103,10 +105,28 @@ def iter_qa(path: str | Path) -> Iterator[QAItem]:
         raise InputError(f"{path}: no QA items in the file")
 
 
+def _unique_ids(path: Path, located: Iterator[tuple[int, QAItem]]) -> Iterator[QAItem]:
+    """The items of ``(line, item)`` pairs, refusing a repeated id: statements, groundings,
+    retrievals and predictions are all keyed by it, so every reader (ground, train, evaluate)
+    needs it unique."""
+    first: dict[str, int] = {}
+    for line, item in located:
+        if item.id in first:
+            raise InputError(
+                f"{path}:{line}: duplicate id {item.id!r} (first at line {first[item.id]}); "
+                "ids must be unique"
+            )
+        first[item.id] = line
+        yield item
+
+
 # ---------------------------------------------------------------------------------- JSONL
 def iter_jsonl_qa(path: str | Path) -> Iterator[QAItem]:
     """CommonsenseQA (original or Hugging Face form) and OpenBookQA JSON lines."""
-    path = Path(path)
+    return _unique_ids(Path(path), _jsonl_items(Path(path)))
+
+
+def _jsonl_items(path: Path) -> Iterator[tuple[int, QAItem]]:
     with open(path, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             where = f"{path}:{line_no}"
@@ -122,7 +142,7 @@ def iter_jsonl_qa(path: str | Path) -> Iterator[QAItem]:
                 raise InputError(f"{where}: not valid JSON ({exc.msg})") from None
             if not isinstance(obj, dict):
                 raise InputError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-            yield parse_qa_object(obj, where)
+            yield line_no, parse_qa_object(obj, where)
 
 
 def parse_qa_object(obj: dict[str, Any], where: str = "<item>") -> QAItem:
@@ -148,6 +168,12 @@ def parse_qa_object(obj: dict[str, Any], where: str = "<item>") -> QAItem:
     if "fact1" in obj:
         meta["fact1"] = _string(obj, "fact1", where, "fact1")
     labels = [c.label for c in choices]
+    if len(choices) < 2:
+        # One choice is always "right": it would count as answered in every accuracy.
+        raise InputError(
+            f"{where}: only {len(choices)} choice ({labels}); a multiple-choice question "
+            "needs at least 2"
+        )
     if len(set(labels)) != len(labels):
         raise InputError(f"{where}: field 'choices' has repeated labels {labels}")
     answer = obj.get("answerKey")
@@ -201,9 +227,12 @@ def iter_copa(path: str | Path) -> Iterator[QAItem]:
 
     Parsed with expat so that every error can name the line of the offending ``<item>``.
     """
-    path = Path(path)
+    return _unique_ids(Path(path), _copa_items(Path(path)))
+
+
+def _copa_items(path: Path) -> Iterator[tuple[int, QAItem]]:
     parser = xml.parsers.expat.ParserCreate()
-    items: list[QAItem] = []
+    items: list[tuple[int, QAItem]] = []
     state: dict[str, Any] = {"item": None, "field": None}
 
     def start(name: str, attrs: dict[str, str]) -> None:
@@ -216,7 +245,7 @@ def iter_copa(path: str | Path) -> Iterator[QAItem]:
 
     def end(name: str) -> None:
         if name == "item" and state["item"] is not None:
-            items.append(_copa_item(state["item"], path))
+            items.append((state["item"]["line"], _copa_item(state["item"], path)))
             state["item"] = None
         elif name == state["field"]:
             state["field"] = None

@@ -92,6 +92,7 @@ def build_index(
     if not inputs:
         raise InputError("no input files given")
     paths = [Path(p) for p in inputs]
+    _check_relation_map(options)
     for path in paths:
         _check_input(path, options.format)
     reader = get_source(options.format)
@@ -130,6 +131,28 @@ def build_index(
         shutil.rmtree(staged, ignore_errors=True)
         raise
     return BuildReport(out, counts, issues, time.perf_counter() - start)
+
+
+def _check_relation_map(options: BuildOptions) -> None:
+    """A relation mapping is read and checked whatever the format (an invalid one is an error
+    naming the file and the bad entry, never ignored), and refused where it would change
+    nothing: it merges ConceptNet relations, and only when relations are merged."""
+    if not options.relation_map:
+        return
+    from kelm.graph.sources.conceptnet import load_relation_map
+
+    load_relation_map(options.relation_map)
+    if options.format != "conceptnet":
+        raise InputError(
+            f"{options.relation_map}: a relation mapping applies to --format conceptnet only, "
+            f"not {options.format} (whose relations are kept as they are); leave "
+            "--relation-map out"
+        )
+    if not options.merge_relations:
+        raise InputError(
+            f"{options.relation_map}: a relation mapping merges relations, which "
+            "--no-merge-relations turns off; leave one of them out"
+        )
 
 
 def _check_input(path: Path, fmt: str) -> None:

@@ -3,7 +3,9 @@
 Directory layout (format version 1)::
 
     manifest.json            format version, kelm version, inputs (sha256), options, counts,
-                             and the sha256 of every array file
+                             the sha256 of every other file (``files``), and ``checksum``:
+                             the digest of ``files`` (:func:`content_checksum`), the index's
+                             identity, checked on every load
     relations.json           relation vocabulary: forward relations, then their inverses
     nodes.name.{data,offsets}.npy     node names (the unique key; sorted)
     nodes.label.{data,offsets}.npy    display label ("" = same as name)
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kelm._io import read_manifest, sha256_file
+from kelm._io import check_manifest_checksum, read_manifest, verify_file
 from kelm.errors import IndexFormatError
 from kelm.graph.strings import StringColumn
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+RELATIONS = "relations.json"
 INVERSE_PREFIX = "~"
 
 _STRING_COLUMNS = (
@@ -99,7 +102,9 @@ class GraphIndex:
 
         Args:
             path: the directory written by ``kelm graph build``.
-            verify: check every array file against the sha256 recorded in the manifest.
+            verify: check every file against the sha256 recorded in the manifest (once per
+                process for unchanged files); the manifest's own checksum and the presence
+                of every file are checked either way.
             mmap: memory-map the arrays (``False`` reads them into memory).
 
         Raises:
@@ -115,26 +120,42 @@ class GraphIndex:
             error=IndexFormatError,
             hint="; rebuild it with `kelm graph build`",
         )
-        checksums: dict[str, str] = manifest.get("files", {})
+        checksums = manifest.get("files")
+        if not isinstance(checksums, dict):
+            raise IndexFormatError(f"{path / MANIFEST}: no 'files' record (corrupt manifest)")
+        # The checksum is the index's identity (caches, embeddings and grounded files are keyed
+        # on it): it must be the digest of the files the manifest lists, which are checked next.
+        check_manifest_checksum(
+            manifest,
+            content_checksum(checksums),
+            path / MANIFEST,
+            what="graph index",
+            error=IndexFormatError,
+        )
+        for name in [*array_files(), RELATIONS]:
+            if name not in checksums or not (path / name).is_file():
+                raise IndexFormatError(
+                    f"{path}: {name} missing from the index (incomplete or damaged; rebuild it "
+                    "with `kelm graph build`)"
+                )
+            if verify:
+                verify_file(
+                    path / name,
+                    checksums[name],
+                    what="graph index",
+                    error=IndexFormatError,
+                    hint="rebuild it with `kelm graph build`",
+                )
         arrays: dict[str, np.ndarray] = {}
         for name in array_files():
             file = path / name
-            if name not in checksums or not file.is_file():
-                raise IndexFormatError(f"{path}: array file {name} missing from the index")
-            if verify and sha256_file(file) != checksums[name]:
-                raise IndexFormatError(
-                    f"{file}: checksum does not match the manifest (corrupt or modified index)"
-                )
             try:
                 arrays[name[:-4]] = np.load(
                     file, mmap_mode="r" if mmap else None, allow_pickle=False
                 )
-            except ValueError as exc:
+            except (ValueError, OSError) as exc:
                 raise IndexFormatError(f"{file}: unreadable array ({exc})") from None
-        rel_file = path / "relations.json"
-        if verify and sha256_file(rel_file) != checksums.get("relations.json"):
-            raise IndexFormatError(f"{rel_file}: checksum does not match the manifest")
-        relations = json.loads(rel_file.read_text(encoding="utf-8"))
+        relations = _read_relations(path / RELATIONS)
         return cls(path, manifest, relations, arrays)
 
     def _strings(self, column: str) -> StringColumn:
@@ -386,6 +407,21 @@ def _rows_of(sorted_nodes: np.ndarray, node: int) -> tuple[int, int]:
     lo = int(np.searchsorted(sorted_nodes, node, side="left"))
     hi = int(np.searchsorted(sorted_nodes, node, side="right"))
     return lo, hi
+
+
+def _read_relations(file: Path) -> list[dict[str, Any]]:
+    """The relation vocabulary: forward relations then as many inverses, each with a name."""
+    try:
+        relations = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise IndexFormatError(f"{file}: unreadable relation vocabulary ({exc})") from None
+    if (
+        not isinstance(relations, list)
+        or len(relations) % 2
+        or not all(isinstance(r, dict) and isinstance(r.get("name"), str) for r in relations)
+    ):
+        raise IndexFormatError(f"{file}: not a relation vocabulary (corrupt index)")
+    return relations
 
 
 def content_checksum(file_checksums: dict[str, str]) -> str:

@@ -4,7 +4,8 @@ Directory layout (format version 1)::
 
     embeddings.safetensors   ``entity`` [num_nodes, width] and ``relation`` [num_relations, width]
     manifest.json            graph checksum, model, dim, epochs, seed, options, metrics, losses,
-                             the tensor layout and the sha256 of the safetensors file
+                             the tensor layout, the sha256 of the safetensors file, and
+                             ``checksum``: the digest of the fields in :data:`IDENTITY`
 
 Row ``i`` of ``entity`` is node id ``i`` of the graph, row ``j`` of ``relation`` its forward
 relation ``j``. The tensors are the PyG model's parameters, so :meth:`KGEmbeddings.to_model`
@@ -16,11 +17,14 @@ rebuilds a model that scores exactly as the trained one:
 * ``rotate``: ``entity`` [N, 2*dim] = real | imaginary part, ``relation`` [R, dim] = phases.
 
 Embeddings are only meaningful with the graph whose node ids they index: loading them with
-another graph (a different checksum) raises a :class:`~kelm.errors.KelmError`.
+another graph (a different checksum) raises a :class:`~kelm.errors.KelmError`, and so does a
+manifest that does not describe its tensors (an edited model, width or option: the manifest's
+checksum, the safetensors metadata and the tensor shapes are all checked).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +35,14 @@ from torch_geometric.nn.kge import KGEModel
 
 import kelm
 from kelm._io import (
+    check_manifest_checksum,
+    fields_checksum,
     publish_dir,
     read_manifest,
     remove_stale_staging,
     sha256_file,
     staging_dir,
+    verify_file,
     write_json,
 )
 from kelm.errors import KelmError
@@ -48,6 +55,12 @@ FORMAT_VERSION = 1
 KIND = "kelm-kg-embeddings"
 TENSORS = "embeddings.safetensors"
 MANIFEST = "manifest.json"
+#: The manifest fields the embeddings' meaning depends on; the manifest's ``checksum`` is their
+#: digest (:func:`kelm._io.fields_checksum`), so an edited model, width or option is refused.
+IDENTITY = ("kind", "format_version", "graph", "model", "dim", "epochs", "seed", "options")
+IDENTITY += ("layout", "files")
+#: Tensor widths per model, in units of ``dim``: (entity, relation).
+WIDTHS = {"transe": (1, 1), "distmult": (1, 1), "complex": (2, 2), "rotate": (2, 1)}
 LAYOUT = {
     "transe": {"entity": "[N, dim]", "relation": "[R, dim]"},
     "distmult": {"entity": "[N, dim]", "relation": "[R, dim]"},
@@ -103,6 +116,9 @@ def save_embeddings(out: str | Path, model: KGEModel, manifest: dict[str, Any]) 
             "layout": LAYOUT[name],
             "files": {TENSORS: sha256_file(staged / TENSORS)},
         }
+        # Round-tripped through JSON first: the checksum is of the manifest as it is read back.
+        full = json.loads(json.dumps(full))
+        full["checksum"] = fields_checksum(full, IDENTITY)
         write_json(staged / MANIFEST, full)
         publish_dir(staged, out)
     except BaseException:
@@ -178,22 +194,35 @@ def load_embeddings(
 
     Raises:
         KelmError: the directory is not a (complete) embeddings directory, the tensors do not
-            match their checksum, or the embeddings were trained on another graph.
+            match their checksum, the manifest does not match its own checksum or the tensors
+            (an edited model, width or option), or the embeddings were trained on another
+            graph.
     """
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not isinstance(graph, str | Path):
-        checksum, where = graph.checksum, graph.path
+        checksum, where, index = graph.checksum, graph.path, graph
     else:
         from kelm.graph.index import GraphIndex
 
-        loaded = GraphIndex.load(graph, verify=False)
-        checksum, where = loaded.checksum, loaded.path
+        index = GraphIndex.load(graph, verify=False)
+        checksum, where = index.checksum, index.path
     manifest = read_manifest(
         path, kind=KIND, version=FORMAT_VERSION, what="KG embeddings", error=KelmError
     )
+    file = path / MANIFEST
+    for key in ("graph", "files", "options"):
+        if not isinstance(manifest.get(key, {}), dict):
+            raise KelmError(f"{file}: field {key!r} is not an object (corrupt manifest)")
+    # Every manifest this kelm writes records the checksum of its identity fields; one written
+    # before it did is still checked against the tensors' own metadata and shapes below.
+    if "checksum" in manifest:
+        check_manifest_checksum(
+            manifest,
+            fields_checksum(manifest, IDENTITY),
+            file,
+            what="KG embeddings",
+            error=KelmError,
+        )
     trained_on = manifest.get("graph", {}).get("checksum")
     if trained_on != checksum:
         raise KelmError(
@@ -201,15 +230,69 @@ def load_embeddings(
             f"({manifest.get('graph', {}).get('path')}, checksum {str(trained_on)[:12]}), "
             f"not on {where} (checksum {checksum[:12]}); retrain them with `kelm embed-kg`"
         )
-    file = path / TENSORS
-    if not file.is_file():
+    tensors_file = path / TENSORS
+    if not tensors_file.is_file():
         raise KelmError(f"{path}: {TENSORS} missing")
-    if verify and sha256_file(file) != manifest.get("files", {}).get(TENSORS):
-        raise KelmError(f"{file}: checksum does not match the manifest (corrupt or modified)")
+    if verify:
+        verify_file(
+            tensors_file,
+            manifest.get("files", {}).get(TENSORS),
+            what="KG embeddings",
+            error=KelmError,
+            hint="retrain them with `kelm embed-kg`",
+        )
+    entity, relation = _read_tensors(tensors_file, manifest)
+    _check_layout(file, manifest, entity, relation, index.num_nodes, index.num_relations)
+    return KGEmbeddings(path, manifest, entity, relation)
+
+
+def _read_tensors(file: Path, manifest: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two tensors, after checking that the file's metadata (covered by its checksum)
+    names the manifest's model and graph."""
+    from safetensors import SafetensorError, safe_open
+
     try:
-        tensors = load_file(str(file))
+        with safe_open(str(file), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            names = set(fh.keys())
+            if names != {"entity", "relation"}:
+                raise KelmError(f"{file}: 'entity' and 'relation' tensors expected")
+            entity, relation = fh.get_tensor("entity"), fh.get_tensor("relation")
     except (SafetensorError, OSError) as exc:
         raise KelmError(f"{file}: unreadable safetensors file ({exc})") from None
-    if "entity" not in tensors or "relation" not in tensors:
-        raise KelmError(f"{file}: 'entity' and 'relation' tensors expected")
-    return KGEmbeddings(path, manifest, tensors["entity"], tensors["relation"])
+    for key, value in (
+        ("model", manifest.get("model")),
+        ("graph_checksum", manifest.get("graph", {}).get("checksum")),
+    ):
+        if key in meta and meta[key] != value:
+            raise KelmError(
+                f"{file.parent / MANIFEST}: says {key} {value!r} but {file.name} holds "
+                f"{meta[key]!r} (edited manifest; retrain with `kelm embed-kg`)"
+            )
+    return entity, relation
+
+
+def _check_layout(
+    file: Path,
+    manifest: dict[str, Any],
+    entity: torch.Tensor,
+    relation: torch.Tensor,
+    num_nodes: int,
+    num_relations: int,
+) -> None:
+    """The tensors have the shapes the manifest's model and width give (see the module
+    layout), with a row per node and per forward relation of the graph."""
+    name, dim = manifest.get("model"), manifest.get("dim")
+    if name not in WIDTHS:
+        raise KelmError(f"{file}: unknown model {name!r}; one of {', '.join(WIDTHS)} expected")
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise KelmError(f"{file}: 'dim' must be a positive integer, not {dim!r}")
+    e, r = WIDTHS[name]
+    want = {"entity": (num_nodes, e * dim), "relation": (num_relations, r * dim)}
+    for what, tensor in (("entity", entity), ("relation", relation)):
+        if tuple(tensor.shape) != want[what] or not tensor.is_floating_point():
+            raise KelmError(
+                f"{file}: {name} with dim {dim} on this graph needs {what} of shape "
+                f"{list(want[what])}, the file holds {list(tensor.shape)} (edited manifest "
+                "or damaged embeddings; retrain with `kelm embed-kg`)"
+            )

@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kelm._io import publish_dir, remove_stale_staging, sha256_file, staging_dir, write_json
+from kelm._io import (
+    publish_dir,
+    remove_stale_staging,
+    sha256_file,
+    staging_dir,
+    verify_file,
+    write_json,
+)
 from kelm.graph.strings import StringColumn
 from kelm.linking.lemmas import KeyEncoder, analyse, check_lemma_source, lemma_source_identity
 from kelm.linking.lexicon import alias_entries, concept_entries, keep_name, rank_nodes, read_priors
@@ -117,6 +124,7 @@ class ConceptIndex:
             np.save(staged / "vocab.offsets.npy", column.offsets, allow_pickle=False)
             for name in NgramTable.ARRAYS:
                 np.save(staged / f"table.{name}.npy", getattr(self.table, name), allow_pickle=False)
+            files = {f: sha256_file(staged / f) for f in _files()}
             write_json(
                 staged / "manifest.json",
                 {
@@ -125,6 +133,7 @@ class ConceptIndex:
                     "key": key,
                     "seed": self.table.seed,
                     "meta": self.meta,
+                    "files": files,
                 },
             )
             publish_dir(staged, directory)
@@ -136,13 +145,21 @@ class ConceptIndex:
     def load(
         cls, directory: Path, key: dict[str, Any], options: LinkerOptions
     ) -> ConceptIndex | None:
-        """The cached index in ``directory`` if it is complete and was built for ``key``."""
+        """The cached index in ``directory`` if it is complete, intact (every file matches the
+        sha256 its manifest records, hashed once per process) and was built for ``key``."""
         if not (directory / "manifest.json").is_file():
             return None
         try:
             manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
             if manifest.get("key") != key or manifest.get("index_version") != INDEX_VERSION:
                 return None
+            files = manifest.get("files")
+            if not isinstance(files, dict):
+                raise ValueError("no file checksums (written by an older kelm)")
+            for name in _files():
+                verify_file(
+                    directory / name, files.get(name), what="linker index", error=ValueError
+                )
             vocab = StringColumn(
                 np.load(directory / "vocab.data.npy", allow_pickle=False),
                 np.load(directory / "vocab.offsets.npy", allow_pickle=False),
@@ -151,7 +168,7 @@ class ConceptIndex:
                 name: np.load(directory / f"table.{name}.npy", allow_pickle=False)
                 for name in NgramTable.ARRAYS
             }
-        except (OSError, ValueError, json.JSONDecodeError) as exc:
+        except (OSError, ValueError, AttributeError) as exc:
             log.warning("linker cache %s unreadable (%s); rebuilding", directory, exc)
             return None
         table = NgramTable(**arrays, seed=int(manifest["seed"]))
@@ -180,6 +197,11 @@ class ConceptIndex:
         except OSError as exc:  # a read-only cache still gives a working linker
             log.warning("could not write linker cache %s (%s)", directory, exc)
         return index
+
+
+def _files() -> list[str]:
+    """The array files of a cached index (their sha256 are in its manifest)."""
+    return ["vocab.data.npy", "vocab.offsets.npy"] + [f"table.{n}.npy" for n in NgramTable.ARRAYS]
 
 
 def cache_key(

@@ -270,9 +270,10 @@ def ground_file(
 
     Each output line is ``{"id", "choice", "question", "answer", "question_concepts",
     "question_names", "answer_concepts", "answer_names"}``; ``<out>.manifest.json`` records
-    the graph, QA file, linker settings and ``"complete": true``. Lines go to ``<out>.partial``
-    first, flushed after every batch; a rerun with the same graph, QA file and settings
-    continues after the last complete line, and an existing complete output is reused.
+    the graph, QA file, linker settings, ``"complete": true`` and the output's ``sha256``.
+    Lines go to ``<out>.partial`` first, flushed after every batch; a rerun with the same
+    graph, QA file and settings continues after the last complete line, and an existing
+    complete output (its sha256 checked) is reused.
 
     Args:
         graph: graph index directory, or an index already loaded (not loaded again).

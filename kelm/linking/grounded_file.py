@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kelm._io import write_json
-from kelm.errors import KelmError
+from kelm._io import sha256_file, sha256_once, verify_file, write_json
+from kelm.errors import InputError, KelmError
 
 if TYPE_CHECKING:
     from kelm.data.qa import QAItem
@@ -72,8 +72,59 @@ def is_complete(out: Path, manifest: dict[str, Any]) -> bool:
         return False
     if not _same_key(existing, manifest):
         return False
-    with open(out, "rb") as fh:
-        return sum(1 for _ in fh) == manifest["statements"]
+    if "sha256" in existing:  # recorded since it was added: the content itself, once
+        return sha256_once(out) == existing["sha256"]
+    return _count_lines(out) == manifest["statements"]
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def check_complete(path: Path) -> dict[str, Any] | None:
+    """The rule for reading a grounded file (``kelm retrieve``): never an unfinished one.
+
+    A ``.partial`` file is a grounding that was interrupted. A file with a sidecar manifest
+    (:func:`manifest_path`) must be marked complete and hold what the manifest records: its
+    sha256 (or, in manifests written before it was recorded, its number of statements). A file
+    without a sidecar (written by another tool) is read as it is.
+
+    Returns:
+        The sidecar manifest, or ``None`` when there is none.
+
+    Raises:
+        InputError: an unfinished, cut short or modified grounded file, or a sidecar that is
+            not a JSON object.
+    """
+    path = Path(path)
+    if path.name.endswith(".partial"):
+        raise InputError(
+            f"{path}: an unfinished grounding (kelm ground was interrupted); run `kelm ground` "
+            f"again to finish {path.name[: -len('.partial')]}"
+        )
+    side = manifest_path(path)
+    if not side.is_file():
+        return None
+    meta = _read_json(side)
+    if meta is None:
+        raise InputError(f"{side}: not valid JSON (expected the grounded file's manifest)")
+    if "complete" in meta and meta["complete"] is not True:
+        raise InputError(f"{path}: its manifest {side.name} marks it incomplete")
+    if "statements" in meta and (found := _count_lines(path)) != meta["statements"]:
+        raise InputError(
+            f"{path}: {found} statements where its manifest {side.name} records "
+            f"{meta['statements']} (cut short or modified); run `kelm ground` again"
+        )
+    if "sha256" in meta:
+        verify_file(
+            path,
+            meta["sha256"],
+            what="grounded file",
+            error=InputError,
+            hint="run `kelm ground` again",
+        )
+    return meta
 
 
 def resume_point(
@@ -153,7 +204,7 @@ def publish(out: Path, partial: Path, partial_manifest: Path, manifest: dict[str
     with contextlib.suppress(FileNotFoundError):
         manifest_path(out).unlink()
     os.replace(partial, out)
-    write_json(manifest_path(out), manifest)
+    write_json(manifest_path(out), {**manifest, "sha256": sha256_file(out)})
     with contextlib.suppress(FileNotFoundError):
         partial_manifest.unlink()
 
@@ -196,8 +247,10 @@ def reuse_without_spacy(
         and all(saved_linker.get(k) == v for k, v in linker.items())
     )
     if usable:
-        with open(out, "rb") as fh:
-            usable = sum(1 for _ in fh) == existing.get("statements")
+        if "sha256" in existing:
+            usable = sha256_once(out) == existing["sha256"]
+        else:
+            usable = _count_lines(out) == existing.get("statements")
     if not usable:
         raise KelmError(
             f"grounding {questions} questions needs spaCy, which is not installed, and no "
@@ -214,6 +267,7 @@ __all__ = [
     "GROUNDED_KIND",
     "GroundReport",
     "GroundedWriter",
+    "check_complete",
     "count_empty",
     "is_complete",
     "manifest_path",

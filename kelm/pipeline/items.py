@@ -1,5 +1,5 @@
-"""QA items for a run: read and checked (ids unique, answers present when training), and the
-seeded held-out split."""
+"""QA items for a run: read and checked (ids unique and at least 2 choices, by the QA reader;
+answers present when training), and the seeded held-out split."""
 
 from __future__ import annotations
 
@@ -28,15 +28,8 @@ def read_items(path: str | Path, *, need_answers: bool) -> list[QAItem]:
     """
     from kelm.data.qa import read_qa
 
-    items = read_qa(path)
-    seen: dict[str, int] = {}
+    items = read_qa(path)  # refuses repeated ids and questions with fewer than 2 choices
     for n, item in enumerate(items, start=1):
-        if item.id in seen:
-            raise InputError(
-                f"{path}: duplicate id {item.id!r} (items {seen[item.id]} and {n}); "
-                "ids must be unique"
-            )
-        seen[item.id] = n
         if need_answers and item.answer_index is None:
             raise InputError(
                 f"{path}: item {item.id!r} (item {n}) has no answer key; training needs one "

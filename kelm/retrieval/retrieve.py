@@ -31,6 +31,7 @@ from kelm._io import (
 )
 from kelm.errors import InputError, KelmError
 from kelm.graph.index import GraphIndex
+from kelm.linking.grounded_file import check_complete, manifest_path
 from kelm.retrieval import store
 from kelm.retrieval.paths import PathSet, find_paths, kagnet_scores
 from kelm.retrieval.scoring import SCORERS, RelevanceScorer, make_scorer
@@ -156,27 +157,23 @@ class Retriever:
 
 
 # ---------------------------------------------------------------------- inputs
-def sidecar_path(grounded: Path) -> Path:
-    return grounded.with_name(grounded.name + ".manifest.json")
-
-
 def check_grounded(grounded: Path, graph_checksum: str) -> None:
-    """The grounded file exists, and its sidecar (if any) names this graph."""
+    """The grounded file exists, is complete (:func:`~kelm.linking.grounded_file.check_complete`:
+    what its sidecar manifest records, never a ``.partial``), and the sidecar names this graph."""
     if not grounded.exists():
         raise InputError(f"{grounded}: no such file")
     if grounded.is_dir():
         raise InputError(f"{grounded}: is a directory, expected a grounded JSONL file")
     if grounded.stat().st_size == 0:
         raise InputError(f"{grounded}: file is empty (no statements)")
-    side = sidecar_path(grounded)
-    if not side.is_file():
-        log.warning("%s: no sidecar manifest; cannot check which graph it was grounded on", side)
+    meta = check_complete(grounded)
+    if meta is None:
+        log.warning(
+            "%s: no sidecar manifest; cannot check which graph it was grounded on",
+            manifest_path(grounded),
+        )
         return
-    try:
-        meta = json.loads(side.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{side}: not valid JSON ({exc})") from None
-    theirs = meta.get("graph_checksum") if isinstance(meta, dict) else None
+    theirs = meta.get("graph_checksum")
     if theirs is not None and theirs != graph_checksum:
         raise InputError(
             f"{grounded} was grounded on another graph (checksum "

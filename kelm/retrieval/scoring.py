@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from kelm._io import atomic_file, sha256_file
+from kelm._io import atomic_file, sha256_file, verify_file
 from kelm.errors import KelmError
 
 if TYPE_CHECKING:
@@ -240,13 +240,22 @@ class CosineScorer:
         if self._nodes is not None:
             return self._nodes
         path = self.node_cache_file
+        # The sidecar, written after the array, records its sha256: an array without one (or
+        # one that is not what was written) is recomputed.
+        sidecar = path.with_name(path.name + ".sha256")
         if path.is_file():
             try:
+                verify_file(
+                    path,
+                    sidecar.read_text(encoding="ascii").strip(),
+                    what="cache",
+                    error=ValueError,
+                )
                 emb = np.load(path, mmap_mode="r", allow_pickle=False)
                 if emb.shape == (self.index.num_nodes, self.encoder.dim):
                     self._nodes = emb
                     return emb
-            except ValueError:
+            except (OSError, ValueError):
                 pass
             log.warning("%s: unreadable or stale node embedding cache; recomputing", path)
         emb = self.encoder.encode(
@@ -254,6 +263,8 @@ class CosineScorer:
         ).astype(np.float16)
         with atomic_file(path, "wb") as fh:
             np.save(fh, emb, allow_pickle=False)
+        with atomic_file(sidecar, "w") as fh:
+            fh.write(sha256_file(path) + "\n")
         self._nodes = np.load(path, mmap_mode="r", allow_pickle=False)
         return self._nodes
 

@@ -3,7 +3,8 @@
 Directory layout (format version 1)::
 
     manifest.json        kind, format version, cache key and the inputs and options it hashes,
-                         counts, and every file with its size and sha256 (written last)
+                         counts, every file with its size and sha256, and ``checksum``:
+                         the digest of those fields (written last)
     statements.json      [[id, choice], ...] in file order; statement i is row
                          i - shard_start of shard i // shard_size
     shard-00000.safetensors ...
@@ -21,14 +22,17 @@ widened to int64 on load; no pickle anywhere):
 Path ``p``'s hops are numbered ``path_node_ptr[p] - p`` up to ``path_node_ptr[p+1] - p - 1``.
 
 Results are written into a staging directory and published whole
-(:func:`kelm._io.publish_dir`); a directory is reused only when its manifest carries the same
-cache key and every file it lists is present with its recorded size.
+(:func:`kelm._io.publish_dir`). The manifest records the checksum of its own fields; a
+directory is reused only when that checksum holds, its cache key is the same and every file it
+lists has its recorded size and sha256. A reader checks the same, each shard the first time
+this process reads it (:func:`kelm._io.sha256_once`: at most one hash per file and process).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -38,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kelm._io import check_manifest_checksum, fields_checksum, sha256_file, verify_file, write_json
 from kelm._io import read_manifest as _read_manifest
-from kelm._io import sha256_file, write_json
 from kelm.errors import KelmError
 
 if TYPE_CHECKING:
@@ -52,6 +56,12 @@ KIND = "kelm-retrieval"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 STATEMENTS = "statements.json"
+log = logging.getLogger(__name__)
+HINT = "run `kelm retrieve` again"
+#: The manifest fields its ``checksum`` covers (:func:`kelm._io.fields_checksum`): everything
+#: that says what the results are and how to read them.
+IDENTITY = ("kind", "format_version", "cache_key", "key", "graph", "grounded", "num_relations")
+IDENTITY += ("edge_types", "node_types", "shard_size", "shards", "counts", "files")
 
 
 class RetrievalFormatError(KelmError):
@@ -183,34 +193,75 @@ def publish_manifest(staged: Path, writer: ShardWriter, manifest: dict[str, Any]
         "counts": writer.counts,
         "files": writer.files,
     }
+    manifest = json.loads(json.dumps(manifest, default=str))  # the checksum is of what is read
+    manifest["checksum"] = fields_checksum(manifest, IDENTITY)
     write_json(staged / MANIFEST, manifest)
 
 
 # ---------------------------------------------------------------------- reading
 def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of a retrieval directory, checked for kind and format version."""
-    return _read_manifest(
-        Path(path),
+    """The manifest of a retrieval directory, checked for kind, format version, its own
+    checksum (an edited manifest is refused) and the fields a reader relies on."""
+    path = Path(path)
+    manifest = _read_manifest(
+        path,
         kind=KIND,
         version=FORMAT_VERSION,
         what="retrieval",
         error=RetrievalFormatError,
         hint="; run `kelm retrieve` again",
     )
+    file = path / MANIFEST
+    check_manifest_checksum(
+        manifest,
+        fields_checksum(manifest, IDENTITY),
+        file,
+        what="retrieval",
+        error=RetrievalFormatError,
+    )
+    files, size, shards = manifest.get("files"), manifest.get("shard_size"), manifest.get("shards")
+    if (
+        not isinstance(files, dict)
+        or not all(isinstance(v, dict) for v in files.values())
+        or STATEMENTS not in files
+        or not isinstance(size, int)
+        or size < 1
+        or not isinstance(shards, int)
+        or not all(shard_name(i) in files for i in range(shards))
+    ):
+        raise RetrievalFormatError(f"{file}: incomplete manifest; run `kelm retrieve` again")
+    return manifest
+
+
+def verify_all(path: Path, manifest: dict[str, Any]) -> None:
+    """Every file the manifest lists is present with its recorded size and sha256 (each file
+    hashed once per process: :func:`kelm._io.sha256_once`).
+
+    Raises:
+        RetrievalFormatError: a file is missing, truncated or not what was written.
+    """
+    for name, info in manifest["files"].items():
+        file = path / name
+        if not file.is_file() or file.stat().st_size != info.get("bytes"):
+            raise RetrievalFormatError(f"{file}: missing or truncated (incomplete results)")
+        verify_file(
+            file, info.get("sha256"), what="retrieval", error=RetrievalFormatError, hint=HINT
+        )
 
 
 def reusable(path: Path, key: str) -> bool:
-    """Whether ``path`` holds complete results for cache key ``key``."""
+    """Whether ``path`` holds complete, intact results for cache key ``key``."""
     try:
         manifest = read_manifest(path)
     except RetrievalFormatError:
         return False
     if manifest.get("cache_key") != key:
         return False
-    for name, info in manifest.get("files", {}).items():
-        file = path / name
-        if not file.is_file() or file.stat().st_size != info.get("bytes"):
-            return False
+    try:
+        verify_all(path, manifest)
+    except RetrievalFormatError as exc:
+        log.warning("%s; computing the results again", exc)
+        return False
     return True
 
 
@@ -265,23 +316,37 @@ class RetrievalStore:
     :meth:`paths` the paths alone. Shards are read on demand (the last few stay in memory).
     """
 
-    def __init__(self, path: str | Path, *, verify: bool = False, cached_shards: int = 2) -> None:
+    def __init__(self, path: str | Path, *, verify: bool = True, cached_shards: int = 2) -> None:
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
-        files = self.manifest.get("files", {})
+        self.verify = verify
+        files = self.manifest["files"]
         for name, info in files.items():
             file = self.path / name
             if not file.is_file() or file.stat().st_size != info.get("bytes"):
                 raise RetrievalFormatError(f"{file}: missing or truncated (incomplete results)")
-            if verify and sha256_file(file) != info.get("sha256"):
-                raise RetrievalFormatError(f"{file}: checksum does not match the manifest")
-        try:
-            self.keys: list[list[Any]] = json.loads(
-                (self.path / STATEMENTS).read_text(encoding="utf-8")
+        statements = self.path / STATEMENTS
+        if verify:  # read whole now: checked now; shards are checked when first read
+            verify_file(
+                statements,
+                files[STATEMENTS].get("sha256"),
+                what="retrieval",
+                error=RetrievalFormatError,
+                hint=HINT,
             )
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RetrievalFormatError(f"{self.path / STATEMENTS}: unreadable ({exc})") from None
+        try:
+            self.keys: list[list[Any]] = json.loads(statements.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RetrievalFormatError(f"{statements}: unreadable ({exc})") from None
         self.shard_size = int(self.manifest["shard_size"])
+        if (
+            not isinstance(self.keys, list)
+            or not all(isinstance(k, list) and len(k) == 2 for k in self.keys)
+            or -(-len(self.keys) // self.shard_size) != self.manifest["shards"]
+        ):
+            raise RetrievalFormatError(
+                f"{statements}: does not match the manifest's shards; run `kelm retrieve` again"
+            )
         self.num_relations = int(self.manifest.get("num_relations", 0))
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self._cached_shards = max(cached_shards, 1)
@@ -302,9 +367,23 @@ class RetrievalStore:
         s = i // self.shard_size
         arrays = self._cache.get(s)
         if arrays is None:
+            from safetensors import SafetensorError
             from safetensors.numpy import load_file
 
-            arrays = load_file(str(self.path / shard_name(s)))
+            file = self.path / shard_name(s)
+            if self.verify:  # hashed the first time this process reads it (then remembered)
+                info = self.manifest["files"][file.name]
+                verify_file(
+                    file,
+                    info.get("sha256"),
+                    what="retrieval",
+                    error=RetrievalFormatError,
+                    hint=HINT,
+                )
+            try:
+                arrays = load_file(str(file))
+            except (SafetensorError, OSError) as exc:
+                raise RetrievalFormatError(f"{file}: unreadable shard ({exc})") from None
             self._cache[s] = arrays
             while len(self._cache) > self._cached_shards:
                 self._cache.popitem(last=False)

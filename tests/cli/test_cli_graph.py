@@ -104,6 +104,21 @@ def test_export_edgelist_and_graphml(built: Path, tmp_path: Path) -> None:
             "malformed.tsv:2: wrong column count",
         ),
         (["graph", "export", "{tmp}", "--to", "pdf"], "unknown export format"),
+        (
+            [
+                "graph",
+                "build",
+                "--format",
+                "cn100k",
+                "--relation-map",
+                "{fixtures}/tsv/good.tsv",
+                "{fixtures}/tsv/good.tsv",
+                "--out",
+                "{tmp}/x",
+            ],
+            "good.tsv: not a valid relation mapping",
+        ),
+        (["graph", "info", "{fixtures}/tsv"], "manifest.json missing"),
     ],
 )
 def test_user_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
@@ -112,6 +127,17 @@ def test_user_errors_are_one_line(tmp_path: Path, args: list[str], message: str)
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["graph", "info", "{g}"], ["link", "a dog", "--graph", "{g}"]])
+def test_index_without_relations_json_is_one_line(built: Path, command: list[str]) -> None:
+    """It used to escape as a FileNotFoundError; every other missing file gets this line."""
+    (built / "relations.json").unlink()
+    result = invoke(*[a.format(g=built) for a in command])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "relations.json missing from the index" in lines[0]
     assert "Traceback" not in result.output
 
 

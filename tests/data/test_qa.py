@@ -59,7 +59,8 @@ def test_copa_question_from_premise_and_asks_for():
 
 def test_integer_id_and_bom(tmp_path):
     path = tmp_path / "bom.jsonl"
-    obj = {"id": 7, "question": {"stem": "s", "choices": [{"label": "A", "text": "t"}]}}
+    choices = [{"label": "A", "text": "t"}, {"label": "B", "text": "u"}]
+    obj = {"id": 7, "question": {"stem": "s", "choices": choices}}
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(obj).encode() + b"\n")
     assert read_qa(path)[0].id == "7"
 
@@ -81,9 +82,19 @@ BAD_LINES = [
         "repeated labels",
     ),
     (
-        '{"id": "x", "question": {"stem": "s", "choices": [{"label": "A", "text": "t"}]}, '
-        '"answerKey": "Z"}',
+        '{"id": "x", "question": {"stem": "s", "choices": [{"label": "A", "text": "t"}, '
+        '{"label": "B", "text": "u"}]}, "answerKey": "Z"}',
         "'answerKey'",
+    ),
+    (  # one choice is always "right": it used to count as answered correctly
+        '{"id": "x", "question": {"stem": "s", "choices": [{"label": "A", "text": "t"}]}, '
+        '"answerKey": "A"}',
+        "at least 2",
+    ),
+    ('{"id": "x", "question": "s", "choices": {"label": ["A"], "text": ["t"]}}', "at least 2"),
+    (
+        '{"id": "ok", "question": "s", "choices": {"label": ["A", "B"], "text": ["t", "u"]}}',
+        "duplicate id 'ok' (first at line 1)",
     ),
     (
         '{"id": "x", "question": "s", "choices": {"label": ["A", "B"], "text": ["t"]}}',
@@ -102,13 +113,24 @@ BAD_LINES = [
 @pytest.mark.parametrize("line, field", BAD_LINES)
 def test_malformed_lines_name_file_line_and_field(tmp_path, line, field):
     path = tmp_path / "bad.jsonl"
-    good = '{"id": "ok", "question": {"stem": "s", "choices": [{"label": "A", "text": "t"}]}}'
+    good = (
+        '{"id": "ok", "question": {"stem": "s", "choices": [{"label": "A", "text": "t"}, '
+        '{"label": "B", "text": "u"}]}}'
+    )
     path.write_text(good + "\n\n" + line + "\n")
     with pytest.raises(InputError) as err:
         read_qa(path)
     message = str(err.value)
     assert f"{path}:3:" in message and field in message
     assert "\n" not in message
+
+
+def test_duplicate_copa_ids_name_the_line(tmp_path):
+    path = tmp_path / "dup.xml"
+    text = (FIXTURES / "copa.xml").read_text()
+    path.write_text(text.replace('id="2"', 'id="1"'))
+    with pytest.raises(InputError, match=r"dup\.xml:\d+: duplicate id '1' \(first at line \d+\)"):
+        read_qa(path)
 
 
 def test_not_utf8(tmp_path):

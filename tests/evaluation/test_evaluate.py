@@ -86,10 +86,17 @@ def test_graph_model_evaluates_ungroundable_questions(root: Path, qagnn_run: Pat
 
 
 def test_bad_inputs_are_one_line_errors(root: Path, lm_run: Path) -> None:
-    dup = [qa_record(0, "a dog", ["house", "sky"], 0), qa_record(0, "a cat", ["house"], 0)]
+    dup = [qa_record(0, "a dog", ["house", "sky"], 0), qa_record(0, "a cat", ["house", "sky"], 0)]
     one_line_error(
         evaluate(lm_run, write_qa(root / "dup.jsonl", dup), root / "e1"), "duplicate id 'q0'"
     )
+    # A question with one choice is always "answered": it used to raise the accuracy.
+    single = [qa_record(0, "a dog", ["house", "sky"], 0), qa_record(1, "a cat", ["house"], 0)]
+    one_line_error(
+        evaluate(lm_run, write_qa(root / "single.jsonl", single), root / "e5"),
+        "single.jsonl:2: only 1 choice",
+    )
+    assert not (root / "e5").exists()
     empty = [{"id": "q0", "question": {"stem": "x", "choices": []}, "answerKey": ""}]
     one_line_error(evaluate(lm_run, write_qa(root / "empty.jsonl", empty), root / "e2"), "choices")
     one_line_error(evaluate(root / "no-run", FIXTURES / "obqa.jsonl", root / "e3"), "no-run")

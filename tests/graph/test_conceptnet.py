@@ -147,6 +147,31 @@ def test_malformed_relation_map_is_a_one_line_input_error(tmp_path: Path, text: 
     assert str(mapping) in message and "\n" not in message
 
 
+@pytest.mark.parametrize("fmt", ["cn100k", "tsv", "conceptnet"])
+def test_build_checks_the_relation_map_whatever_the_format(tmp_path: Path, fmt: str):
+    """An invalid mapping used to be ignored by the formats that do not merge relations."""
+    source = tmp_path / "triples.txt"
+    source.write_text("IsA\tdog\tanimal\t1\n" if fmt == "cn100k" else "dog\tisa\tanimal\n")
+    if fmt == "conceptnet":
+        source = GOOD
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("isa: [isa, 3]\n")
+    options = BuildOptions(format=fmt, relation_map=str(bad))
+    with pytest.raises(InputError, match=r"bad\.yaml: not a valid relation mapping \(bad member 3"):
+        build_index([source], tmp_path / "g", options, progress=False)
+    good = tmp_path / "good.yaml"
+    good.write_text("isa: [isa]\n")
+    if fmt != "conceptnet":  # a valid mapping would change nothing: refused, not ignored
+        options = BuildOptions(format=fmt, relation_map=str(good))
+        with pytest.raises(InputError, match="applies to --format conceptnet only"):
+            build_index([source], tmp_path / "g", options, progress=False)
+    else:
+        options = BuildOptions(format=fmt, relation_map=str(good), merge_relations=False)
+        with pytest.raises(InputError, match="--no-merge-relations"):
+            build_index([source], tmp_path / "g", options, progress=False)
+    assert not (tmp_path / "g").exists()
+
+
 def test_missing_relation_map_file(tmp_path: Path):
     with pytest.raises(InputError, match="cannot read the relation mapping"):
         load_relation_map(tmp_path / "nope.yaml")

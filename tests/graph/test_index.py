@@ -138,6 +138,67 @@ def test_unknown_version_and_missing_files(tmp_path: Path, tsv_index: GraphIndex
         GraphIndex.load(tmp_path / "nowhere")
 
 
+@pytest.mark.parametrize("name", ["relations.json", "out.indices.npy"])
+def test_every_missing_file_gets_the_same_message(
+    tmp_path: Path, tsv_index: GraphIndex, name: str
+) -> None:
+    """relations.json used to escape as a FileNotFoundError (``graph info``, ``link``)."""
+    partial = tmp_path / "partial"
+    shutil.copytree(tsv_index.path, partial)
+    (partial / name).unlink()
+    for verify in (True, False):
+        with pytest.raises(IndexFormatError, match=rf"{name} missing from the index"):
+            GraphIndex.load(partial, verify=verify)
+
+
+def test_relations_json_is_checked(tmp_path: Path, tsv_index: GraphIndex) -> None:
+    bad = tmp_path / "bad"
+    shutil.copytree(tsv_index.path, bad)
+    (bad / "relations.json").write_text("[]\n")
+    with pytest.raises(IndexFormatError, match=r"relations\.json: checksum does not match"):
+        GraphIndex.load(bad)
+    (bad / "relations.json").write_bytes(b"\xff[")
+    with pytest.raises(IndexFormatError, match="unreadable relation vocabulary"):
+        GraphIndex.load(bad, verify=False)
+
+
+def test_edited_checksum_is_refused(tmp_path: Path, tsv_index: GraphIndex) -> None:
+    """The checksum is the index's identity (caches and embeddings are keyed on it): it must be
+    the digest of the files the manifest lists, even when the files are not hashed."""
+    edited = tmp_path / "edited"
+    shutil.copytree(tsv_index.path, edited)
+    manifest = json.loads((edited / "manifest.json").read_text())
+    manifest["checksum"] = "0" * 64
+    (edited / "manifest.json").write_text(json.dumps(manifest))
+    for verify in (True, False):
+        with pytest.raises(IndexFormatError, match="recorded checksum is not the one"):
+            GraphIndex.load(edited, verify=verify)
+
+
+def test_files_are_hashed_once_per_process(
+    tmp_path: Path, tsv_index: GraphIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second load of an unchanged index hashes nothing; a file written since is hashed
+    again (and a flipped byte found)."""
+    from kelm import _io
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tsv_index.path, copy)
+    GraphIndex.load(copy)
+    hashed: list[str] = []
+    real = _io.sha256_file
+    monkeypatch.setattr(_io, "sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
+    GraphIndex.load(copy)
+    assert hashed == []
+    target = copy / "out.weight.npy"
+    raw = bytearray(target.read_bytes())
+    raw[-1] ^= 0x01
+    target.write_bytes(bytes(raw))
+    with pytest.raises(IndexFormatError, match="out.weight.npy: checksum"):
+        GraphIndex.load(copy)
+    assert hashed == ["out.weight.npy"]
+
+
 def test_malformed_lines_are_counted_with_line_numbers(tmp_path: Path) -> None:
     report = build_index(
         [FIXTURES / "tsv/malformed.tsv"], tmp_path / "m", BuildOptions(format="tsv"), progress=False

@@ -251,6 +251,49 @@ def test_round_trip_other_models(name: str, couples: GraphIndex, tmp_path: Path)
     torch.testing.assert_close(emb.to_model()(h, r, t), trained(h, r, t))
 
 
+def edit_manifest(directory: Path, **changes) -> None:
+    manifest = json.loads((directory / "manifest.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            manifest.pop(key, None)
+        else:
+            manifest[key] = value
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model": "rotate"}, "recorded checksum is not the one"),
+        ({"model": "distmult"}, "recorded checksum is not the one"),
+        ({"options": {"p_norm": 2.0}}, "recorded checksum is not the one"),
+        ({"dim": 8}, "recorded checksum is not the one"),
+        # a manifest written before the checksum was recorded: the tensors' metadata and shapes
+        ({"checksum": None, "model": "rotate"}, "says model 'rotate' but"),
+        ({"checksum": None, "model": "distmult"}, "says model 'distmult' but"),
+        ({"checksum": None, "dim": 8}, "needs entity of shape"),
+    ],
+)
+def test_edited_manifest_is_refused(
+    couples: GraphIndex, tmp_path: Path, changes: dict, message: str
+) -> None:
+    """An edited manifest (transe -> rotate) used to be loaded with the tensors misread."""
+    out = tmp_path / "emb"
+    embed_kg(couples, out, fast("transe", epochs=1), progress=False)
+    edit_manifest(out, **changes)
+    with pytest.raises(KelmError, match=message) as info:
+        load_embeddings(out, couples)
+    assert "\n" not in str(info.value)
+
+
+def test_manifest_without_checksum_still_loads(couples: GraphIndex, tmp_path: Path) -> None:
+    """Written by a kelm before the manifest recorded its checksum: checked, and used."""
+    out = tmp_path / "emb"
+    embed_kg(couples, out, fast("transe", epochs=1), progress=False)
+    edit_manifest(out, checksum=None)
+    assert load_embeddings(out, couples).model_name == "transe"
+
+
 # ------------------------------------------------------------------------------ CLI
 def test_cli_embed_kg(couples: GraphIndex, tmp_path: Path) -> None:
     held, dev, test = write_labelled(tmp_path)

@@ -41,6 +41,29 @@ def test_corrupt_cache_is_rebuilt(graph, nlp, tmp_path, names_of):
     assert names_of(linker, nlp("a dog")) == [("dog", ["dog"])]
 
 
+def test_modified_cache_is_rebuilt(graph, nlp, tmp_path, names_of, monkeypatch):
+    """A cache file that still parses but is not what was written (a flipped byte in the
+    vocabulary) used to be loaded: every file is checked against its recorded sha256."""
+    Linker(graph, nlp, cache_dir=tmp_path)
+    directory = next(tmp_path.iterdir())
+    target = directory / "vocab.data.npy"
+    raw = bytearray(target.read_bytes())
+    raw[-1] ^= 0x01
+    target.write_bytes(bytes(raw))
+    built: list[bool] = []
+    real_build = ConceptIndex.build.__func__  # type: ignore[attr-defined]
+
+    def counting_build(cls, *args, **kwargs):
+        built.append(True)
+        return real_build(cls, *args, **kwargs)
+
+    monkeypatch.setattr(ConceptIndex, "build", classmethod(counting_build))
+    linker = Linker(graph, nlp, cache_dir=tmp_path)
+    assert built == [True] and names_of(linker, nlp("a dog")) == [("dog", ["dog"])]
+    Linker(graph, nlp, cache_dir=tmp_path)
+    assert built == [True]  # the rebuilt cache is intact and reused
+
+
 def test_key_records_graph_and_lemma_source(graph, nlp):
     key = cache_key(graph, nlp, LinkerOptions())
     assert key["graph_checksum"] == graph.checksum

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from kelm._io import sha256_file
 from kelm.cli import app
 from kelm.errors import InputError, KelmError
 from kelm.graph.build import build_index
@@ -43,6 +44,7 @@ MANIFEST_KEYS = [
     "linker",
     "statements",
     "complete",
+    "sha256",
 ]
 
 
@@ -238,6 +240,22 @@ def test_without_spacy_a_complete_output_is_reused_or_refused(
         )
 
 
+def test_modified_output_is_redone(graph_dir, cache, tmp_path):
+    """The manifest records the output's sha256: an edited output (same line count) is not
+    reused, and one cut short is not either."""
+    out = tmp_path / "out.jsonl"
+    ground_file(graph_dir, QA / "csqa_original.jsonl", out, progress=False, cache_dir=cache)
+    before = out.read_bytes()
+    assert json.loads(manifest_path(out).read_text())["sha256"] == sha256_file(out)
+    lines = before.splitlines(keepends=True)
+    for edited in (b"".join([lines[1], lines[0], *lines[2:]]), b"".join(lines[:5])):
+        out.write_bytes(edited)
+        report = ground_file(
+            graph_dir, QA / "csqa_original.jsonl", out, progress=False, cache_dir=cache
+        )
+        assert not report.reused and out.read_bytes() == before
+
+
 def test_output_without_manifest_is_redone(graph_dir, cache, tmp_path):
     out = tmp_path / "out.jsonl"
     out.write_text('{"id": "stale"}\n')
@@ -357,11 +375,25 @@ def test_text_over_max_length(graph_dir, cache, tmp_path):
     qa = tmp_path / "long.jsonl"
     item = {
         "id": "long",
-        "question": {"stem": "a" * 1_000_001, "choices": [{"label": "A", "text": "dog"}]},
+        "question": {
+            "stem": "a" * 1_000_001,
+            "choices": [{"label": "A", "text": "dog"}, {"label": "B", "text": "cat"}],
+        },
     }
     qa.write_text(json.dumps(item) + "\n")
     with pytest.raises(InputError, match="item 'long'.*max_length"):
         ground_file(graph_dir, qa, tmp_path / "o.jsonl", cache_dir=cache)
+
+
+def test_duplicate_ids_are_refused(graph_dir, cache, tmp_path):
+    """The QA reader's rule, the one `evaluate` and `train` follow: ground used to write the
+    statements of every copy of a repeated id."""
+    qa = tmp_path / "dup.jsonl"
+    lines = (QA / "csqa_original.jsonl").read_text().splitlines()
+    qa.write_text("\n".join([*lines, lines[0]]) + "\n")
+    with pytest.raises(InputError, match=rf"dup\.jsonl:{len(lines) + 1}: duplicate id"):
+        ground_file(graph_dir, qa, tmp_path / "o.jsonl", cache_dir=cache)
+    assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_output_is_a_directory(graph_dir, cache, tmp_path):

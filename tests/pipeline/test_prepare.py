@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kelm.config import GraphSourceConfig
@@ -100,3 +101,22 @@ def test_linked_entities_are_cached_and_reused_without_spacy(
     with pytest.raises(KelmError, match="needs spaCy, which is not installed"):
         graph.link_entities(items[:6])
     assert list((cache / "entities").glob("*.json")) == [saved]
+
+
+def test_a_corrupted_cached_retrieval_is_recomputed(root: Path) -> None:
+    """Training used to open its cached retrieval unverified: a flipped byte was read as data."""
+    cache = root / "cache-corrupt"
+    graph = GraphResources.open(GraphSourceConfig(index=str(root / "kg" / "graph")), cache)
+    items = read_items(root / "qa.jsonl", need_answers=True)[:4]
+    options = RetrieveOptions(max_nodes=8, hops=2, paths=4, scorer="none", shard_size=4)
+    first = graph.retrieve(items, options)
+    expected = [first.arrays(i) for i in range(len(first))]
+    shard = first.path / "shard-00001.safetensors"
+    raw = bytearray(shard.read_bytes())
+    raw[-1] ^= 0x01
+    shard.write_bytes(bytes(raw))
+    again = graph.retrieve(items, options)
+    assert again.path == first.path and shard.read_bytes() != bytes(raw)  # written anew
+    for i, arrays in enumerate(expected):
+        for name, value in arrays.items():
+            assert np.array_equal(again.arrays(i)[name], value)

@@ -10,6 +10,7 @@ import pytest
 from retrieval_fixtures import build_graph, hand_records, save_tiny_encoder, write_grounded
 from typer.testing import CliRunner
 
+from kelm._io import sha256_file
 from kelm.cli import app
 from kelm.retrieval.store import RetrievalStore
 
@@ -179,6 +180,10 @@ def test_graph_missing_one_line(files, tmp_path: Path) -> None:
         "out-of-range",
         "other-graph",
         "bad-sidecar",
+        "cut-short",
+        "edited",
+        "partial",
+        "incomplete",
     ],
 )
 def test_bad_grounded_file(files, case: str) -> None:
@@ -195,7 +200,14 @@ def test_bad_grounded_file(files, case: str) -> None:
         "out-of-range": "outside this graph",
         "other-graph": "grounded on another graph",
         "bad-sidecar": "not valid JSON",
+        "cut-short": "3 statements where its manifest stmts.jsonl.manifest.json records 5",
+        "edited": "stmts.jsonl: checksum does not match the manifest",
+        "partial": "an unfinished grounding",
+        "incomplete": "marks it incomplete",
     }[case]
+    # What `kelm ground` writes beside a grounded file (sha256 recorded since it was added).
+    manifest = {"kind": "kelm-grounded", "graph_checksum": graph.checksum, "statements": 5}
+    manifest["complete"] = True
     if case == "missing":
         grounded.unlink()
     elif case == "empty":
@@ -220,6 +232,19 @@ def test_bad_grounded_file(files, case: str) -> None:
         sidecar.write_text(json.dumps({"graph_checksum": "0" * 64}))
     elif case == "bad-sidecar":
         sidecar.write_text("{not json")
+    elif case == "cut-short":  # used to be retrieved as if complete
+        sidecar.write_text(json.dumps(manifest))
+        grounded.write_text("\n".join(lines[:3]) + "\n")
+    elif case == "edited":
+        sidecar.write_text(json.dumps({**manifest, "sha256": sha256_file(grounded)}))
+        grounded.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")
+    elif case == "partial":  # used to go on with a warning
+        grounded = grounded.rename(grounded.with_name(grounded.name + ".partial"))
+        grounded.with_name(grounded.name + ".json").write_text(
+            json.dumps({**manifest, "complete": False})
+        )
+    elif case == "incomplete":
+        sidecar.write_text(json.dumps({**manifest, "complete": False}))
     result = invoke(*retrieve_args(graph, grounded, out, "--scorer", "none"))
     assert_one_line_error(result, expect)
     assert not out.exists()

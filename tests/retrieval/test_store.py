@@ -204,6 +204,69 @@ def test_incomplete_or_foreign_directories(setup) -> None:
         RetrievalStore(out.parent / "nowhere")
 
 
+def flip_last_byte(file: Path) -> None:
+    raw = bytearray(file.read_bytes())
+    raw[-1] ^= 0x01
+    file.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("target", ["shard-00001.safetensors", "statements.json"])
+def test_modified_files_are_refused_and_recomputed(setup, target: str) -> None:
+    """A flipped byte in a shard or an edited statements.json used to load, and a rerun called
+    the directory reused (training opened it unverified)."""
+    out = setup[2]
+    options = RetrieveOptions(scorer="none", shard_size=2)
+    first = run(setup, options)
+    if target == "statements.json":
+        keys = json.loads((out / target).read_text())
+        keys[0], keys[1] = keys[1], keys[0]  # same size, other statements
+        (out / target).write_text(json.dumps(keys) + "\n")
+    else:
+        flip_last_byte(out / target)
+    loaded = RetrievalStore(out) if target != "statements.json" else None
+    with pytest.raises(RetrievalFormatError, match=f"{target}: checksum does not match"):
+        if loaded is None:
+            RetrievalStore(out)
+        else:
+            loaded.arrays(2)  # shard 1 is checked when it is first read
+    assert not store.reusable(out, first.cache_key)
+    again = run(setup, options)
+    assert not again.reused and again.cache_key == first.cache_key
+    assert run(setup, options).reused
+    RetrievalStore(out)[2]
+
+
+def test_edited_manifest_is_refused(setup) -> None:
+    out = setup[2]
+    first = run(setup, RetrieveOptions(scorer="none", shard_size=2))
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["shard_size"] = 1
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RetrievalFormatError, match="recorded checksum is not the one"):
+        RetrievalStore(out)
+    assert not store.reusable(out, first.cache_key)
+
+
+def test_shards_are_hashed_once_per_process(setup, monkeypatch) -> None:
+    from kelm import _io
+
+    out = setup[2]
+    run(setup, RetrieveOptions(scorer="none", shard_size=2))
+    hashed: list[str] = []
+    real = _io.sha256_file
+    monkeypatch.setattr(_io, "sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
+    for _ in range(3):  # as in training epochs: stores reopened, shards read again
+        loaded = RetrievalStore(out, cached_shards=1)
+        for i in (0, 4, 2, 0):
+            loaded[i]
+    assert sorted(hashed) == [
+        "shard-00000.safetensors",
+        "shard-00001.safetensors",
+        "shard-00002.safetensors",
+        "statements.json",
+    ]
+
+
 def test_records_with_unusual_ids(setup, tmp_path: Path) -> None:
     graph, _, out = setup
     recs = [

@@ -224,6 +224,14 @@ def test_cosine_scorer_with_tiny_encoder(hand, tmp_path) -> None:
     )
     assert CosineScorer(hand, other, cache_dir=tmp_path).node_cache_file != cache
 
+    # a cache file that is not what was written (a flipped byte still loads) is recomputed
+    raw = bytearray(cache.read_bytes())
+    raw[-1] ^= 0x01
+    cache.write_bytes(bytes(raw))
+    recomputed = CosineScorer(hand, encoder, cache_dir=tmp_path, progress=False)
+    np.testing.assert_allclose(recomputed.score("dog", ids), scores, atol=1e-6)
+    assert cache.read_bytes() != bytes(raw)
+
 
 def test_lm_scorer_causal_and_masked(hand) -> None:
     import torch

@@ -145,8 +145,12 @@ def test_questions_without_concepts_still_answered(root: Path) -> None:
     [
         ([qa_record(0, "a dog", ["house", "sky"], None)], ["no answer key"]),
         (
-            [qa_record(0, "a dog", ["house", "sky"], 0), qa_record(0, "a cat", ["house"], 0)],
+            [qa_record(0, "a dog", ["house", "sky"], 0), qa_record(0, "a cat", ["sky", "sea"], 0)],
             ["duplicate id 'q0'"],
+        ),
+        (
+            [qa_record(0, "a dog", ["house", "sky"], 0), qa_record(1, "a cat", ["house"], 0)],
+            ["bad.jsonl:2: only 1 choice"],
         ),
         ([{"id": "q0", "question": {"stem": "x", "choices": []}, "answerKey": "A"}], ["choices"]),
     ],

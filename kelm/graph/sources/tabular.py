@@ -63,7 +63,13 @@ def _to_triples(block: Block, issues: LineIssues, options: BuildOptions, fourth:
     weight = np.ones(n, dtype=np.float32)
     present = pc.is_valid(raw4).to_numpy(zero_copy_only=False)
     if present.any():
-        text4 = pc.utf8_trim_whitespace(raw4.cast(pa.string(), safe=False).fill_null("1"))
+        # Decoded like the other columns: a non-UTF-8 weight or label is a malformed line
+        # (reported with its line number), never an Arrow error escaping the build.
+        text4, valid4 = decode_utf8(block, raw4, issues, fourth)
+        if valid4 is not None:
+            present &= valid4
+            keep &= valid4
+        text4 = pc.utf8_trim_whitespace(text4.fill_null("1"))
         values = _parse_floats(text4)
         bad = np.isnan(values) & present & keep
         for line in block.line_of(np.flatnonzero(bad)):
