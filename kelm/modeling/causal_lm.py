@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kelm.errors import KelmError
-from kelm.modeling.encoders import hf_progress_bars
+from kelm.modeling.encoders import check_model_folder, hf_progress_bars
 
 if TYPE_CHECKING:
     import torch
@@ -72,6 +72,7 @@ def resolve_lm(lm: str | Path | None, gguf_file: str | Path | None) -> tuple[str
             raise KelmError(f"{path}: GGUF file not found")
         return str(path.parent), path.name
     if gguf_file in (None, ""):
+        check_model_folder(lm)  # type: ignore[arg-type]
         return str(lm), None
     if lm in (None, ""):
         path = Path(gguf_file)  # type: ignore[arg-type]
