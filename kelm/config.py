@@ -205,7 +205,7 @@ class RunConfig:
     eval_batch_size: int = bounded(32, ge=1)
     keep_checkpoints: int = bounded(2, ge=1)
     log_every: int = bounded(10, ge=1)
-    threads: int | None = bounded(None, ge=1)
+    threads: int | None = bounded(None, ge=1, le=1024)
     cpu: bool = False
     nonfinite_loss: Literal["stop", "skip"] = "stop"
 

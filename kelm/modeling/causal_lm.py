@@ -172,8 +172,24 @@ def context_window(model: Any) -> int | None:
     return None
 
 
+def check_positions(model: Any, max_length: int, what: str) -> None:
+    """Refuse a ``data.max_length`` longer than the model's position table
+    (:func:`context_window`): it passes the config's range check and then fails inside the
+    model's forward pass.
+
+    Raises:
+        KelmError: naming both lengths.
+    """
+    positions = context_window(model)
+    if positions is not None and max_length > positions:
+        raise KelmError(
+            f"config: data.max_length {max_length} exceeds the {what}'s {positions} positions"
+        )
+
+
 __all__ = [
     "SMOLLM2_INSTALL",
+    "check_positions",
     "SMOLLM2_PACKAGE",
     "context_window",
     "default_lm_file",

@@ -230,6 +230,7 @@ def _pretrain(
 ) -> PretrainResult:
     from accelerate.utils import set_seed
 
+    from kelm.modeling.causal_lm import check_positions
     from kelm.pretraining.evaluate import evaluate_objective
     from kelm.pretraining.objectives.base import load_tokenizer_for, open_knowledge
 
@@ -264,6 +265,7 @@ def _pretrain(
     set_seed(cfg.seed)
     with accelerator.main_process_first():  # caches of entity vectors
         model = objective.build_model(progress=show)
+    check_positions(objective.kept_model(model), cfg.data.max_length, "model")
     o = cfg.optim
     optimizer = torch.optim.AdamW(
         objective.param_groups(model), lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps

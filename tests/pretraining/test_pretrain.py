@@ -175,6 +175,10 @@ def test_hostile_configs_are_one_line_errors(root: Path, tmp_path: Path) -> None
         invoke("pretrain", "-c", path, "--set", "seed=-1"),
         "config: seed must be in [0, 2**32), got -1",
     )
+    one_line_error(
+        invoke("pretrain", "-c", path, "--set", "data.max_length=65", "--no-progress"),
+        "config: data.max_length 65 exceeds the model's 64 positions",
+    )
     graph = Path(tiny_config(root, "mlm")["knowledge"]["index"])
     one_line_error(
         invoke("pretrain", "-c", path, "--set", f"model.encoder={graph}"),

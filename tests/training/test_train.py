@@ -301,8 +301,11 @@ def test_hostile_configs_are_one_line_errors(root: Path, tmp_path: Path) -> None
         ("optim.betas=[2,3]", "optim.betas must be in [0, 1), got 2"),
         ("optim.max_grad_norm=-1", "optim.max_grad_norm must be > 0"),
         ("optim.lm_lr=.inf", "optim.lm_lr must be > 0, got inf"),
+        ("data.max_length=65", "data.max_length 65 exceeds the text encoder's 64 positions"),
     ):
-        one_line_error(invoke("train", "-c", path, "--set", item), f"config: {key}")
+        one_line_error(
+            invoke("train", "-c", path, "--set", item, "--no-progress"), f"config: {key}"
+        )
     run = train_run(root, "lm", run_dir=str(root / "lm-complete"))
     one_line_error(
         invoke("train", "-c", path, "--set", f"model.encoder={run}", "--no-progress"),
