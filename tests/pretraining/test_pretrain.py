@@ -179,6 +179,13 @@ def test_hostile_configs_are_one_line_errors(root: Path, tmp_path: Path) -> None
         invoke("pretrain", "-c", path, "--set", "data.max_length=65", "--no-progress"),
         "config: data.max_length 65 exceeds the model's 64 positions",
     )
+    ernie = tiny_config(root, "ernie", run_dir=str(tmp_path / "e"))
+    ernie["objective_options"]["num_knowledge_layers"] = 9  # the encoder has 2 layers
+    one_line_error(
+        invoke("pretrain", "-c", write_config(tmp_path / "e.yaml", ernie), "--no-progress"),
+        "config: bad ernie settings",
+        "num_knowledge_layers",
+    )
     graph = Path(tiny_config(root, "mlm")["knowledge"]["index"])
     one_line_error(
         invoke("pretrain", "-c", path, "--set", f"model.encoder={graph}"),

@@ -93,6 +93,8 @@ class ErnieObjective(Objective):
         return int(self.knowledge.index.num_nodes)
 
     def build_model(self, *, progress: bool = False) -> nn.Module:
+        from huggingface_hub.errors import StrictDataclassError
+
         from kelm.modeling import KelmErnieConfig, KelmErnieForPreTraining
 
         o = self.options
@@ -117,8 +119,10 @@ class ErnieObjective(Objective):
                 model = KelmErnieForPreTraining.from_text_encoder(
                     encoder_source(self.cfg), **kwargs
                 )
-        except (ValueError, TypeError) as exc:
-            raise KelmError(f"config: bad ernie settings ({exc})") from None
+        except (ValueError, TypeError, StrictDataclassError) as exc:
+            # a strict config's validation error runs over several lines: the last one says it
+            detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
+            raise KelmError(f"config: bad ernie settings ({detail})") from None
         if vectors is not None:
             model.init_entity_embeddings(vectors, freeze=o.freeze_entity_embeddings)
         return model
