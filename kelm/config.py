@@ -358,10 +358,31 @@ def _override_value(item: str, value: str) -> Any:
     return _parse_yaml(value, f"--set {item!r}", lines=False) if value.strip() else None
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases of lists and mappings: ten nested aliases of
+    ten items each are a few hundred bytes that expand to 10**10 values when the config is
+    copied (``dataclasses.asdict``, ``config.resolved.yaml``). Aliases of plain values
+    (``gnn_lr: *lr``) stay allowed."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = self.anchors.get(event.anchor)
+            if node is not None and not isinstance(node, yaml.ScalarNode):
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"an alias of a list or mapping (*{event.anchor}) is not allowed in a config",
+                    event.start_mark,
+                )
+        return super().compose_node(parent, index)
+
+
 def _parse_yaml(text: str, where: str, *, lines: bool = True) -> Any:
-    """``yaml.safe_load(text)``; errors are one line naming ``where`` (and the line)."""
+    """``yaml.load`` with :class:`_ConfigLoader` (safe); errors are one line naming ``where``
+    (and the line)."""
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         if lines and mark is not None:

@@ -144,3 +144,21 @@ def test_bounds_name_the_key_the_range_and_the_value(override: str, message: str
 def test_values_in_range_and_null_pass() -> None:
     check_bounds(load_config(Ranged, None, ["seed=4294967295", "limit=null", "dropout=0"]))
     assert unbounded_numbers(Ranged) == ["free", "optim.lr", "optim.betas"]
+
+
+def test_aliases_of_lists_are_refused_and_of_values_allowed(tmp_path: Path) -> None:
+    """Nested aliases are a few hundred bytes that expand to billions of values when the
+    config is copied (dump_config hung on one)."""
+    lines = ["optim:", "  lr: &lr 0.5", "nest:", "  l0: &l0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    with pytest.raises(KelmError) as err:
+        load_config(Cfg, bomb)
+    assert str(err.value) == (
+        f"{bomb}:5: invalid YAML (an alias of a list or mapping (*l0) is not allowed in a config)"
+    )
+    values = tmp_path / "values.yaml"
+    values.write_text("seed: &s 7\noptim:\n  lr: *s\n")
+    cfg = load_config(Cfg, values)
+    assert cfg.seed == 7 and cfg.optim.lr == 7.0
