@@ -325,17 +325,31 @@ def load_config(
     return from_dict(cls, raw, where=str(path) if path else "config")
 
 
+MAX_CONFIG_BYTES = 2**20
+"""Config files above this size are refused before they are read (PyYAML parses about a
+megabyte a second: a config is a few kilobytes)."""
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """The mapping of a YAML config file.
 
     Raises:
-        KelmError: one line naming the file (and the line, for YAML errors): missing,
-            unreadable, not UTF-8, not YAML, not a mapping.
+        KelmError: one line naming the file (and the line, for YAML errors): missing, not a
+            regular file, over :data:`MAX_CONFIG_BYTES`, unreadable, not UTF-8, not YAML,
+            not a mapping.
     """
     if path.is_dir():
         raise KelmError(f"{path}: a directory, not a config file")
-    if not path.is_file():
+    if not path.exists():
         raise KelmError(f"{path}: config file not found")
+    if not path.is_file():  # a device or a pipe: /dev/zero would never end
+        raise KelmError(f"{path}: not a regular file")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise KelmError(
+            f"{path}: {size / 2**20:.1f} MiB is too large for a config file (at most "
+            f"{MAX_CONFIG_BYTES // 2**20} MiB)"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from kelm.config import (
+    MAX_CONFIG_BYTES,
     SEED_LIMIT,
     bounded,
     check_bounds,
@@ -96,6 +97,12 @@ def test_unreadable_files_are_one_line_errors_naming_the_file(
     assert "\n" not in str(err.value)
     with pytest.raises(KelmError, match="a directory, not a config file"):
         load_config(Cfg, tmp_path)
+    with pytest.raises(KelmError, match="/dev/zero: not a regular file"):
+        load_config(Cfg, "/dev/zero")
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"# " + b"x" * MAX_CONFIG_BYTES + b"\n")
+    with pytest.raises(KelmError, match="big.yaml: 1.0 MiB is too large for a config file"):
+        load_config(Cfg, big)
 
 
 @pytest.mark.parametrize("item", ["seed=[1,{", "optim.betas=[0.9", "name={a: [}"])
