@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -99,10 +100,33 @@ def check_manifest_checksum(
         )
 
 
+def json_ready(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by ``None``.
+
+    JSON has no NaN or infinity (Python's ``json`` writes bare ``NaN``, which other readers
+    refuse), so kelm writes an undefined number as ``null``: a metric without data (the
+    perplexity of zero held-out tokens) reads as absent, not as a number. The training loops
+    never let a non-finite loss get this far (:func:`kelm.engine.optim.optimizer_step`).
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
+def json_line(obj: Any) -> str:
+    """One line of JSON Lines (non-finite numbers as ``null``: :func:`json_ready`)."""
+    return json.dumps(json_ready(obj), ensure_ascii=False, allow_nan=False)
+
+
 def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically (temp file in the same directory, then rename)."""
+    """Write JSON atomically (temp file in the same directory, then rename); non-finite
+    numbers are written as ``null`` (:func:`json_ready`)."""
     with atomic_file(path, "w") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False, sort_keys=False)
+        json.dump(json_ready(obj), fh, indent=2, ensure_ascii=False, allow_nan=False)
         fh.write("\n")
 
 
@@ -167,11 +191,18 @@ def replace_file(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> N
 
 
 # ------------------------------------------------------------------------------------ reading
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name}: JSON has no NaN or infinity")
+
+
 def read_json_object(file: Path, error: type[Exception]) -> dict[str, Any]:
-    """A JSON object read from ``file``; anything else raises ``error`` naming the file."""
+    """A JSON object read from ``file``; anything else (``NaN`` and ``Infinity`` included,
+    which Python's ``json`` would accept) raises ``error`` naming the file."""
     try:
-        obj = json.loads(Path(file).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        obj = json.loads(Path(file).read_text(encoding="utf-8"), parse_constant=_no_constants)
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError included
         raise error(f"{file}: not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise error(f"{file}: expected a JSON object")

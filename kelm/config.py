@@ -5,7 +5,14 @@
     dump_config(cfg, run_dir / "config.resolved.yaml")
 
 An unknown key is a :class:`~kelm.errors.KelmError` that names it and lists the valid keys;
-a value of the wrong type names the key and the expected type.
+a value of the wrong type names the key and the expected type; a file that is not UTF-8 YAML
+and a ``--set`` value that is not YAML name the file or the item.
+
+Value ranges are declared with the fields (:func:`bounded`): every ``int`` and ``float`` option
+of a run config carries its allowed range, every ``float`` must be finite, and
+:func:`check_bounds` (called by each config's ``validate()``) refuses the first value out of
+range, naming its key (``config: optim.max_grad_norm must be > 0 (null: no clipping), got -1``).
+Checks that relate several keys stay in the ``validate()`` methods.
 
 The sections that several commands share are defined here once: :class:`RunConfig` (the run
 directory, seed, checkpoints, logging, threads of any loop), :class:`GraphSourceConfig` (which
@@ -23,13 +30,15 @@ holds the expanded values.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 
@@ -44,6 +53,129 @@ Check = tuple[str, bool, str]
 """A range check: ``(key, holds, what the key must be)``."""
 
 
+# ---------------------------------------------------------------------------------- ranges
+SEED_LIMIT = 2**32
+"""Seeds must lie in ``[0, 2**32)``: numpy's legacy seeding (which accelerate's ``set_seed``
+calls) refuses anything else."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The values a numeric option may take: ``low`` and ``high`` (``None``: unbounded), each
+    end included unless ``low_open`` / ``high_open``; ``note`` is added to the message (what
+    ``null`` means, say)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    note: str = ""
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def __str__(self) -> str:
+        low, high = _number(self.low), _number(self.high)
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            text = f"in {left}{low}, {high}{right}"
+        elif self.low is not None:
+            text = f"{'>' if self.low_open else '>='} {low}"
+        elif self.high is not None:
+            text = f"{'<' if self.high_open else '<='} {high}"
+        else:
+            text = "a finite number"
+        return f"{text} ({self.note})" if self.note else text
+
+
+def bounded(
+    default: Any = MISSING,
+    *,
+    factory: Callable[[], Any] | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    note: str = "",
+) -> Any:
+    """A dataclass field whose value (every item of a list value; ``None`` passes) must lie
+    within the bounds: ``ge`` / ``gt`` below, ``le`` / ``lt`` above.
+
+        lr: float = bounded(5e-5, gt=0)
+        betas: list[float] = bounded(factory=lambda: [0.9, 0.999], ge=0, lt=1)
+    """
+    bounds = Bounds(
+        low=gt if gt is not None else ge,
+        high=lt if lt is not None else le,
+        low_open=gt is not None,
+        high_open=lt is not None,
+        note=note,
+    )
+    metadata = {"bounds": bounds}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def check_bounds(obj: Any, prefix: str = "") -> None:
+    """Check every numeric value of a dataclass tree against its field's :class:`Bounds`;
+    every ``float`` must also be finite (YAML reads ``.inf`` and ``.nan``).
+
+    Raises:
+        KelmError: ``config: <key> must be <range>, got <value>`` for the first value out of
+            range.
+    """
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            check_bounds(value, f"{key}.")
+            continue
+        bounds = f.metadata.get("bounds")
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                continue
+            if isinstance(item, float) and not math.isfinite(item):
+                raise KelmError(f"config: {key} must be {bounds or 'a finite number'}, got {item}")
+            if bounds is not None and not bounds.holds(item):
+                raise KelmError(f"config: {key} must be {bounds}, got {_shown(item)}")
+
+
+def unbounded_numbers(cls: type) -> list[str]:
+    """The ``int`` / ``float`` fields of a dataclass tree declared without :func:`bounded`
+    (the rule is that there are none: a test checks every run config with this)."""
+    out: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            out += [f"{f.name}.{name}" for name in unbounded_numbers(hint)]  # type: ignore[arg-type]
+        elif _numeric(hint) and "bounds" not in f.metadata:
+            out.append(f.name)
+    return out
+
+
+def _numeric(hint: Any) -> bool:
+    if hint in (int, float):
+        return True
+    return any(_numeric(arg) for arg in typing.get_args(hint) if arg is not type(None))
+
+
+def _shown(value: float) -> str:
+    """A value as the user wrote it: ``-1`` for the float ``-1.0``."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return str(value)
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "2**32" if value == SEED_LIMIT else _shown(value)
+
+
 # ---------------------------------------------------------------------------------- shared sections
 @dataclass
 class RunConfig:
@@ -51,29 +183,31 @@ class RunConfig:
 
     Args:
         run_dir: the run directory (config, model, checkpoints, logs, metrics).
-        seed: seed of model initialisation, dropout and the batch order.
+        seed: seed of model initialisation, dropout and the batch order, in ``[0, 2**32)``.
         eval_batch_size: examples per forward pass in evaluation.
         keep_checkpoints: checkpoints kept (the newest ones; at least 1).
         log_every: optimizer steps between progress lines and TensorBoard points.
         threads: torch CPU threads per process (``None``: torch's default).
         cpu: run on the CPU even when an accelerator is present.
+        nonfinite_loss: what a step whose loss (or, without a gradient scaler, gradient norm)
+            is NaN or infinite does: ``stop`` the run with an error naming the step (the
+            checkpoints written so far stay), or ``skip`` its batch (neither the optimizer nor
+            the schedule steps; the skipped steps are counted in ``history.json`` and
+            ``metrics.json``). Either way a held-out evaluation whose scores are not finite
+            (diverged weights) stops the run.
     """
 
-    run_dir: str = "runs/run"
-    seed: int = 0
-    eval_batch_size: int = 32
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    threads: int | None = None
-    cpu: bool = False
+    command: ClassVar[str] = "kelm"
+    """The command whose runs these are (``kelm train``), for messages."""
 
-    def run_checks(self) -> list[Check]:
-        return [
-            ("eval_batch_size", self.eval_batch_size >= 1, "at least 1"),
-            ("keep_checkpoints", self.keep_checkpoints >= 1, "at least 1"),
-            ("log_every", self.log_every >= 1, "at least 1"),
-            ("threads", self.threads is None or self.threads >= 1, "at least 1"),
-        ]
+    run_dir: str = "runs/run"
+    seed: int = bounded(0, ge=0, lt=SEED_LIMIT)
+    eval_batch_size: int = bounded(32, ge=1)
+    keep_checkpoints: int = bounded(2, ge=1)
+    log_every: int = bounded(10, ge=1)
+    threads: int | None = bounded(None, ge=1, le=1024)
+    cpu: bool = False
+    nonfinite_loss: Literal["stop", "skip"] = "stop"
 
 
 @dataclass
@@ -125,67 +259,185 @@ class OptimConfig:
         schedule: ``linear`` (warm-up then linear decay to 0), ``cosine`` or ``constant``
             (after warm-up).
         warmup_steps: warm-up optimizer steps.
-        max_grad_norm: gradient clipping (``None``: off).
+        max_grad_norm: clip the gradient norm to this (``None``: no clipping).
     """
 
-    weight_decay: float = 0.01
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
+    weight_decay: float = bounded(0.01, ge=0)
+    betas: list[float] = bounded(factory=lambda: [0.9, 0.999], ge=0, lt=1)
+    eps: float = bounded(1e-8, gt=0)
     schedule: Literal["linear", "cosine", "constant"] = "linear"
-    warmup_steps: int = 0
-    max_grad_norm: float | None = 1.0
+    warmup_steps: int = bounded(0, ge=0)
+    max_grad_norm: float | None = bounded(1.0, gt=0, note="null: no clipping")
 
     def optim_checks(self) -> list[Check]:
-        return [
-            ("optim.warmup_steps", self.warmup_steps >= 0, "0 or more"),
-            ("optim.betas", len(self.betas) == 2, "a list of two numbers"),
-        ]
+        return [("optim.betas", len(self.betas) == 2, "a list of two numbers")]
 
 
 def raise_failed(checks: list[Check]) -> None:
     """Raise for the first check that does not hold.
 
     Raises:
-        KelmError: ``config: '<key>' must be <what>``.
+        KelmError: ``config: <key> must be <what>``.
     """
     for key, ok, what in checks:
         if not ok:
-            raise KelmError(f"config: {key!r} must be {what}")
+            raise KelmError(f"config: {key} must be {what}")
+
+
+RUN_KINDS: dict[str, tuple[str, ...]] = {
+    "kelm train": ("epochs", "distill", "eval_every_epoch"),
+    "kelm pretrain": (
+        "objective",
+        "corpus",
+        "max_steps",
+        "objective_options",
+        "masking",
+        "knowledge",
+        "probe",
+    ),
+}
+"""Top-level keys that the run configs of one command have and those of the other lack: a
+run (or config) of the other command is named as such instead of as an unknown key. Tests check
+these sets against :class:`~kelm.training.config.TrainConfig` and
+:class:`~kelm.pretraining.config.PretrainConfig`."""
 
 
 def load_config(
     cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None
 ) -> T:
-    """Build ``cls`` from a YAML file (optional) and ``key.sub=value`` overrides (applied last)."""
+    """Build ``cls`` from a YAML file (optional) and ``key.sub=value`` overrides (applied last).
+
+    Raises:
+        KelmError: the file is missing, not UTF-8, not YAML or not a mapping; an override is
+            not ``key=YAML value``; an unknown key or a value of the wrong type; the file is
+            the config of another command's run (:data:`RUN_KINDS`).
+    """
     raw: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise KelmError(f"{path}: config file not found")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise KelmError(f"{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
-        if not isinstance(raw, dict):
-            raise KelmError(f"{path}: a config must be a mapping of keys to values")
+        raw = read_config_file(path)
+        _check_run_kind(cls, raw, path)
     for item in overrides or []:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise KelmError(f"override {item!r} must look like key.sub=value")
-        _set_dotted(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
+        if not sep or not key.strip():
+            raise KelmError(f"--set {item!r} must look like key.sub=value")
+        _set_dotted(raw, key.strip(), _override_value(item, value))
     return from_dict(cls, raw, where=str(path) if path else "config")
+
+
+MAX_CONFIG_BYTES = 2**20
+"""Config files above this size are refused before they are read (PyYAML parses about a
+megabyte a second: a config is a few kilobytes)."""
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The mapping of a YAML config file.
+
+    Raises:
+        KelmError: one line naming the file (and the line, for YAML errors): missing, not a
+            regular file, over :data:`MAX_CONFIG_BYTES`, unreadable, not UTF-8, not YAML,
+            not a mapping.
+    """
+    if path.is_dir():
+        raise KelmError(f"{path}: a directory, not a config file")
+    if not path.exists():
+        raise KelmError(f"{path}: config file not found")
+    if not path.is_file():  # a device or a pipe: /dev/zero would never end
+        raise KelmError(f"{path}: not a regular file")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise KelmError(
+            f"{path}: {size / 2**20:.1f} MiB is too large for a config file (at most "
+            f"{MAX_CONFIG_BYTES // 2**20} MiB)"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise KelmError(
+            f"{path}: not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start})"
+        ) from None
+    except OSError as exc:
+        raise KelmError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
+    raw = _parse_yaml(text, str(path))
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise KelmError(f"{path}: a config must be a mapping of keys to values")
+    return raw
+
+
+def _override_value(item: str, value: str) -> Any:
+    """The YAML value of a ``--set key=value`` item (empty: ``None``)."""
+    return _parse_yaml(value, f"--set {item!r}", lines=False) if value.strip() else None
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses aliases of lists and mappings: ten nested aliases of
+    ten items each are a few hundred bytes that expand to 10**10 values when the config is
+    copied (``dataclasses.asdict``, ``config.resolved.yaml``). Aliases of plain values
+    (``gnn_lr: *lr``) stay allowed."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            node = self.anchors.get(event.anchor)
+            if node is not None and not isinstance(node, yaml.ScalarNode):
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    f"an alias of a list or mapping (*{event.anchor}) is not allowed in a config",
+                    event.start_mark,
+                )
+        return super().compose_node(parent, index)
+
+
+def _parse_yaml(text: str, where: str, *, lines: bool = True) -> Any:
+    """``yaml.load`` with :class:`_ConfigLoader` (safe); errors are one line naming ``where``
+    (and the line)."""
+    try:
+        return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        if lines and mark is not None:
+            where = f"{where}:{mark.line + 1}"
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        raise KelmError(f"{where}: invalid YAML ({problem})") from None
+    except RecursionError:  # thousands of nested brackets
+        raise KelmError(f"{where}: invalid YAML (nested too deeply)") from None
+
+
+def _check_run_kind(cls: type, raw: dict[str, Any], path: Path) -> None:
+    """Refuse the config (or run directory) of another command's run by name: without this,
+    a ``kelm pretrain`` run passed where a ``kelm train`` run belongs reads as "unknown key
+    'corpus'"."""
+    own = getattr(cls, "command", None)
+    if own not in RUN_KINDS or any(key in raw for key in RUN_KINDS[own]):
+        return
+    for command, markers in RUN_KINDS.items():
+        found = [key for key in markers if key in raw][:2]  # the most telling ones
+        if command == own or not found:
+            continue
+        keys = " and ".join(found)
+        if path.name == "config.resolved.yaml":
+            hint = ""
+            if command == "kelm pretrain":
+                hint = f"; its model/ can be a text encoder: model.encoder={path.parent}/model"
+            raise KelmError(
+                f"{path.parent}: a `{command}` run directory, not a `{own}` run (its config "
+                f"has {keys}){hint}"
+            )
+        raise KelmError(f"{path}: a `{command}` config, not a `{own}` one (it has {keys})")
 
 
 def from_dict(cls: type[T], raw: dict[str, Any], where: str = "config", prefix: str = "") -> T:
     """Recursively build a dataclass from a dict, checking keys and value types."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
-    unknown = sorted(set(raw) - set(fields))
+    unknown = sorted(set(raw) - set(fields), key=str)  # YAML keys may be numbers, null ...
     if unknown:
         valid = ", ".join(prefix + k for k in fields)
-        raise KelmError(f"{where}: unknown key {prefix + unknown[0]!r} (valid keys: {valid})")
+        raise KelmError(f"{where}: unknown key {prefix + str(unknown[0])!r} (valid keys: {valid})")
     values = {}
     for name, value in raw.items():
         values[name] = _coerce(hints[name], value, f"{prefix}{name}", where)
@@ -288,7 +540,7 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise KelmError(f"override {key!r}: {part!r} is not a section")
+            raise KelmError(f"--set {key!r}: {part!r} is not a section")
         node = child
     node[parts[-1]] = value
 

@@ -1,8 +1,11 @@
 """``kelm._io``: the checks of output paths every writer runs, the permissions of the files
-kelm writes, and the message for a file given where an artifact directory is expected."""
+kelm writes, the message for a file given where an artifact directory is expected, and JSON
+as kelm writes and reads it: strict JSON (no NaN or infinity) both ways."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import stat
 from pathlib import Path
@@ -15,8 +18,10 @@ from kelm._io import (
     atomic_file,
     check_output_dir,
     check_output_file,
+    json_line,
     make_output_dir,
     publish_dir,
+    read_json_object,
     read_manifest,
     replace_file,
     staging_dir,
@@ -128,3 +133,20 @@ def test_a_file_where_an_artifact_directory_is_expected(tmp_path: Path) -> None:
         read_manifest(file, **kwargs)
     with pytest.raises(IndexFormatError, match="the directory does not exist"):
         read_manifest(tmp_path / "missing", **kwargs)
+
+
+def test_non_finite_numbers_are_written_as_null(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    write_json(path, {"loss": math.nan, "ppl": math.inf, "steps": [1.5, -math.inf], "n": 3})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"loss": None, "ppl": None, "steps": [1.5, None], "n": 3}
+    assert json_line({"s": (math.nan, 2.0)}) == '{"s": [null, 2.0]}'
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_bare_nan_is_not_read_as_json(tmp_path: Path, constant: str) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text(f'{{"accuracy": {constant}}}\n')
+    with pytest.raises(KelmError, match=f"metrics.json: not valid JSON \\({constant}: JSON has no"):
+        read_json_object(path, KelmError)

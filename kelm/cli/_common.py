@@ -22,6 +22,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from kelm._io import json_ready
 from kelm.errors import KelmError
 
 T = TypeVar("T")
@@ -169,7 +170,8 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def echo_json(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False))
+    """Print ``obj`` as JSON (non-finite numbers as ``null``: JSON has no NaN)."""
+    typer.echo(json.dumps(json_ready(obj), indent=2, ensure_ascii=False, allow_nan=False))
 
 
 # ------------------------------------------------------------------------ common options

@@ -57,7 +57,9 @@ def train_command(
         if m.get("accuracy") is not None
         else ""
     )
+    loss = "-" if m["train_loss"] is None else f"{m['train_loss']:.4f}"  # every step skipped
+    skipped = f", {m['skipped_steps']:,} skipped" if m.get("skipped_steps") else ""
     typer.echo(
-        f"trained {cfg.model.type} for {epochs} epochs ({m['steps']:,} steps), "
-        f"train loss {m['train_loss']:.4f}{acc}; run in {result.run_dir}"
+        f"trained {cfg.model.type} for {epochs} epochs ({m['steps']:,} steps{skipped}), "
+        f"train loss {loss}{acc}; run in {result.run_dir}"
     )

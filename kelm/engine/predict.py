@@ -3,7 +3,6 @@ shared by the training loop's held-out evaluation, ``kelm evaluate`` and distill
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from kelm._io import atomic_file
+from kelm._io import atomic_file, json_line
 from kelm.engine.batching import move_to
+from kelm.errors import KelmError
 
 if TYPE_CHECKING:
     from kelm.modeling.families import ModelFamily
@@ -66,6 +66,21 @@ def predict_logits(
     return [np.asarray(by_index[i], dtype=np.float64) for i in range(len(examples))]
 
 
+def check_finite(logits: Sequence[np.ndarray], when: str) -> None:
+    """Refuse scores that are NaN or infinite: a model whose weights diverged scores every
+    choice alike (``argmax`` of NaN is the first choice), which would read as an accuracy.
+
+    Raises:
+        KelmError: naming ``when`` (``epoch 2``) and how many questions.
+    """
+    bad = sum(not np.isfinite(z).all() for z in logits)
+    if bad:
+        raise KelmError(
+            f"{when}: the model's scores of {bad} of {len(logits)} held-out questions are not "
+            "finite (its weights diverged); lower the learning rate"
+        )
+
+
 def score(examples: Sequence[Example], logits: Sequence[np.ndarray]) -> dict[str, Any]:
     """Accuracy and mean cross-entropy over the labelled examples.
 
@@ -103,7 +118,7 @@ def write_predictions(
                 "correct": (pred == e.label) if answer is not None else None,
                 "scores": {label: round(float(v), 6) for label, v in zip(e.labels, z, strict=True)},
             }
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.write(json_line(row) + "\n")
 
 
-__all__ = ["predict_logits", "score", "write_predictions"]
+__all__ = ["check_finite", "predict_logits", "score", "write_predictions"]

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------- setup
 def make_accelerator(*, cpu: bool, mixed_precision: str) -> Any:
     """An ``accelerate.Accelerator`` for the processes this run was launched as (``torchrun``
-    / ``accelerate launch`` set ``WORLD_SIZE``; one process otherwise).
+    / ``accelerate launch`` set ``WORLD_SIZE``; one process otherwise). ``fp16`` on the CPU
+    runs in float32, as accelerate does, with a warning that says so.
 
     Raises:
         KelmError: accelerate set up another number of processes than were launched.
@@ -56,6 +57,12 @@ def make_accelerator(*, cpu: bool, mixed_precision: str) -> Any:
         raise KelmError(
             f"launched as {launched} processes but accelerate set up "
             f"{accelerator.num_processes}; check the launcher's settings"
+        )
+    if mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        # accelerate quietly leaves fp16 off on the CPU (no autocast, no gradient scaler)
+        log.warning(
+            "mixed_precision fp16 has no effect on the CPU: this run computes in float32 "
+            "(bf16 works on the CPU)"
         )
     return accelerator
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kelm.errors import KelmError
-from kelm.modeling.encoders import hf_progress_bars
+from kelm.modeling.encoders import check_model_folder, hf_progress_bars
 
 if TYPE_CHECKING:
     import torch
@@ -72,6 +72,7 @@ def resolve_lm(lm: str | Path | None, gguf_file: str | Path | None) -> tuple[str
             raise KelmError(f"{path}: GGUF file not found")
         return str(path.parent), path.name
     if gguf_file in (None, ""):
+        check_model_folder(lm)  # type: ignore[arg-type]
         return str(lm), None
     if lm in (None, ""):
         path = Path(gguf_file)  # type: ignore[arg-type]
@@ -171,8 +172,24 @@ def context_window(model: Any) -> int | None:
     return None
 
 
+def check_positions(model: Any, max_length: int, what: str) -> None:
+    """Refuse a ``data.max_length`` longer than the model's position table
+    (:func:`context_window`): it passes the config's range check and then fails inside the
+    model's forward pass.
+
+    Raises:
+        KelmError: naming both lengths.
+    """
+    positions = context_window(model)
+    if positions is not None and max_length > positions:
+        raise KelmError(
+            f"config: data.max_length {max_length} exceeds the {what}'s {positions} positions"
+        )
+
+
 __all__ = [
     "SMOLLM2_INSTALL",
+    "check_positions",
     "SMOLLM2_PACKAGE",
     "context_window",
     "default_lm_file",

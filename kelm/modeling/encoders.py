@@ -8,6 +8,8 @@ requirement is not needed, hence ``--no-deps``).
 
 * :func:`default_text_encoder_path`, :func:`resolve_encoder`, :func:`load_text_encoder`,
   :func:`load_tokenizer`, :func:`build_text_encoder` - locate, load or build an encoder;
+* :func:`check_model_folder` - refuse a local path that is not a model folder, saying what
+  it is (a kelm run directory, a graph index ...);
 * :func:`has_weights` - whether a model folder holds weights or only a config (a preset);
 * :func:`accepts_token_type_ids` - whether an encoder takes segment ids;
 * :func:`halve_encoder` - a DistilBERT-style student from every other teacher layer;
@@ -19,6 +21,7 @@ requirement is not needed, hence ``--no-deps``).
 
 import contextlib
 import importlib.util
+import json
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -66,8 +69,57 @@ def default_text_encoder_path() -> Path:
 
 
 def resolve_encoder(name_or_path: str | Path | None) -> str:
-    """A text encoder's name or folder; ``None`` (or empty): the bundled MiniLM's folder."""
-    return str(default_text_encoder_path() if name_or_path in (None, "") else name_or_path)
+    """A text encoder's name or folder; ``None`` (or empty): the bundled MiniLM's folder.
+
+    Raises:
+        KelmError: a local path that is not a model folder (:func:`check_model_folder`).
+    """
+    if name_or_path in (None, ""):
+        return str(default_text_encoder_path())
+    check_model_folder(name_or_path)  # type: ignore[arg-type]
+    return str(name_or_path)
+
+
+ARTIFACT_KINDS = {
+    "kelm-graph-index": "a kelm graph index (`kelm graph build`)",
+    "kelm-kg-embeddings": "kelm KG embeddings (`kelm embed-kg`)",
+    "kelm-retrieval": "a kelm retrieval (`kelm retrieve`)",
+    "kelm-train-checkpoint": "a kelm run checkpoint",
+    "kelm-pretrain-instances": "kelm pretraining instances",
+    "kelm-linker-index": "a kelm linker index",
+}
+"""What a kelm artifact directory is, by its ``manifest.json`` ``kind``: named when one is
+given where a model folder belongs."""
+
+
+def check_model_folder(source: str | Path) -> None:
+    """Refuse a local path that is not a Hugging Face model folder, saying what it is instead
+    (a kelm run directory, a graph index ...); a path that does not exist (a Hub name) passes.
+
+    Without this, transformers reads a folder without ``config.json`` as a tokenizer it cannot
+    build, and asks for sentencepiece or tiktoken.
+
+    Raises:
+        KelmError: a file, a kelm run or artifact directory, or a folder without
+            ``config.json``.
+    """
+    path = Path(source)
+    if not path.exists() or (path / "config.json").is_file():
+        return
+    if path.is_file():
+        raise KelmError(f"{path}: a file, not a model folder (a folder holding config.json)")
+    run = path if (path / "config.resolved.yaml").is_file() else path.parent
+    if (run / "config.resolved.yaml").is_file():  # a run directory, or its checkpoints/
+        model = run / "model"
+        if (model / "config.json").is_file():
+            raise KelmError(f"{path}: a kelm run directory, not a model folder: use {model}")
+        raise KelmError(f"{path}: a kelm run directory without a model/ yet (an unfinished run)")
+    kind = None
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no manifest: no kind
+        kind = json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("kind")
+    if isinstance(kind, str) and kind in ARTIFACT_KINDS:
+        raise KelmError(f"{path}: {ARTIFACT_KINDS[kind]}, not a model folder")
+    raise KelmError(f"{path}: not a model folder (no config.json)")
 
 
 def build_text_encoder(config: PreTrainedConfig) -> PreTrainedModel:

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from kelm.config import (
+    SEED_LIMIT,
     EncoderConfig,
     GraphSourceConfig,
     OptimConfig,
     RunConfig,
+    bounded,
+    check_bounds,
     flat_dict,
     from_dict,
     load_run_config,
@@ -58,7 +61,7 @@ class CorpusConfig:
     wordnet: str | None = "${KELM_DATA}/kg/wordnet_nltk"
     wordnet_examples: bool = True
     wordnet_label_prefix: bool = True
-    max_documents: int | None = None
+    max_documents: int | None = bounded(None, ge=1)
 
 
 @dataclass
@@ -77,13 +80,13 @@ class InstanceConfig:
         link_batch_size: texts per spaCy ``nlp.pipe`` batch when linking.
     """
 
-    max_length: int = 128
-    holdout: float = 0.05
-    split_seed: int = 0
-    max_eval_instances: int | None = 1000
+    max_length: int = bounded(128, ge=8)
+    holdout: float = bounded(0.05, ge=0, lt=1)
+    split_seed: int = bounded(0, ge=0, lt=SEED_LIMIT)
+    max_eval_instances: int | None = bounded(1000, ge=1)
     cache_dir: str | None = None
-    shard_documents: int = 5000
-    link_batch_size: int = 256
+    shard_documents: int = bounded(5000, ge=1)
+    link_batch_size: int = bounded(256, ge=1)
 
 
 @dataclass
@@ -106,8 +109,8 @@ class KnowledgeConfig(GraphSourceConfig):
     kge_dir: str | None = None
     entity_init: Literal["auto", "kge", "train", "names", "random"] = "auto"
     kge_model: str = "transe"
-    kge_dim: int = 100
-    kge_epochs: int = 5
+    kge_dim: int = bounded(100, ge=1)
+    kge_epochs: int = bounded(5, ge=0)
 
 
 @dataclass
@@ -139,11 +142,11 @@ class MaskingConfig:
             N = 3 in the paper); 1: single tokens (or words with ``whole_word``).
     """
 
-    probability: float = 0.15
-    mask_ratio: float = 0.8
-    random_ratio: float = 0.1
+    probability: float = bounded(0.15, gt=0, lt=1)
+    mask_ratio: float = bounded(0.8, ge=0, le=1)
+    random_ratio: float = bounded(0.1, ge=0, le=1)
     whole_word: bool = False
-    max_ngram: int = 1
+    max_ngram: int = bounded(1, ge=1, le=10)
 
 
 @dataclass
@@ -155,7 +158,7 @@ class PretrainOptimConfig(OptimConfig):
         lr: learning rate of every trained parameter.
     """
 
-    lr: float = 5e-5
+    lr: float = bounded(5e-5, gt=0)
 
 
 @dataclass
@@ -178,8 +181,11 @@ class ProbeConfig:
         ]
     )
     templates: str | None = None
-    max_triples: int | None = None
-    batch_size: int = 64
+    max_triples: int | None = bounded(None, ge=1)
+    batch_size: int = bounded(64, ge=1)
+
+
+OPTIONS_PREFIX = "objective_options."
 
 
 @dataclass
@@ -199,15 +205,17 @@ class PretrainConfig(RunConfig):
             ``no``, ``fp16`` or ``bf16``.
     """
 
+    command: ClassVar[str] = "kelm pretrain"
+
     run_dir: str = "runs/pretrain"
-    eval_batch_size: int = 64
+    eval_batch_size: int = bounded(64, ge=1)
     objective: str = "mlm"
     objective_options: dict[str, Any] = field(default_factory=dict)
-    max_steps: int = 1000
-    batch_size: int = 32
-    grad_accum_steps: int = 1
-    eval_every: int | None = None
-    save_every: int | None = None
+    max_steps: int = bounded(1000, ge=1)
+    batch_size: int = bounded(32, ge=1)
+    grad_accum_steps: int = bounded(1, ge=1)
+    eval_every: int | None = bounded(None, ge=1)
+    save_every: int | None = bounded(None, ge=1)
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     data: InstanceConfig = field(default_factory=InstanceConfig)
@@ -234,50 +242,26 @@ class PretrainConfig(RunConfig):
             KelmError: an unknown option (naming the valid ones) or a bad value.
         """
         cls = self.objective_class()
-        return from_dict(cls.Options, dict(self.objective_options), "config", "objective_options.")
+        options = from_dict(cls.Options, dict(self.objective_options), "config", OPTIONS_PREFIX)
+        check_bounds(options, OPTIONS_PREFIX)
+        return options
 
     def validate(self) -> PretrainConfig:
-        """Check value ranges and the objective; returns ``self``.
+        """Check value ranges (declared with the fields: :func:`kelm.config.check_bounds`),
+        the settings that relate several keys and the objective's options; returns ``self``.
 
         Raises:
             KelmError: naming the key and the allowed range.
         """
+        check_bounds(self)
         m = self.masking
         checks = [
-            ("max_steps", self.max_steps >= 1, "at least 1"),
-            ("batch_size", self.batch_size >= 1, "at least 1"),
-            ("grad_accum_steps", self.grad_accum_steps >= 1, "at least 1"),
-            ("eval_every", self.eval_every is None or self.eval_every >= 1, "at least 1"),
-            ("save_every", self.save_every is None or self.save_every >= 1, "at least 1"),
-            *self.run_checks(),
-            ("data.max_length", self.data.max_length >= 8, "at least 8"),
-            ("data.holdout", 0.0 <= self.data.holdout < 1.0, "in [0, 1)"),
-            ("data.shard_documents", self.data.shard_documents >= 1, "at least 1"),
-            ("data.link_batch_size", self.data.link_batch_size >= 1, "at least 1"),
-            (
-                "data.max_eval_instances",
-                self.data.max_eval_instances is None or self.data.max_eval_instances >= 1,
-                "at least 1",
-            ),
-            (
-                "corpus.max_documents",
-                self.corpus.max_documents is None or self.corpus.max_documents >= 1,
-                "at least 1",
-            ),
-            ("masking.probability", 0.0 < m.probability < 1.0, "in (0, 1)"),
-            ("masking.mask_ratio", 0.0 <= m.mask_ratio <= 1.0, "in [0, 1]"),
-            ("masking.random_ratio", 0.0 <= m.random_ratio <= 1.0, "in [0, 1]"),
-            ("masking.max_ngram", 1 <= m.max_ngram <= 10, "between 1 and 10"),
             (
                 "masking.mask_ratio + masking.random_ratio",
                 m.mask_ratio + m.random_ratio <= 1.0 + 1e-9,
                 "at most 1",
             ),
-            ("optim.lr", self.optim.lr >= 0, "0 or more"),
             *self.optim.optim_checks(),
-            ("knowledge.kge_dim", self.knowledge.kge_dim >= 1, "at least 1"),
-            ("knowledge.kge_epochs", self.knowledge.kge_epochs >= 0, "0 or more"),
-            ("probe.batch_size", self.probe.batch_size >= 1, "at least 1"),
         ]
         raise_failed(checks)
         if self.corpus.kind == "text" and not self.corpus.paths:
@@ -302,9 +286,18 @@ class PretrainConfig(RunConfig):
 
 
 RESUMABLE_CHANGES = frozenset(
-    {"run_dir", "eval_batch_size", "log_every", "threads", "keep_checkpoints", "data.cache_dir"}
+    {
+        "run_dir",
+        "eval_batch_size",
+        "log_every",
+        "threads",
+        "keep_checkpoints",
+        "data.cache_dir",
+        "nonfinite_loss",
+    }
 )
-"""Config keys that may differ between a run and its ``--resume`` (they change no number)."""
+"""Config keys that may differ between a run and its ``--resume`` (they change no number;
+``nonfinite_loss`` only changes a run that would otherwise stop)."""
 
 
 def load_pretrain_config(

@@ -8,12 +8,14 @@ score the same masked positions, and evaluating never disturbs the training rand
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
+from kelm.errors import KelmError
 from kelm.pretraining.instances import InstanceStore
 
 EVAL_SEED = 20190517
@@ -61,6 +63,12 @@ def evaluate_objective(
         for key, value in objective.eval_sums(output, batch).items():
             sums[key] = sums.get(key, 0.0) + float(value)
     model.train(was_training)
+    diverged = [key for key, value in sums.items() if not math.isfinite(value)]
+    if diverged:  # else NaN sums would read as metrics
+        raise KelmError(
+            f"held-out evaluation: {diverged[0]} is not finite (the model's weights diverged); "
+            "lower the learning rate"
+        )
     metrics = objective.eval_metrics(sums) if sums else {}
     return {**metrics, "instances": len(indices)}
 

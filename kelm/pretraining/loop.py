@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from kelm._io import write_json
+from kelm.config import SEED_LIMIT
 from kelm.engine import checkpoint as ckpt
 from kelm.engine.batching import epoch_batches, move_to
 from kelm.engine.logs import log_train_step, progress_bar, summary_writer
@@ -229,6 +230,7 @@ def _pretrain(
 ) -> PretrainResult:
     from accelerate.utils import set_seed
 
+    from kelm.modeling.causal_lm import check_positions
     from kelm.pretraining.evaluate import evaluate_objective
     from kelm.pretraining.objectives.base import load_tokenizer_for, open_knowledge
 
@@ -263,6 +265,7 @@ def _pretrain(
     set_seed(cfg.seed)
     with accelerator.main_process_first():  # caches of entity vectors
         model = objective.build_model(progress=show)
+    check_positions(objective.kept_model(model), cfg.data.max_length, "model")
     o = cfg.optim
     optimizer = torch.optim.AdamW(
         objective.param_groups(model), lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps
@@ -296,7 +299,7 @@ def _pretrain(
     if rng is not None:
         ckpt.set_rng_state(rng["tensors"], rng["meta"])
     elif resume_from is not None:
-        set_seed(cfg.seed + 1000 * global_step + rank)
+        set_seed((cfg.seed + 1000 * global_step + rank) % SEED_LIMIT)
 
     writer = summary_writer(run_dir, global_step if resume_from else None) if main else None
     accum = cfg.grad_accum_steps
@@ -344,20 +347,34 @@ def _pretrain(
                 if value is not None:
                     logged[name] = logged.get(name, 0.0) + value.detach().double().cpu() / accum
             tokens += batch["attention_mask"].sum().double().cpu()
-        lrs = optimizer_step(accelerator, model, optimizer, scheduler, o.max_grad_norm)
-        global_step += 1
-
+        # The losses summed over processes, before the update: every process must take the
+        # same decision on a non-finite loss.
         names = list(logged)
         stats = torch.stack([logged[n] for n in names] + [tokens]).to(accelerator.device)
         stats = accelerator.reduce(stats, "sum").cpu()  # summed over processes
         step_losses = {n: float(stats[i]) / world for i, n in enumerate(names)}
+        lrs = optimizer_step(
+            accelerator,
+            model,
+            optimizer,
+            scheduler,
+            o.max_grad_norm,
+            loss=step_losses["loss"],
+            step=global_step + 1,
+            nonfinite_loss=cfg.nonfinite_loss,
+        )
+        global_step += 1
         history["totals"]["tokens"] += int(stats[-1])
         history["totals"]["seconds"] += time.perf_counter() - t0
-        record = {"step": global_step, **step_losses, "lr": next(iter(lrs.values()), 0.0)}
-        history["steps"].append(record)
-        since_eval.append(step_losses["loss"])
-        log_train_step(writer, step_losses, lrs, global_step, cfg.log_every)
-        bar.set_postfix(loss=f"{step_losses['loss']:.4f}")
+        if lrs is None:  # skipped (nonfinite_loss: skip): counted, not averaged in
+            history["totals"]["skipped_steps"] = history["totals"].get("skipped_steps", 0) + 1
+            history["steps"].append({"step": global_step, "loss": None, "skipped": True})
+        else:
+            record = {"step": global_step, **step_losses, "lr": next(iter(lrs.values()), 0.0)}
+            history["steps"].append(record)
+            since_eval.append(step_losses["loss"])
+            log_train_step(writer, step_losses, lrs, global_step, cfg.log_every)
+            bar.set_postfix(loss=f"{step_losses['loss']:.4f}")
         bar.update(1)
 
         last = global_step == cfg.max_steps
@@ -457,6 +474,7 @@ def _final_metrics(
         "seed": cfg.seed,
         "steps": history["steps"][-1]["step"] if history["steps"] else 0,
         "train_loss": history["steps"][-1]["loss"] if history["steps"] else None,
+        "skipped_steps": totals.get("skipped_steps", 0),
         **{
             k[5:]: v
             for k, v in last_eval.items()

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from kelm.config import (
+    SEED_LIMIT,
     EncoderConfig,
     GraphSourceConfig,
     OptimConfig,
     RunConfig,
+    bounded,
+    check_bounds,
     load_run_config,
     raise_failed,
 )
@@ -50,11 +53,11 @@ class QADataConfig:
 
     train: str = ""
     eval: str | None = None
-    holdout: float = 0.1
-    split_seed: int = 0
-    max_train: int | None = None
-    max_eval: int | None = None
-    max_length: int = 64
+    holdout: float = bounded(0.1, ge=0, lt=1)
+    split_seed: int = bounded(0, ge=0, lt=SEED_LIMIT)
+    max_train: int | None = bounded(None, ge=1)
+    max_eval: int | None = bounded(None, ge=1)
+    max_length: int = bounded(64, ge=8)
 
 
 @dataclass
@@ -73,9 +76,9 @@ class GraphConfig(GraphSourceConfig):
             are cached (default ``$KELM_CACHE/training``, ``~/.cache/kelm/training``).
     """
 
-    max_nodes: int = 32
-    hops: int = 2
-    paths: int = 20
+    max_nodes: int = bounded(32, ge=1)
+    hops: int = bounded(2, ge=1, le=5)
+    paths: int = bounded(20, ge=0)
     scorer: str = "none"
     context: bool = False
     cache_dir: str | None = None
@@ -142,31 +145,31 @@ class ModelConfig(EncoderConfig):
 
     type: str = "lm"
     pooling: Literal["mean", "cls"] = "mean"
-    classifier_dropout: float = 0.1
+    classifier_dropout: float = bounded(0.1, ge=0, lt=1)
     kge_dir: str | None = None
     node_init: Literal["auto", "kge", "graph", "names", "random"] = "auto"
     kge_model: Literal["transe", "distmult", "complex", "rotate"] = "transe"
-    kge_dim: int = 100
-    kge_epochs: int | None = None
-    node_dim: int = 100
+    kge_dim: int = bounded(100, ge=1)
+    kge_epochs: int | None = bounded(None, ge=1)
+    node_dim: int = bounded(100, ge=1)
     freeze_node_embeddings: bool = True
-    gnn_dim: int = 100
-    gnn_layers: int | None = None
-    gnn_dropout: float = 0.2
-    gnn_heads: int = 2
-    pool_heads: int = 2
-    fc_dim: int = 200
+    gnn_dim: int = bounded(100, ge=1)
+    gnn_layers: int | None = bounded(None, ge=1)
+    gnn_dropout: float = bounded(0.2, ge=0, lt=1)
+    gnn_heads: int = bounded(2, ge=1)
+    pool_heads: int = bounded(2, ge=1)
+    fc_dim: int = bounded(200, ge=1)
     residual: bool = True
     statement_features: bool = True
     statement_paths: bool = True
-    relation_dim: int | None = None
-    path_dim: int = 64
-    max_paths: int = 32
-    knowledge_layers: int = 2
-    entity_hidden_size: int | None = None
-    entity_heads: int = 4
+    relation_dim: int | None = bounded(None, ge=1)
+    path_dim: int = bounded(64, ge=1)
+    max_paths: int = bounded(32, ge=1)
+    knowledge_layers: int = bounded(2, ge=1)
+    entity_hidden_size: int | None = bounded(None, ge=1)
+    entity_heads: int = bounded(4, ge=1)
     entity_scoring: bool = True
-    lm_loss_weight: float = 0.5
+    lm_loss_weight: float = bounded(0.5, ge=0)
 
 
 OPTIMIZERS = ("adamw", "radam")
@@ -194,10 +197,10 @@ class TrainOptimConfig(OptimConfig):
     """
 
     optimizer: str = "adamw"
-    lm_lr: float = 2e-5
-    gnn_lr: float = 1e-3
-    unfreeze_epoch: int = 0
-    freeze_lm_steps: int = 0
+    lm_lr: float = bounded(2e-5, gt=0)
+    gnn_lr: float = bounded(1e-3, gt=0)
+    unfreeze_epoch: int = bounded(0, ge=0)
+    freeze_lm_steps: int = bounded(0, ge=0)
 
 
 @dataclass
@@ -219,8 +222,8 @@ class DistillConfig:
     """
 
     teacher: str | None = None
-    temperature: float = 1.0
-    alpha: float = 1.0
+    temperature: float = bounded(1.0, gt=0)
+    alpha: float = bounded(1.0, ge=0, le=1)
 
 
 @dataclass
@@ -235,8 +238,10 @@ class TrainConfig(RunConfig):
         mixed_precision: ``no``, ``fp16`` or ``bf16`` (through accelerate).
     """
 
-    epochs: int = 2
-    batch_size: int = 16
+    command: ClassVar[str] = "kelm train"
+
+    epochs: int = bounded(2, ge=1)
+    batch_size: int = bounded(16, ge=1)
     eval_every_epoch: bool = True
     mixed_precision: Literal["no", "fp16", "bf16"] = "no"
     data: QADataConfig = field(default_factory=QADataConfig)
@@ -257,7 +262,8 @@ class TrainConfig(RunConfig):
         return get_family(self.model.type)
 
     def validate(self) -> TrainConfig:
-        """Check value ranges; returns ``self``.
+        """Check value ranges (declared with the fields: :func:`kelm.config.check_bounds`) and
+        the settings that relate several keys; returns ``self``.
 
         Raises:
             KelmError: naming the key and the allowed range.
@@ -270,46 +276,14 @@ class TrainConfig(RunConfig):
                 f"config: 'model.type' must be one of {list(family_names())}, "
                 f"got {self.model.type!r}"
             )
+        check_bounds(self)
         checks = [
-            ("epochs", self.epochs >= 1, "at least 1"),
-            ("batch_size", self.batch_size >= 1, "at least 1"),
-            *self.run_checks(),
-            ("data.holdout", 0.0 <= self.data.holdout < 1.0, "in [0, 1)"),
-            ("data.max_length", self.data.max_length >= 8, "at least 8"),
-            ("data.max_train", self.data.max_train is None or self.data.max_train >= 1, ">= 1"),
-            ("data.max_eval", self.data.max_eval is None or self.data.max_eval >= 1, ">= 1"),
-            ("graph.max_nodes", self.graph.max_nodes >= 1, "at least 1"),
-            ("graph.hops", 1 <= self.graph.hops <= 5, "between 1 and 5"),
-            ("graph.paths", self.graph.paths >= 0, "0 or more"),
-            ("model.max_paths", self.model.max_paths >= 1, "at least 1"),
-            ("model.node_dim", self.model.node_dim >= 1, "at least 1"),
-            ("model.kge_dim", self.model.kge_dim >= 1, "at least 1"),
-            (
-                "model.kge_epochs",
-                self.model.kge_epochs is None or self.model.kge_epochs >= 1,
-                "at least 1",
-            ),
-            ("model.gnn_dim", self.model.gnn_dim >= 1, "at least 1"),
-            ("model.knowledge_layers", self.model.knowledge_layers >= 1, "at least 1"),
-            ("model.entity_heads", self.model.entity_heads >= 1, "at least 1"),
-            (
-                "model.entity_hidden_size",
-                self.model.entity_hidden_size is None or self.model.entity_hidden_size >= 1,
-                "at least 1",
-            ),
-            ("model.lm_loss_weight", self.model.lm_loss_weight >= 0, "0 or more"),
-            ("optim.lm_lr", self.optim.lm_lr >= 0, "0 or more"),
-            ("optim.gnn_lr", self.optim.gnn_lr >= 0, "0 or more"),
             *self.optim.optim_checks(),
-            ("optim.freeze_lm_steps", self.optim.freeze_lm_steps >= 0, "0 or more"),
-            ("optim.unfreeze_epoch", self.optim.unfreeze_epoch >= 0, "0 or more"),
             (
                 "optim.optimizer",
                 self.optim.optimizer in OPTIMIZERS,
                 f"one of {', '.join(OPTIMIZERS)}",
             ),
-            ("distill.temperature", self.distill.temperature > 0, "above 0"),
-            ("distill.alpha", 0.0 <= self.distill.alpha <= 1.0, "in [0, 1]"),
         ]
         raise_failed(checks)
         if not self.data.train:

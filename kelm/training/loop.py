@@ -45,13 +45,13 @@ import torch
 from torch import nn
 
 from kelm._io import write_json
-from kelm.config import flat_dict
+from kelm.config import SEED_LIMIT, flat_dict
 from kelm.engine import checkpoint as ckpt
 from kelm.engine.batching import epoch_batches, move_to
 from kelm.engine.frozen import frozen_features, with_frozen_features
 from kelm.engine.logs import log_train_step, progress_bar, summary_writer
 from kelm.engine.optim import decays, make_scheduler, optimizer_step
-from kelm.engine.predict import predict_logits, score, write_predictions
+from kelm.engine.predict import check_finite, predict_logits, score, write_predictions
 from kelm.engine.runtime import (
     check_resume_config,
     check_run_dir,
@@ -80,10 +80,18 @@ from kelm.training.run_data import RunData, load_data
 log = logging.getLogger(__name__)
 
 RESUMABLE_CHANGES = frozenset(
-    {"run_dir", "eval_batch_size", "log_every", "threads", "keep_checkpoints", "graph.cache_dir"}
+    {
+        "run_dir",
+        "eval_batch_size",
+        "log_every",
+        "threads",
+        "keep_checkpoints",
+        "graph.cache_dir",
+        "nonfinite_loss",
+    }
 )
 """Config keys that may differ between a run and its ``--resume`` (they do not change the
-numbers)."""
+numbers; ``nonfinite_loss`` only changes a run that would otherwise stop)."""
 
 RUN_OUTPUTS = (
     "model",
@@ -316,7 +324,7 @@ def _train(
     if rng is not None:
         ckpt.set_rng_state(rng["tensors"], rng["meta"])
     elif resume_from is not None:
-        set_seed(cfg.seed + 1000 * start_epoch + rank)
+        set_seed((cfg.seed + 1000 * start_epoch + rank) % SEED_LIMIT)
 
     writer = summary_writer(run_dir, global_step if resume_from else None) if main else None
     if main:
@@ -337,6 +345,7 @@ def _train(
         batches = epoch_batches(len(data.train), cfg.batch_size, cfg.seed, epoch, rank, world)
         t0, statements = time.perf_counter(), 0
         loss_sum = torch.zeros(3, dtype=torch.float64)  # [sum of losses, correct, questions]
+        skipped = 0  # steps with a non-finite loss (nonfinite_loss: skip)
         bar = progress_bar(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", show)
         for idx in batches:
             frozen = lm_frozen_at(cfg, epoch, global_step)
@@ -361,17 +370,37 @@ def _train(
                 step_logs["distill_loss"] = float(accelerator.reduce(kd.detach(), "mean"))
             # gpt: the weighted auxiliary LM loss joins the gradient; logs keep the choice loss.
             aux = getattr(output, "aux_loss", None)
-            accelerator.backward(objective if aux is None else objective + aux)
-            lrs = optimizer_step(accelerator, model, optimizer, scheduler, cfg.optim.max_grad_norm)
-            global_step += 1
+            total = objective if aux is None else objective + aux
+            accelerator.backward(total)
 
-            # Logging: the step's loss averaged over processes.
+            # The step's loss summed over processes, before the update: every process must
+            # take the same decision on a non-finite loss.
             correct = (logits.argmax(-1) == labels).sum()
             count = torch.tensor(float(len(idx)), dtype=torch.float64, device=loss.device)
-            stats = torch.stack([loss.detach().double() * count, correct.double(), count])  # [3]
-            stats = accelerator.reduce(stats, "sum").cpu()  # [3] summed over processes
-            loss_sum += stats
+            stats = torch.stack(
+                [loss.detach().double() * count, correct.double(), count, total.detach().double()]
+            )  # [4]
+            stats = accelerator.reduce(stats, "sum").cpu()  # [4] summed over processes
+            lrs = optimizer_step(
+                accelerator,
+                model,
+                optimizer,
+                scheduler,
+                cfg.optim.max_grad_norm,
+                loss=float(stats[3]),
+                step=global_step + 1,
+                nonfinite_loss=cfg.nonfinite_loss,
+            )
+            global_step += 1
             statements += int(batch["choice_mask"].sum()) * world
+            if lrs is None:  # skipped (nonfinite_loss: skip): counted, not averaged in
+                skipped += 1
+                history["steps"].append(
+                    {"step": global_step, "epoch": epoch + 1, "loss": None, "skipped": True}
+                )
+                bar.update(1)
+                continue
+            loss_sum += stats[:3]
             step_loss = float(stats[0] / stats[2])
             history["steps"].append(
                 {
@@ -396,8 +425,9 @@ def _train(
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "step": global_step,
-            "train_loss": float(loss_sum[0] / loss_sum[2]),
-            "train_accuracy": float(loss_sum[1] / loss_sum[2]),
+            "train_loss": float(loss_sum[0] / loss_sum[2]) if loss_sum[2] else None,
+            "train_accuracy": float(loss_sum[1] / loss_sum[2]) if loss_sum[2] else None,
+            "skipped_steps": skipped,
             "train_seconds": round(train_seconds, 3),
             "train_statements_per_second": round(statements / max(train_seconds, 1e-9), 2),
         }
@@ -418,6 +448,7 @@ def _train(
                 accelerator=accelerator,
                 progress=show,
             )
+            check_finite(eval_logits, f"epoch {epoch + 1}")
             m = score(data.eval, eval_logits)
             record["eval_loss"] = m.get("loss")
             record["eval_accuracy"] = m.get("accuracy")
@@ -440,7 +471,8 @@ def _train(
                 if record.get("eval_accuracy") is not None
                 else ""
             )
-            print(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}{acc_text}")
+            loss_text = "-" if record["train_loss"] is None else f"{record['train_loss']:.4f}"
+            print(f"epoch {epoch + 1}: train loss {loss_text}{acc_text}")
         write_checkpoint(
             accelerator,
             cfg.run_dir,
@@ -508,6 +540,7 @@ def _final_metrics(
             "steps": last["step"],
             "train_loss": last["train_loss"],
             "train_accuracy": last["train_accuracy"],
+            "skipped_steps": sum(e.get("skipped_steps", 0) for e in history["epochs"]),
             "train_statements_per_second": last.get("train_statements_per_second"),
             "eval_statements_per_second": last.get("eval_statements_per_second"),
             "data": data.counts,

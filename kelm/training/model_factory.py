@@ -63,6 +63,7 @@ def build_model(
     from huggingface_hub.errors import StrictDataclassError
 
     from kelm.modeling import BuildContext, resolve_encoder
+    from kelm.modeling.causal_lm import check_positions
 
     family, m = cfg.family, cfg.model
     source = resolve_encoder(m.encoder)
@@ -78,9 +79,11 @@ def build_model(
         if family.node_table:  # no KG embeddings or name embeddings loaded for nothing
             context = _with_node_table(cfg, context, graph, progress=progress)
     try:
-        return family.build(m, context)
+        model = family.build(m, context)
     except (ValueError, TypeError, StrictDataclassError) as exc:
         raise _bad_model_settings(exc) from None
+    check_positions(getattr(model, "text_encoder", model), cfg.data.max_length, "text encoder")
+    return model
 
 
 def _with_node_table(

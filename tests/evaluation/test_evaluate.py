@@ -125,6 +125,11 @@ def test_compare_table_and_json(root: Path, lm_run: Path, qagnn_run: Path) -> No
     assert [r["model"] for r in rows] == ["lm", "qagnn"] and rows[0]["seed"] == 3
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
     one_line_error(invoke("compare", lm_run, root / "nope"), "no metrics.json")
+    # a run whose metrics hold a bare NaN (not JSON; what a diverged run used to write)
+    nan_run = root / "nan-run"
+    nan_run.mkdir(exist_ok=True)
+    (nan_run / "metrics.json").write_text('{"model": "lm", "accuracy": 0.4, "loss": NaN}\n')
+    one_line_error(invoke("compare", lm_run, nan_run), "metrics.json: not valid JSON (NaN")
 
 
 def test_compare_lists_each_zero_shot_normalization(root: Path, lm_run: Path) -> None:

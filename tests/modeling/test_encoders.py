@@ -87,3 +87,37 @@ def test_lm_model_on_the_real_minilm_offline() -> None:
         direct = reference(**enc).last_hidden_state
     expected = encoders.pool_hidden_states(direct, enc["attention_mask"], "mean")
     torch.testing.assert_close(statements, expected)
+
+
+def test_a_local_path_that_is_no_model_folder_says_what_it_is(tmp_path) -> None:
+    """A run directory, a graph index, a file or a bare folder as the encoder: transformers
+    would ask for sentencepiece or tiktoken."""
+    import json
+
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "config.resolved.yaml").write_text("seed: 0\n")
+    (run / "model" / "config.json").write_text("{}")
+    graph = tmp_path / "graph"
+    graph.mkdir()
+    (graph / "manifest.json").write_text(json.dumps({"kind": "kelm-graph-index"}))
+    (tmp_path / "notes.txt").write_text("x")
+    cases = {
+        run: f"{run}: a kelm run directory, not a model folder: use {run / 'model'}",
+        graph: f"{graph}: a kelm graph index (`kelm graph build`), not a model folder",
+        tmp_path / "notes.txt": "notes.txt: a file, not a model folder",
+        tmp_path / "model-less": "model-less: not a model folder (no config.json)",
+    }
+    (tmp_path / "model-less").mkdir()
+    for path, message in cases.items():
+        for load in (km.load_tokenizer, km.load_text_encoder):
+            with pytest.raises(KelmError) as err:
+                load(str(path))
+            assert message in str(err.value)
+    from kelm.modeling.modeling_gpt import load_gpt_tokenizer
+
+    with pytest.raises(KelmError, match="a kelm run directory, not a model folder"):
+        load_gpt_tokenizer(str(run))
+    # a model folder, and a name that is not a local path (a Hub id), pass
+    encoders.check_model_folder(run / "model")
+    encoders.check_model_folder("bert-base-uncased")

@@ -265,3 +265,18 @@ def test_cli_summary_shows_the_objectives_own_metrics(root: Path) -> None:
     result = runner.invoke(app, ["pretrain", "--config", str(path), "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "pretrained sop for 4 steps" in result.output and "sop_accuracy" in result.output
+
+
+@pytest.mark.parametrize(("objective", "loads"), [("sop", "ALBERT"), ("rtd", "ELECTRA")])
+def test_a_checkpoint_of_another_family_is_one_line(
+    root: Path, tmp_path: Path, objective: str, loads: str
+) -> None:
+    """The tiny BERT as the encoder of an ALBERT / ELECTRA objective: named before its
+    weights are loaded (transformers raises a RuntimeError on the mismatched sizes)."""
+    cfg = tiny_config(root, objective, run_dir=str(tmp_path / "r"), probe={"enabled": False})
+    path = write_config(tmp_path / "c.yaml", cfg)
+    one_line_error(
+        runner.invoke(app, ["pretrain", "--config", str(path), "--no-progress"]),
+        "is a bert checkpoint",
+        loads,
+    )

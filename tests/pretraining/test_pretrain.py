@@ -160,3 +160,63 @@ def test_two_cpu_processes_with_torchrun(root: Path) -> None:
     checkpoint = root / "ddp" / "checkpoints" / "epoch-0004"
     for name in ("rng-0.safetensors", "rng-1.safetensors", "generator-1.safetensors"):
         assert (checkpoint / name).is_file()
+
+
+def test_hostile_configs_are_one_line_errors(root: Path, tmp_path: Path) -> None:
+    path = write_config(tmp_path / "c.yaml", tiny_config(root, "mlm", run_dir=str(tmp_path / "r")))
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(path.read_bytes() + "# caf\xe9\n".encode("latin-1"))
+    one_line_error(invoke("pretrain", "-c", latin), f"{latin}: not a UTF-8 text file")
+    one_line_error(
+        invoke("pretrain", "-c", path, "--set", "max_steps=[1,{"),
+        "--set 'max_steps=[1,{': invalid YAML",
+    )
+    one_line_error(
+        invoke("pretrain", "-c", path, "--set", "seed=-1"),
+        "config: seed must be in [0, 2**32), got -1",
+    )
+    one_line_error(
+        invoke("pretrain", "-c", path, "--set", "data.max_length=65", "--no-progress"),
+        "config: data.max_length 65 exceeds the model's 64 positions",
+    )
+    ernie = tiny_config(root, "ernie", run_dir=str(tmp_path / "e"))
+    ernie["objective_options"]["num_knowledge_layers"] = 9  # the encoder has 2 layers
+    one_line_error(
+        invoke("pretrain", "-c", write_config(tmp_path / "e.yaml", ernie), "--no-progress"),
+        "config: bad ernie settings",
+        "num_knowledge_layers",
+    )
+    graph = Path(tiny_config(root, "mlm")["knowledge"]["index"])
+    one_line_error(
+        invoke("pretrain", "-c", path, "--set", f"model.encoder={graph}"),
+        f"{graph}: a kelm graph index",
+    )
+
+
+def test_a_diverging_run_stops_at_its_first_non_finite_loss(root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(root, "mlm", run_dir=str(tmp_path / "r"), optim={"lr": 1e30})
+    path = write_config(tmp_path / "c.yaml", cfg)
+    line = one_line_error(invoke("pretrain", "-c", path, "--no-progress"), "the loss is nan")
+    assert line.startswith("error: step ")
+    assert not (tmp_path / "r" / "metrics.json").exists()
+    # skipping cannot save diverged weights: the held-out evaluation says so
+    one_line_error(
+        invoke(
+            "pretrain", "-c", path, "--overwrite", "--set", "nonfinite_loss=skip", "--no-progress"
+        ),
+        "held-out evaluation",
+        "weights diverged",
+    )
+
+
+def test_a_training_run_where_a_pretraining_run_belongs(tmp_path: Path) -> None:
+    from kelm.config import dump_config
+    from kelm.training.config import QADataConfig, TrainConfig
+
+    run = tmp_path / "trained"
+    dump_config(TrainConfig(data=QADataConfig(train="qa.jsonl")), run / "config.resolved.yaml")
+    (run / "model").mkdir()
+    (run / "checkpoints").mkdir()
+    said = f"{run}: a `kelm train` run directory, not a `kelm pretrain` run"
+    one_line_error(invoke("probe", "--run", run), said)
+    one_line_error(invoke("pretrain", "--resume", "--run-dir", run), said)

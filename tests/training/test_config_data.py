@@ -3,20 +3,22 @@ splitting, batch order, collation) on tiny inputs; no model is trained here."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 from training_fixtures import QUESTIONS, qa_record, write_config, write_qa
 
-from kelm.config import expand_env
+from kelm.config import RUN_KINDS, dump_config, expand_env, unbounded_numbers
 from kelm.data.qa import Choice, QAItem
 from kelm.engine.batching import epoch_batches
 from kelm.errors import InputError, KelmError
 from kelm.modeling.backbones import IGNORE_INDEX
 from kelm.pipeline import Collator, Example, read_items, split_items
 from kelm.pipeline.examples import empty_graph
-from kelm.training.config import load_train_config
+from kelm.pretraining.config import CorpusConfig, PretrainConfig
+from kelm.training.config import TrainConfig, load_train_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,7 +50,7 @@ def test_unknown_key_names_it_and_lists_valid_keys(tmp_path: Path) -> None:
     listed = r"unknown key 'optim.lr' \(valid keys: optim\.\w+.*optim.lm_lr"
     with pytest.raises(KelmError, match=listed):
         load_train_config(path, ["optim.lr=1e-3"])
-    with pytest.raises(KelmError, match="'data.holdout' must be in"):
+    with pytest.raises(KelmError, match=r"data.holdout must be in \[0, 1\), got 1.5"):
         load_train_config(path, ["data.holdout=1.5"])
     with pytest.raises(KelmError, match="needs a graph"):
         load_train_config(path, ["model.type=qagnn"])
@@ -117,3 +119,55 @@ def test_collator_pads_choices_tokens_graphs_and_paths() -> None:
     assert batch["attention_mask"][1, 3].sum() == 6
     assert batch["graphs"].num_graphs == 8
     assert batch["path_nodes"].shape == (8, 1, 3) and batch["path_rels"].shape == (8, 1, 2)
+
+
+def test_every_numeric_option_has_a_declared_range() -> None:
+    assert unbounded_numbers(TrainConfig) == []
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # values that passed validation and then failed in torch or numpy
+        ("model.classifier_dropout=5", "model.classifier_dropout must be in [0, 1), got 5"),
+        ("seed=-1", "seed must be in [0, 2**32), got -1"),
+        ("optim.betas=[2,3]", "optim.betas must be in [0, 1), got 2"),
+        # values that trained silently wrong
+        ("optim.max_grad_norm=-1", "optim.max_grad_norm must be > 0 (null: no clipping), got -1"),
+        ("optim.lm_lr=.inf", "optim.lm_lr must be > 0, got inf"),
+        ("optim.gnn_lr=0", "optim.gnn_lr must be > 0, got 0"),
+        ("optim.eps=0", "optim.eps must be > 0, got 0"),
+        ("optim.weight_decay=-0.1", "optim.weight_decay must be >= 0, got -0.1"),
+        ("model.gnn_dropout=1", "model.gnn_dropout must be in [0, 1), got 1"),
+        ("model.gnn_layers=0", "model.gnn_layers must be >= 1, got 0"),
+        ("model.lm_loss_weight=.nan", "model.lm_loss_weight must be >= 0, got nan"),
+        ("data.split_seed=4294967296", "data.split_seed must be in [0, 2**32), got 4294967296"),
+        ("distill.temperature=0", "distill.temperature must be > 0, got 0"),
+        ("optim.betas=[0.9]", "optim.betas must be a list of two numbers"),
+    ],
+)
+def test_out_of_range_values_name_the_key(tmp_path: Path, override: str, message: str) -> None:
+    path = write_config(tmp_path / "c.yaml", {"data": {"train": "x.jsonl"}})
+    with pytest.raises(KelmError) as err:
+        load_train_config(path, [override])
+    assert str(err.value) == f"config: {message}"
+
+
+def test_run_kinds_match_the_config_classes() -> None:
+    """The keys that tell a `kelm pretrain` run from a `kelm train` one are top-level keys of
+    one config class and not of the other."""
+    train = {f.name for f in dataclasses.fields(TrainConfig)}
+    pretrain = {f.name for f in dataclasses.fields(PretrainConfig)}
+    assert set(RUN_KINDS["kelm train"]) <= train - pretrain
+    assert set(RUN_KINDS["kelm pretrain"]) <= pretrain - train
+    assert TrainConfig.command == "kelm train" and PretrainConfig.command == "kelm pretrain"
+
+
+def test_a_pretraining_config_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    dump_config(PretrainConfig(corpus=CorpusConfig(paths=["x"])), path)
+    with pytest.raises(KelmError) as err:
+        load_train_config(path)
+    assert str(err.value) == (
+        f"{path}: a `kelm pretrain` config, not a `kelm train` one (it has objective and corpus)"
+    )

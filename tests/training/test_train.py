@@ -286,3 +286,99 @@ def test_radam_optimizer_and_bad_optimizer(root: Path) -> None:
     bad = {**cfg, "optim": {"optimizer": "sgd"}}
     out = invoke("train", "--config", write_config(root / "bad-opt.yaml", bad), "--no-progress")
     one_line_error(out, "optim.optimizer", "radam")
+
+
+def test_hostile_configs_are_one_line_errors(root: Path, tmp_path: Path) -> None:
+    """Files that are not UTF-8 YAML, --set values that are not YAML, values out of range
+    and encoders that are not model folders: one line naming the file, item or key."""
+    cfg = tiny_config(root, "lm", run_dir=str(tmp_path / "run"))
+    path = write_config(tmp_path / "c.yaml", cfg)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(path.read_bytes() + "# caf\xe9\n".encode("latin-1"))
+    one_line_error(invoke("train", "-c", latin), f"{latin}: not a UTF-8 text file (byte 0xe9")
+    one_line_error(
+        invoke("train", "-c", path, "--set", "epochs=[1,{"), "--set 'epochs=[1,{': invalid YAML"
+    )
+    for item, key in (
+        ("model.classifier_dropout=5", "model.classifier_dropout must be in [0, 1), got 5"),
+        ("seed=-1", "seed must be in [0, 2**32), got -1"),
+        ("optim.betas=[2,3]", "optim.betas must be in [0, 1), got 2"),
+        ("optim.max_grad_norm=-1", "optim.max_grad_norm must be > 0"),
+        ("optim.lm_lr=.inf", "optim.lm_lr must be > 0, got inf"),
+        ("data.max_length=65", "data.max_length 65 exceeds the text encoder's 64 positions"),
+    ):
+        one_line_error(
+            invoke("train", "-c", path, "--set", item, "--no-progress"), f"config: {key}"
+        )
+    run = train_run(root, "lm", run_dir=str(root / "lm-complete"))
+    one_line_error(
+        invoke("train", "-c", path, "--set", f"model.encoder={run}", "--no-progress"),
+        "a kelm run directory, not a model folder",
+        f"use {run / 'model'}",
+    )
+    graph = Path(cfg["graph"]["index"])
+    one_line_error(
+        invoke("train", "-c", path, "--set", f"model.encoder={graph}", "--no-progress"),
+        f"{graph}: a kelm graph index",
+    )
+
+
+def _nan_loss_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
+    """The training loss of step ``step`` (1-based) becomes NaN, with a NaN gradient."""
+    import torch
+
+    real = torch.nn.functional.cross_entropy
+    calls = [0]
+
+    def cross_entropy(*args, **kwargs):
+        calls[0] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls[0] == step else loss
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", cross_entropy)
+
+
+def test_a_non_finite_loss_stops_the_run(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tiny_config(root, "lm", run_dir=str(tmp_path / "run"), epochs=1)
+    path = write_config(tmp_path / "c.yaml", cfg)
+    _nan_loss_at(monkeypatch, 2)
+    one_line_error(
+        invoke("train", "-c", path, "--no-progress"), "step 2: the loss is nan", "nonfinite_loss"
+    )
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_skipped_non_finite_step_is_counted(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tiny_config(root, "lm", run_dir=str(tmp_path / "run"), nonfinite_loss="skip")
+    _nan_loss_at(monkeypatch, 2)
+    result = train(load_train_config(write_config(tmp_path / "c.yaml", cfg)), progress=False)
+    assert result.completed and result.metrics["skipped_steps"] == 1
+    steps = result.history["steps"]
+    assert steps[1] == {"step": 2, "epoch": 1, "loss": None, "skipped": True}
+    assert all(s["loss"] is not None for s in steps if s["step"] != 2)
+    # strict JSON: no bare NaN anywhere; compare reads the run
+    for name in ("metrics.json", "history.json"):
+        json.loads((tmp_path / "run" / name).read_text(), parse_constant=pytest.fail)
+    out = invoke("compare", tmp_path / "run")
+    assert out.exit_code == 0 and str(tmp_path / "run") in out.output
+
+
+def test_a_pretraining_run_where_a_training_run_belongs(root: Path, tmp_path: Path) -> None:
+    """--resume, evaluate and distill.teacher given a `kelm pretrain` run say what it is."""
+    from kelm.config import dump_config
+    from kelm.pretraining.config import CorpusConfig, PretrainConfig
+
+    run = tmp_path / "pretrained"
+    dump_config(PretrainConfig(corpus=CorpusConfig(paths=["x"])), run / "config.resolved.yaml")
+    (run / "checkpoints").mkdir()
+    said = f"{run}: a `kelm pretrain` run directory, not a `kelm train` run"
+    one_line_error(invoke("train", "--resume", "--run-dir", run), said, f"{run}/model")
+    qa = write_qa(tmp_path / "qa.jsonl")
+    one_line_error(invoke("evaluate", "--model", run, "--qa", qa, "--out", tmp_path / "e"), said)
+    cfg = tiny_config(root, "lm", run_dir=str(tmp_path / "student"), distill={"teacher": str(run)})
+    path = write_config(tmp_path / "student.yaml", cfg)
+    one_line_error(invoke("train", "-c", path, "--no-progress"), said)

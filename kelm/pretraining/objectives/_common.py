@@ -107,8 +107,9 @@ def load_with_info(auto_cls: Any, source: str, **kwargs: Any) -> tuple[nn.Module
     hf_logging.set_verbosity_error()
     try:
         model, info = auto_cls.from_pretrained(source, output_loading_info=True, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise KelmError(f"cannot load {source!r}: {str(exc).splitlines()[0]}") from None
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: mismatched sizes
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KelmError(f"cannot load {source!r}: {first}") from None
     finally:
         hf_logging.set_verbosity(verbosity)
     return model, sorted(info.get("missing_keys") or [])
@@ -122,13 +123,18 @@ def load_family_checkpoint(
     Raises:
         KelmError: another family; ``loads`` says what the objective loads.
     """
-    model, missing = load_with_info(cls, source)
-    if model.config.model_type != model_type:
+    from transformers import AutoConfig
+
+    try:  # the family first: another one's weights do not fit (transformers raises on them)
+        found = AutoConfig.from_pretrained(source).model_type
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KelmError(f"cannot load {source!r}: {first}") from None
+    if found != model_type:
         raise KelmError(
-            f"{source!r} is a {model.config.model_type} checkpoint: {loads} "
-            "(or set model.from_scratch: true)"
+            f"{source!r} is a {found} checkpoint: {loads} (or set model.from_scratch: true)"
         )
-    return model, missing
+    return load_with_info(cls, source)
 
 
 def preset_sets(preset: str | None, key: str) -> bool:

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor, nn
 from transformers.utils import ModelOutput
 
+from kelm.config import bounded
 from kelm.errors import KelmError
 from kelm.modeling.backbones import IGNORE_INDEX
 from kelm.pretraining.instances import Instance
@@ -80,12 +81,12 @@ class DistillOptions:
 
     teacher: str | None = None
     student: str | None = None
-    student_layers: int | None = None
-    teacher_layers: list[int] | None = None
-    temperature: float = 2.0
-    alpha_ce: float = 5.0
-    alpha_mlm: float = 2.0
-    alpha_cos: float = 1.0
+    student_layers: int | None = bounded(None, ge=1)
+    teacher_layers: list[int] | None = bounded(None, ge=0)
+    temperature: float = bounded(2.0, gt=0)
+    alpha_ce: float = bounded(5.0, ge=0)
+    alpha_mlm: float = bounded(2.0, ge=0)
+    alpha_cos: float = bounded(1.0, ge=0)
     restrict_ce_to_mask: bool = False
 
 
@@ -216,10 +217,6 @@ class DistillObjective(StudentObjective):
     Options = DistillOptions
 
     def __init__(self, cfg: Any, options: Any, tokenizer: Any, knowledge: Any = None) -> None:
-        if options.temperature <= 0:
-            raise KelmError("config: objective_options.temperature must be positive")
-        if min(options.alpha_ce, options.alpha_mlm, options.alpha_cos) < 0:
-            raise KelmError("config: objective_options.alpha_* must be 0 or more")
         super().__init__(cfg, options, tokenizer, knowledge)
         self.teacher_has_head: bool | None = None
 

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from kelm.config import bounded
 from kelm.errors import KelmError
 from kelm.pretraining.instances import Instance
 from kelm.pretraining.masking import dea_noise
@@ -59,14 +60,14 @@ class ErnieOptions:
             removed.
     """
 
-    num_knowledge_layers: int = 2
-    entity_hidden_size: int | None = None
-    entity_attention_heads: int = 4
-    entity_dropout: float = 0.1
-    entity_dim: int = 100
+    num_knowledge_layers: int = bounded(2, ge=1)
+    entity_hidden_size: int | None = bounded(None, ge=1)
+    entity_attention_heads: int = bounded(4, ge=1)
+    entity_dropout: float = bounded(0.1, ge=0, lt=1)
+    entity_dim: int = bounded(100, ge=1)
     freeze_entity_embeddings: bool = True
-    dea_replace_prob: float = 0.05
-    dea_mask_prob: float = 0.15
+    dea_replace_prob: float = bounded(0.05, ge=0, le=1)
+    dea_mask_prob: float = bounded(0.15, ge=0, le=1)
 
 
 class ErnieObjective(Objective):
@@ -79,10 +80,9 @@ class ErnieObjective(Objective):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         o = self.options
-        if min(o.dea_replace_prob, o.dea_mask_prob) < 0 or o.dea_replace_prob + o.dea_mask_prob > 1:
+        if o.dea_replace_prob + o.dea_mask_prob > 1:  # each one's range is declared
             raise KelmError(
-                "config: objective_options.dea_replace_prob and dea_mask_prob must be >= 0 "
-                "with a sum of at most 1"
+                "config: objective_options.dea_replace_prob + dea_mask_prob must be at most 1"
             )
         self.entity_ids_dropped = 0
 
@@ -93,6 +93,8 @@ class ErnieObjective(Objective):
         return int(self.knowledge.index.num_nodes)
 
     def build_model(self, *, progress: bool = False) -> nn.Module:
+        from huggingface_hub.errors import StrictDataclassError
+
         from kelm.modeling import KelmErnieConfig, KelmErnieForPreTraining
 
         o = self.options
@@ -117,8 +119,10 @@ class ErnieObjective(Objective):
                 model = KelmErnieForPreTraining.from_text_encoder(
                     encoder_source(self.cfg), **kwargs
                 )
-        except (ValueError, TypeError) as exc:
-            raise KelmError(f"config: bad ernie settings ({exc})") from None
+        except (ValueError, TypeError, StrictDataclassError) as exc:
+            # a strict config's validation error runs over several lines: the last one says it
+            detail = str(exc).strip().splitlines()[-1].strip() if str(exc).strip() else ""
+            raise KelmError(f"config: bad ernie settings ({detail})") from None
         if vectors is not None:
             model.init_entity_embeddings(vectors, freeze=o.freeze_entity_embeddings)
         return model

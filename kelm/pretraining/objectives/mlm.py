@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from kelm.config import bounded
 from kelm.pretraining.instances import Instance
 from kelm.pretraining.objectives.base import (
     Objective,
@@ -49,7 +50,7 @@ class MLMOptions:
     """
 
     nsp: bool = False
-    nsp_probability: float = 0.5
+    nsp_probability: float = bounded(0.5, ge=0, le=1)
     preset: str | None = None
 
 

@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 from transformers.utils import ModelOutput
 
+from kelm.config import bounded
 from kelm.errors import KelmError
 from kelm.modeling.backbones import IGNORE_INDEX
 from kelm.pretraining.instances import Instance
@@ -82,9 +83,9 @@ class RTDOptions:
     """
 
     preset: str | None = None
-    generator_fraction: float | None = None
-    embedding_size: int | None = None
-    disc_weight: float = 50.0
+    generator_fraction: float | None = bounded(None, gt=0, le=1)
+    embedding_size: int | None = bounded(None, ge=1)
+    disc_weight: float = bounded(50.0, ge=0)
     generator: str | None = None
 
 
@@ -218,10 +219,6 @@ class RTDObjective(Objective):
 
     def __init__(self, cfg: Any, options: Any, tokenizer: Any, knowledge: Any = None) -> None:
         check_preset(cfg, options.preset)
-        if options.generator_fraction is not None and not 0 < options.generator_fraction <= 1:
-            raise KelmError("config: objective_options.generator_fraction must be in (0, 1]")
-        if options.disc_weight < 0:
-            raise KelmError("config: objective_options.disc_weight must be 0 or more")
         check_no_probe(
             cfg,
             "the rtd objective keeps the ELECTRA discriminator, which has no masked-LM head for "

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from kelm.config import bounded
 from kelm.errors import KelmError
 from kelm.pretraining.instances import Instance
 from kelm.pretraining.objectives._common import (
@@ -75,9 +76,9 @@ class SOPOptions:
     """
 
     preset: str | None = None
-    embedding_size: int | None = None
+    embedding_size: int | None = bounded(None, ge=1)
     sharing: Literal["all", "attention", "ffn", "none"] = "all"
-    sop_probability: float = 0.5
+    sop_probability: float = bounded(0.5, ge=0, le=1)
 
 
 # ---------------------------------------------------------------------------------- sharing
@@ -226,8 +227,6 @@ class SOPObjective(Objective):
                 f"config: objective_options.sharing: {options.sharing!r} is not one of "
                 f"{', '.join(SHARING_MODES)}"
             )
-        if not 0.0 <= options.sop_probability <= 1.0:
-            raise KelmError("config: objective_options.sop_probability must be in [0, 1]")
         if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
             raise KelmError(
                 f"{type(tokenizer).__name__} has no [CLS]/[SEP]: sentence order needs them"

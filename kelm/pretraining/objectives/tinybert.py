@@ -49,6 +49,7 @@ import torch
 from torch import Tensor, nn
 from transformers.utils import ModelOutput
 
+from kelm.config import bounded
 from kelm.errors import KelmError
 from kelm.modeling.backbones import IGNORE_INDEX
 from kelm.pretraining.instances import Instance
@@ -101,13 +102,13 @@ class TinyBertOptions:
     student: str | None = None
     preset: str | None = None
     student_overrides: dict[str, Any] | None = None
-    temperature: float = 1.0
+    temperature: float = bounded(1.0, gt=0)
     task_intermediate: bool = True
     attention: Literal["scores", "probabilities"] = "scores"
-    embedding_weight: float = 1.0
-    hidden_weight: float = 1.0
-    attention_weight: float = 1.0
-    prediction_weight: float = 1.0
+    embedding_weight: float = bounded(1.0, ge=0)
+    hidden_weight: float = bounded(1.0, ge=0)
+    attention_weight: float = bounded(1.0, ge=0)
+    prediction_weight: float = bounded(1.0, ge=0)
 
 
 @dataclass
@@ -360,8 +361,6 @@ class TinyBertObjective(StudentObjective):
             raise KelmError(
                 f"config: objective_options.stage: {options.stage!r} is not one of general, task"
             )
-        if options.temperature <= 0:
-            raise KelmError("config: objective_options.temperature must be positive")
         if options.attention not in ("scores", "probabilities"):
             raise KelmError(
                 f"config: objective_options.attention: {options.attention!r} is not one of "
