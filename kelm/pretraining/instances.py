@@ -23,6 +23,12 @@ corpus (options and the sha256 of each input file), the tokenizer (its full seri
 lemma source). Preparation writes shards of ``shard_documents`` documents into
 ``<key>.partial/``; an interrupted preparation resumes at the first missing shard; the
 finished directory is published whole. Arrays are safetensors, metadata JSON.
+
+The cache follows kelm's integrity rule: each shard's sha256 is recorded when it is written
+(in its ``shard-*.json``, then in the manifest's ``files``) and the manifest's ``checksum`` is
+the digest of its fields; loading checks both (each shard hashed once per process), and
+:func:`prepare_instances` prepares again, with a warning, a cache that does not match (or one
+written before the checksums were recorded) instead of training on modified instances.
 """
 
 from __future__ import annotations
@@ -38,7 +44,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kelm._io import publish_dir, write_json
+from kelm._io import (
+    check_manifest_checksum,
+    fields_checksum,
+    publish_dir,
+    sha256_file,
+    verify_file,
+    write_json,
+)
 from kelm.errors import InputError, KelmError
 
 if TYPE_CHECKING:
@@ -49,6 +62,8 @@ log = logging.getLogger(__name__)
 
 KIND = "kelm-pretrain-instances"
 FORMAT_VERSION = 1
+IDENTITY = ("kind", "format_version", "key", "counts", "shards", "files")
+"""The manifest fields its ``checksum`` digests (:func:`kelm._io.fields_checksum`)."""
 SEGMENT_FORMATS = ("single", "pair")
 _ARRAYS = ("input_ids", "lengths", "entity_ids", "word_starts", "seps", "docs")
 _COUNTS = (
@@ -200,10 +215,11 @@ class InstanceStore:
 
     @classmethod
     def load(cls, path: str | Path) -> InstanceStore:
-        """Load a prepared directory.
+        """Load a prepared directory, checked against its manifest (see the module docstring).
 
         Raises:
-            KelmError: not a complete instance directory.
+            KelmError: not a complete instance directory, or one whose manifest or shards are
+                not what was written.
         """
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
@@ -213,10 +229,23 @@ class InstanceStore:
             manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise KelmError(f"{path}: not a prepared instance directory ({exc})") from None
+        if not isinstance(manifest, dict):
+            raise KelmError(f"{path / 'manifest.json'}: expected a JSON object")
         if manifest.get("kind") != KIND or manifest.get("format_version") != FORMAT_VERSION:
             raise KelmError(f"{path}: not a kelm instance directory of version {FORMAT_VERSION}")
+        files = manifest.get("files")
+        if not isinstance(files, dict) or not isinstance(manifest.get("shards"), list):
+            raise KelmError(f"{path}: no shard checksums (written by an older kelm)")
+        check_manifest_checksum(
+            manifest,
+            fields_checksum(manifest, IDENTITY),
+            path / "manifest.json",
+            what="instance cache",
+            error=KelmError,
+        )
         parts: dict[str, list[np.ndarray]] = {name: [] for name in _ARRAYS}
         for shard in manifest["shards"]:
+            verify_file(path / shard, files.get(shard), what="instance cache", error=KelmError)
             try:
                 arrays = load_file(str(path / shard))
             except (SafetensorError, OSError) as exc:
@@ -439,9 +468,13 @@ def prepare_instances(
     """
     out = instance_dir(key, cache_dir)
     if (out / "manifest.json").is_file():
-        store = InstanceStore.load(out)
-        if store.manifest.get("key") == json.loads(json.dumps(key, default=str)):
-            return store
+        try:
+            store = InstanceStore.load(out)
+        except KelmError as exc:  # damaged or modified: prepared again, never trained on
+            log.warning("instance cache %s is not usable (%s); preparing it again", out, exc)
+        else:
+            if store.manifest.get("key") == json.loads(json.dumps(key, default=str)):
+                return store
     partial = out.with_name(out.name + ".partial")
     key_file = partial / "key.json"
     plain_key = json.loads(json.dumps(key, default=str))
@@ -466,7 +499,7 @@ def prepare_instances(
     bar = tqdm(total=n_shards, desc="preparing instances", unit="shard", disable=not progress)
     for s in range(n_shards):
         name = f"shard-{s:05d}"
-        if (partial / f"{name}.json").is_file() and (partial / f"{name}.safetensors").is_file():
+        if _shard_done(partial, name):
             bar.update(1)  # done by an earlier, interrupted preparation
             continue
         lo, hi = s * shard_documents, min((s + 1) * shard_documents, len(documents))
@@ -481,18 +514,22 @@ def prepare_instances(
             row += n
         counts["documents"] = hi - lo
         _write_shard(partial / f"{name}.safetensors", packer.arrays())
-        write_json(partial / f"{name}.json", counts)
+        # The shard's record, written after it: its counts and its sha256.
+        sha = sha256_file(partial / f"{name}.safetensors")
+        write_json(partial / f"{name}.json", {**counts, "sha256": sha})
         bar.update(1)
     bar.close()
 
     totals = dict.fromkeys(_COUNTS, 0)
     shards = []
+    files = {}
     for s in range(n_shards):
         name = f"shard-{s:05d}"
         shard_counts = json.loads((partial / f"{name}.json").read_text(encoding="utf-8"))
         for k in _COUNTS:
             totals[k] += int(shard_counts.get(k, 0))
         shards.append(f"{name}.safetensors")
+        files[f"{name}.safetensors"] = shard_counts["sha256"]
     if totals["instances"] == 0:
         shutil.rmtree(partial, ignore_errors=True)
         raise InputError(
@@ -501,20 +538,31 @@ def prepare_instances(
         )
     import kelm
 
-    write_json(
-        partial / "manifest.json",
-        {
-            "kind": KIND,
-            "format_version": FORMAT_VERSION,
-            "kelm_version": kelm.__version__,
-            "key": plain_key,
-            "counts": totals,
-            "shards": shards,
-        },
-    )
+    manifest = {
+        "kind": KIND,
+        "format_version": FORMAT_VERSION,
+        "kelm_version": kelm.__version__,
+        "key": plain_key,
+        "counts": totals,
+        "shards": shards,
+        "files": files,
+    }
+    manifest["checksum"] = fields_checksum(manifest, IDENTITY)
+    write_json(partial / "manifest.json", manifest)
     publish_dir(partial, out)
     log.info("prepared %d instances in %s", totals["instances"], out)
     return InstanceStore.load(out)
+
+
+def _shard_done(partial: Path, name: str) -> bool:
+    """Whether an earlier, interrupted preparation finished shard ``name``: its record exists
+    and its safetensors file is the one the record's sha256 names."""
+    try:
+        record = json.loads((partial / f"{name}.json").read_text(encoding="utf-8"))
+        verify_file(partial / f"{name}.safetensors", record.get("sha256"), what="", error=OSError)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def _write_shard(path: Path, arrays: dict[str, np.ndarray]) -> None:

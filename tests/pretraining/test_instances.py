@@ -124,3 +124,58 @@ def test_cache_reused_invalidated_and_resumable(tokenizer, tmp_path: Path, monke
     assert done.counts == reference.counts
     assert (done.input_ids == reference.input_ids).all()
     assert not done.path.with_name(done.path.name + ".partial").exists()
+
+
+def _flip_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_cache_integrity(tokenizer, tmp_path: Path, caplog) -> None:
+    """A cached store whose shard or manifest is not what was written is prepared again
+    (with a warning), never trained on; loading it directly is refused."""
+    reference = _prepare(tokenizer, tmp_path / "ref")
+    store = _prepare(tokenizer, tmp_path)
+    shard = store.path / store.manifest["shards"][0]
+    _flip_byte(shard, shard.stat().st_size - 3)  # an array byte, not the header
+    with pytest.raises(inst.KelmError, match="checksum does not match the manifest"):
+        inst.InstanceStore.load(store.path)
+    again = _prepare(tokenizer, tmp_path)
+    assert "preparing it again" in caplog.text
+    assert (again.input_ids == reference.input_ids).all()
+    assert (again.entity_ids == reference.entity_ids).all()
+
+    # an edited count (the manifest's checksum is the digest of its fields)
+    manifest = again.path / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"documents": 3', '"documents": 30'))
+    with pytest.raises(inst.KelmError, match="recorded checksum"):
+        inst.InstanceStore.load(again.path)
+    assert _prepare(tokenizer, tmp_path).counts == reference.counts
+
+
+def test_a_damaged_partial_shard_is_prepared_again(tokenizer, tmp_path: Path, monkeypatch):
+    """Resuming takes a shard of the interrupted preparation only when it is the one its
+    record names."""
+    docs = _docs()
+    real = inst._write_shard
+    calls: list[str] = []
+
+    def stop_at_second(path: Path, arrays) -> None:
+        calls.append(path.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(path, arrays)
+
+    monkeypatch.setattr(inst, "_write_shard", stop_at_second)
+    with pytest.raises(KeyboardInterrupt):
+        _prepare(tokenizer, tmp_path, docs, shard_documents=1)
+    (partial,) = (tmp_path / "instances").glob("*.partial")
+    shard = partial / "shard-00000.safetensors"
+    _flip_byte(shard, shard.stat().st_size - 3)
+    calls.clear()
+    monkeypatch.setattr(inst, "_write_shard", lambda p, a: (calls.append(p.name), real(p, a)))
+    done = _prepare(tokenizer, tmp_path, docs, shard_documents=1)
+    assert calls[0] == "shard-00000.safetensors"  # redone, not taken as finished
+    reference = _prepare(tokenizer, tmp_path / "ref", docs, shard_documents=1)
+    assert (done.input_ids == reference.input_ids).all()
