@@ -135,7 +135,9 @@ def cached_link_entities(
 ) -> list[StatementMentions]:
     """:func:`link_entities`, its result cached in the folder ``cache`` (one JSON file, keyed on
     the graph checksum, the texts, the pipeline name and the linker version; the file records
-    the lemma source, which must match where spaCy is).
+    the lemma source, which must match where spaCy is). A sidecar ``.sha256`` file, written
+    after it, records the JSON file's sha256: a cached result that is not what was written
+    (or has no sidecar) is linked again, with a warning.
 
     Without spaCy nothing can be linked and the lemma source cannot be identified: a cached
     result of the same key is reused as it is (linked where spaCy is and carried to a machine
@@ -181,28 +183,45 @@ def cached_link_entities(
     if saved is not None and saved[0] == json.loads(json.dumps(source)):
         return _per_statement(items, texts, saved[1])
     found = _link_texts(ordered, graph, nlp, pipeline, cache_dir, 2000, progress)
-    from kelm._io import atomic_file
+    from kelm._io import atomic_file, sha256_file
 
     flat = [[x for mention in mentions for x in mention] for mentions in found]
     with atomic_file(path, "w") as fh:  # compact: one list of numbers per text
         json.dump({**key, "lemma_source": source, "texts": len(ordered), "mentions": flat}, fh)
+    with atomic_file(_sidecar(path), "w") as fh:
+        fh.write(sha256_file(path) + "\n")
     return _per_statement(items, texts, found)
+
+
+def _sidecar(path: Path) -> Path:
+    """The file that records the sha256 of the cached result ``path``."""
+    return path.with_name(path.name + ".sha256")
 
 
 def _read_mentions(
     path: Path, key: dict[str, Any], n: int
 ) -> tuple[dict[str, Any], list[list[EntityMention]]] | None:
-    """A cached result of ``key`` (its lemma source and mentions), or ``None``."""
+    """A cached result of ``key`` (its lemma source and mentions), or ``None``: none, or one
+    that is not what was written (warned about)."""
+    from kelm._io import verify_file
+
+    if not path.is_file():
+        return None
     try:
+        expected = _sidecar(path).read_text(encoding="ascii").strip()
+        verify_file(path, expected, what="linked-entity cache", error=ValueError)
         obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        if not isinstance(obj, dict) or any(obj.get(k) != v for k, v in key.items()):
+            return None
+        flat = obj.get("mentions")
+        if obj.get("texts") != n or not isinstance(flat, list) or len(flat) != n:
+            raise ValueError(f"{path}: not {n} lists of mentions")
+        found = [
+            [(int(m[i]), int(m[i + 1]), int(m[i + 2])) for i in range(0, len(m), 3)] for m in flat
+        ]
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        log.warning("linked-entity cache %s is not usable (%s); linking again", path, exc)
         return None
-    if not isinstance(obj, dict) or any(obj.get(k) != v for k, v in key.items()):
-        return None
-    flat = obj.get("mentions")
-    if obj.get("texts") != n or not isinstance(flat, list) or len(flat) != n:
-        return None
-    found = [[(int(m[i]), int(m[i + 1]), int(m[i + 2])) for i in range(0, len(m), 3)] for m in flat]
     return obj.get("lemma_source") or {}, found
 
 

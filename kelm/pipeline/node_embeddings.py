@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kelm._io import replace_file
+from kelm._io import atomic_file, replace_file, sha256_file, verify_file
 from kelm.pipeline.graph import GraphResources
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,9 @@ def node_name_embeddings(
     shared cache ``$KELM_CACHE/retrieval``, keyed on graph checksum and model): the graph's
     names are embedded once for ``kelm retrieve`` and every training run. Otherwise
     (a hub name) the in-memory ``encoder`` embeds them (:func:`kelm.modeling.embed_node_names`)
-    into ``<cache>/node-emb/``.
+    into ``<cache>/node-emb/``, with a sidecar ``.sha256`` file written after the tensors: a
+    cached file that is not what was written (or has no sidecar) is computed again, with a
+    warning, as the scorer's cache is.
 
     ``device`` embeds names missing from the scorer's cache (``cuda``: seconds for CN-100K's
     78k names, where 2 CPU cores take minutes); the cache is keyed on the encoder, not on it.
@@ -77,13 +79,16 @@ def node_name_embeddings(
         encoder = load_text_encoder(source)
     key = f"{graph.index.checksum[:16]}-{state_digest(encoder)[:16]}"
     path = graph.cache / "node-emb" / f"{key}.safetensors"
+    sidecar = path.with_name(path.name + ".sha256")
     if path.is_file():
         try:
+            expected = sidecar.read_text(encoding="ascii").strip()
+            verify_file(path, expected, what="node embedding cache", error=ValueError)
             vectors = load_file(str(path))["names"]
             if vectors.shape[0] == graph.index.num_nodes:
                 return vectors
-        except Exception:  # a damaged cache entry is recomputed
-            log.warning("%s: unreadable node embedding cache, recomputing", path)
+        except Exception as exc:  # a damaged cache entry is recomputed
+            log.warning("%s: unusable node embedding cache (%s); recomputing", path, exc)
     log.info("embedding %d node names", graph.index.num_nodes)
     names = graph.index.names.to_list()
     # Batches of similar lengths pad little: embed in length order, then put rows back.
@@ -97,6 +102,8 @@ def node_name_embeddings(
     tmp = path.with_name(f".{path.name}.tmp-{time.time_ns()}")
     save_file({"names": vectors.contiguous()}, str(tmp))
     replace_file(tmp, path)
+    with atomic_file(sidecar, "w") as fh:
+        fh.write(sha256_file(path) + "\n")
     return vectors
 
 
