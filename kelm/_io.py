@@ -135,11 +135,18 @@ def check_output_file(path: str | os.PathLike[str]) -> Path:
     """``path`` as an output file kelm can write (atomically: a temporary file beside it,
     renamed over it), else a :class:`~kelm.errors.KelmError` naming it.
 
-    Refused: an existing directory, a parent that is a file, a directory kelm may not write in.
+    Refused: an existing directory, or device, pipe or socket (the rename would replace it: as
+    root, ``-o /dev/null`` replaced the device by a regular file), a parent that is a file, a
+    directory kelm may not write in.
     """
     path = Path(path)
     if path.is_dir():
         raise KelmError(f"{path}: is a directory, expected a file path")
+    if path.exists() and not path.is_file():
+        raise KelmError(
+            f"{path}: not a regular file (a device, pipe or socket), which kelm would replace; "
+            "choose a file path"
+        )
     _check_parent_writable(path)
     return path
 
@@ -191,6 +198,45 @@ def replace_file(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> N
 
 
 # ------------------------------------------------------------------------------------ reading
+SMALL_FILE_BYTES = 2**20
+"""The largest small input file (:func:`read_small_text`): a mapping or settings YAML is a
+few kilobytes."""
+
+
+def read_small_text(
+    file: str | os.PathLike[str],
+    *,
+    what: str,
+    error: type[Exception],
+    max_bytes: int = SMALL_FILE_BYTES,
+) -> str:
+    """The UTF-8 text of a small input file (a YAML mapping of settings, relations, templates),
+    checked before it is read: ``/dev/zero`` would be read until memory runs out and a pipe
+    without a writer would block forever.
+
+    Raises:
+        error: one line naming ``file`` (``what`` says what it should be): missing, a
+            directory, not a regular file, over ``max_bytes``, unreadable, not UTF-8.
+    """
+    file = Path(file)
+    if file.is_dir():
+        raise error(f"{file}: is a directory, not a {what}")
+    if not file.exists():
+        raise error(f"{file}: no such file (the {what})")
+    if not file.is_file():
+        raise error(f"{file}: not a regular file (a device or a pipe), not a {what}")
+    size = file.stat().st_size
+    if size > max_bytes:
+        raise error(f"{file}: {size:,} bytes is too large for a {what} (at most {max_bytes:,})")
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"{file}: the {what} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+            f"offset {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise error(f"{file}: cannot read the {what} ({exc.strerror or exc})") from None
 
 
 def _no_constants(name: str) -> Any:

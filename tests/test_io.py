@@ -23,6 +23,7 @@ from kelm._io import (
     publish_dir,
     read_json_object,
     read_manifest,
+    read_small_text,
     replace_file,
     staging_dir,
     write_json,
@@ -46,6 +47,43 @@ def test_output_file_refuses_a_directory(tmp_path: Path) -> None:
         check_output_file(tmp_path)
     with pytest.raises(KelmError, match="is a directory"), atomic_file(tmp_path) as fh:
         fh.write("x")
+
+
+def test_output_file_refuses_a_device_or_pipe(tmp_path: Path) -> None:
+    """The atomic rename would replace it (as root, ``-o /dev/null`` replaced the device by a
+    regular file): a pipe of the test's own stands in for the device."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(KelmError, match="not a regular file"):
+        check_output_file(pipe)
+    with pytest.raises(KelmError, match="not a regular file"), atomic_file(pipe) as fh:
+        fh.write("x")
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+def test_read_small_text(tmp_path: Path) -> None:
+    """A small input file is checked before it is read: /dev/zero never ends, a pipe without a
+    writer blocks."""
+    good = tmp_path / "map.yaml"
+    good.write_text("a: [b]\n", encoding="utf-8")
+    assert read_small_text(good, what="mapping", error=KelmError) == "a: [b]\n"
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"a: b\n" * 300_000)
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"a: \xff\n")
+    cases = {
+        "/dev/zero": "not a regular file",
+        str(pipe): "not a regular file",
+        str(tmp_path): "is a directory, not a mapping",
+        str(tmp_path / "nope"): "no such file",
+        str(big): "1,500,000 bytes is too large for a mapping",
+        str(bad): "the mapping is not UTF-8 text (byte 0xff at offset 3)",
+    }
+    for path, message in cases.items():
+        with pytest.raises(KelmError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            read_small_text(path, what="mapping", error=KelmError)
 
 
 def test_output_dir_refuses_a_file(tmp_path: Path) -> None:

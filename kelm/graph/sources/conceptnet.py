@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kelm._io import read_small_text
 from kelm.errors import InputError
 from kelm.graph.sources._blocks import Block, open_binary, read_blocks
 from kelm.graph.sources.base import TRIPLE_SCHEMA, BuildOptions, LineIssues, SourceOutput
@@ -96,10 +97,7 @@ def load_relation_map(path: str | Path) -> RelationMap:
     Raises:
         InputError: the file is unreadable or not a valid mapping (one line naming the file).
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read the relation mapping ({exc})") from None
+    text = read_small_text(path, what="relation mapping", error=InputError)
     return parse_relation_map(text, str(path))
 
 
