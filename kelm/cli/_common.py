@@ -89,22 +89,55 @@ class DeviceCheck(OptionCheck):
         return value
 
 
-def _option_checks(fn: Callable[..., Any]) -> dict[str, tuple[str, list[OptionCheck]]]:
-    """The checks of ``fn``'s parameters: name -> (option as typed, checks)."""
+def _parameters(fn: Callable[..., Any]) -> dict[str, tuple[str, list[OptionCheck]]]:
+    """``fn``'s parameters as the command line names them (``--out``, ``TEXT``) and the
+    checks of each: name -> (name as typed, checks)."""
     hints = typing.get_type_hints(fn, include_extras=True)
-    checks = {}
+    params = {}
     for name in inspect.signature(fn).parameters:
         extras = getattr(hints.get(name), "__metadata__", ())
-        found = [m for m in extras if isinstance(m, OptionCheck)]
-        if found:
-            decls = [
-                d
-                for m in extras
-                for d in getattr(m, "param_decls", ()) or ()
-                if isinstance(d, str) and d.startswith("--")
-            ]
-            checks[name] = (decls[0] if decls else "--" + name.replace("_", "-"), found)
-    return checks
+        # With Annotated, typer reads the first declaration from the default's place.
+        decls = [
+            d
+            for m in extras
+            for d in (getattr(m, "default", None), *(getattr(m, "param_decls", ()) or ()))
+            if isinstance(d, str) and d.startswith("--")
+        ]
+        if any(isinstance(m, typer.models.ArgumentInfo) for m in extras):
+            shown = name.upper()
+        else:
+            shown = decls[0] if decls else "--" + name.replace("_", "-")
+        params[name] = (shown, [m for m in extras if isinstance(m, OptionCheck)])
+    return params
+
+
+def _check_utf8(option: str, value: Any) -> None:
+    """A text or path argument must be UTF-8: a byte that is not arrives from the command line
+    as a lone surrogate (Python's ``surrogateescape``), which every later write of it (a
+    manifest, a message, spaCy) fails on with a UnicodeEncodeError."""
+    for item in value if isinstance(value, (list, tuple)) else [value]:
+        if not isinstance(item, (str, Path)):
+            continue
+        text = str(item)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            near = text[max(exc.start - 20, 0) : exc.start + 20]
+            raise KelmError(
+                f"{option}: not valid UTF-8 (character {exc.start + 1}, in '{_escaped(near)}'); "
+                "kelm takes text and file names in UTF-8"
+            ) from None
+
+
+def _escaped(text: str) -> str:
+    r"""``text`` printable: a byte the command line could not decode as ``\xff`` (Python
+    keeps it as the surrogate U+DCFF), any other surrogate as ``\udxxx``."""
+    return "".join(
+        f"\\x{ord(c) - 0xDC00:02x}"
+        if "\udc80" <= c <= "\udcff"
+        else c.encode("utf-8", "backslashreplace").decode()
+        for c in text
+    )
 
 
 @contextlib.contextmanager
@@ -135,22 +168,25 @@ def _hf_progress_bars_off() -> Iterator[None]:
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Run a command: check its options (:class:`OptionCheck`), turn off Hugging Face's
-    progress bars with ``--no-progress``, and turn a KelmError, or an OSError that names a
-    file (a disk full, a permission the checks of the output paths did not foresee), into a
-    one-line message and exit status 2 (no traceback)."""
-    checks: dict[str, tuple[str, list[OptionCheck]]] | None = None
+    """Run a command: check its arguments (text and paths in UTF-8) and options
+    (:class:`OptionCheck`), turn off Hugging Face's progress bars with ``--no-progress``, and
+    turn a KelmError, or an OSError that names a file (a disk full, a permission the checks of
+    the output paths did not foresee), into a one-line message and exit status 2 (no
+    traceback)."""
+    params: dict[str, tuple[str, list[OptionCheck]]] | None = None
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        nonlocal checks
+        nonlocal params
         try:
-            if checks is None:  # resolved on the first call, as typer resolves the hints
-                checks = _option_checks(fn)
-            for name, (option, option_checks) in checks.items():
+            if params is None:  # resolved on the first call, as typer resolves the hints
+                params = _parameters(fn)
+            for name, (option, option_checks) in params.items():
+                if kwargs.get(name) is None:
+                    continue
+                _check_utf8(option, kwargs[name])
                 for check in option_checks:
-                    if kwargs.get(name) is not None:
-                        kwargs[name] = check(option, kwargs[name])
+                    kwargs[name] = check(option, kwargs[name])
             quiet = kwargs.get("progress") is False
             with _hf_progress_bars_off() if quiet else contextlib.nullcontext():
                 return fn(*args, **kwargs)
