@@ -40,6 +40,9 @@ from kelm.retrieval.subgraph import Adjacency, Subgraph, extract_subgraph, norma
 log = logging.getLogger(__name__)
 
 MAX_HOPS = 5
+MAX_PATHS = 1_000_000
+"""Paths kept per question-answer pair at most (numpy counts them in int64; no retrieval
+keeps more than a few hundred)."""
 
 
 @dataclass
@@ -62,8 +65,8 @@ class RetrieveOptions:
             raise KelmError(f"--max-nodes must be at least 1, not {self.max_nodes}")
         if not 0 <= self.hops <= MAX_HOPS:
             raise KelmError(f"--hops must be between 0 and {MAX_HOPS}, not {self.hops}")
-        if self.paths < 0:
-            raise KelmError(f"--paths must be 0 or more, not {self.paths}")
+        if not 0 <= self.paths <= MAX_PATHS:
+            raise KelmError(f"--paths must be between 0 and {MAX_PATHS:,}, not {self.paths}")
         if self.scorer not in SCORERS:
             raise KelmError(f"unknown --scorer {self.scorer!r}; choose one of {', '.join(SCORERS)}")
         if self.shard_size < 1:
@@ -157,9 +160,15 @@ class Retriever:
 
 
 # ---------------------------------------------------------------------- inputs
-def check_grounded(grounded: Path, graph_checksum: str) -> None:
+def check_grounded(grounded: Path, graph_checksum: str) -> bool:
     """The grounded file exists, is complete (:func:`~kelm.linking.grounded_file.check_complete`:
-    what its sidecar manifest records, never a ``.partial``), and the sidecar names this graph."""
+    what its sidecar manifest records, never a ``.partial``), and the sidecar names this graph.
+
+    Returns:
+        Whether the file has a sidecar (without one, which graph it was grounded on is unknown:
+        :func:`warn_unchecked` says so once its lines have been read, so that a file that is
+        not a grounded file at all gets only its error).
+    """
     if not grounded.exists():
         raise InputError(f"{grounded}: no such file")
     if grounded.is_dir():
@@ -168,11 +177,7 @@ def check_grounded(grounded: Path, graph_checksum: str) -> None:
         raise InputError(f"{grounded}: file is empty (no statements)")
     meta = check_complete(grounded)
     if meta is None:
-        log.warning(
-            "%s: no sidecar manifest; cannot check which graph it was grounded on",
-            manifest_path(grounded),
-        )
-        return
+        return False
     theirs = meta.get("graph_checksum")
     if theirs is not None and theirs != graph_checksum:
         raise InputError(
@@ -180,6 +185,14 @@ def check_grounded(grounded: Path, graph_checksum: str) -> None:
             f"{str(theirs)[:12]}..., this graph has {graph_checksum[:12]}...); "
             "ground it again with `kelm ground`"
         )
+    return True
+
+
+def warn_unchecked(grounded: Path) -> None:
+    log.warning(
+        "%s: no sidecar manifest; cannot check which graph it was grounded on",
+        manifest_path(grounded),
+    )
 
 
 def _concepts(value: Any, key: str, where: str, num_nodes: int) -> np.ndarray:
@@ -244,10 +257,14 @@ def _load_embedding(path: str, what: str) -> np.ndarray:
         raise InputError(f"{file}: no such {what} embedding file")
     try:
         arr = np.load(file, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{file}: not a .npy array ({exc})") from None
+    except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
+        raise InputError(f"{file}: not a .npy array ({exc or 'empty file'})") from None
     if arr.ndim != 2:
         raise InputError(f"{file}: {what} embeddings must be a 2-D array, not {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise InputError(f"{file}: {what} embeddings must be floats, not {arr.dtype}")
+    if not np.isfinite(arr).all():  # NaN path scores would rank every path alike
+        raise InputError(f"{file}: {what} embeddings hold NaN or infinite values")
     return arr
 
 
@@ -290,7 +307,7 @@ def retrieve(
     options.validate()
     index = graph if isinstance(graph, GraphIndex) else GraphIndex.load(graph)
     graph, grounded, out = Path(index.path), Path(grounded), Path(out)
-    check_grounded(grounded, index.checksum)
+    has_sidecar = check_grounded(grounded, index.checksum)
     store.check_output_dir(out)
     entity = relation = None
     emb_key = None
@@ -351,6 +368,8 @@ def retrieve(
     if scorer_key is None:
         key = f"uncacheable-{time.time_ns()}"
     if not force and store.reusable(out, key):
+        if not has_sidecar:
+            warn_unchecked(grounded)
         manifest = store.read_manifest(out)
         return RetrieveReport(
             out, True, key, manifest.get("counts", {}), time.perf_counter() - start
@@ -358,6 +377,8 @@ def retrieve(
 
     check_output_dir(out)  # not reused: refuse an out kelm cannot write before the work
     statements = read_grounded(grounded, index.num_nodes)
+    if not has_sidecar:
+        warn_unchecked(grounded)
     if hasattr(scorer, "prepare"):
         scorer.prepare([s.statement for s in statements])
     retriever = Retriever(

@@ -257,7 +257,7 @@ def test_bad_grounded_file(files, case: str) -> None:
         (("--scorer", "bm25"), "unknown --scorer"),
         (("--hops", "9"), "--hops must be between"),
         (("--max-nodes", "0"), "--max-nodes must be at least 1"),
-        (("--paths", "-1"), "--paths must be 0 or more"),
+        (("--paths", "-1"), "--paths must be between 0 and 1,000,000, not -1"),
         (("--shard-size", "0"), "--shard-size"),
         (("--scorer", "lm"), "needs --model"),
         (("--entity-emb", "x.npy"), "both --entity-emb and --relation-emb"),
