@@ -40,6 +40,18 @@ if TYPE_CHECKING:
     from kelm.graph.index import GraphIndex
 
 
+RANGES: dict[str, tuple[int, int | None]] = {
+    "dim": (1, 65_536),
+    "epochs": (0, 1_000_000),
+    "batch_size": (1, None),  # larger than the graph: one batch of every edge
+    "negatives": (1, 10_000),
+    "seed": (0, 2**32 - 1),  # numpy's seeding takes no more
+    "threads": (1, 1024),
+}
+"""The integer settings' ranges (``None``: unbounded): past them torch fails on the sizes
+(an overflow, or an allocation no machine has), not with a message."""
+
+
 @dataclass
 class KGEConfig:
     """What to train. ``None`` fields take the model's default (see :meth:`resolved`).
@@ -73,19 +85,29 @@ class KGEConfig:
     threads: int | None = None
 
     def validate(self) -> KGEConfig:
+        """Check every setting's range (:data:`RANGES`; ``lr`` finite and positive, ``margin``
+        and ``reg`` finite and not negative: a negative penalty rewards large vectors).
+
+        Raises:
+            KelmError: the first setting out of range, named as its flag.
+        """
         if self.model not in MODELS:
             raise KelmError(f"unknown --model {self.model!r}; choose one of {', '.join(MODELS)}")
-        for name in ("dim", "batch_size", "negatives"):
-            if getattr(self, name) < 1:
-                raise KelmError(
-                    f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}"
-                )
-        if self.epochs < 0:
-            raise KelmError(f"--epochs must be 0 or more, not {self.epochs}")
-        if self.lr is not None and not self.lr > 0:
-            raise KelmError(f"--lr must be positive, not {self.lr}")
-        if self.threads is not None and self.threads < 1:
-            raise KelmError(f"--threads must be at least 1, not {self.threads}")
+        for name, (low, high) in RANGES.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            flag = f"--{name.replace('_', '-')}"
+            if high is None and value < low:
+                raise KelmError(f"{flag} must be at least {low}, not {value}")
+            if high is not None and not low <= value <= high:
+                raise KelmError(f"{flag} must be between {low} and {high:,}, not {value}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
+            raise KelmError(f"--lr must be a positive finite number, not {self.lr}")
+        for name in ("margin", "reg"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise KelmError(f"--{name} must be a finite number >= 0, not {value}")
         if self.p_norm not in (1.0, 2.0):
             raise KelmError(f"--p-norm must be 1 or 2, not {self.p_norm}")
         return self
@@ -211,6 +233,13 @@ def train_kge(
                     break
     finally:
         bar.close()
+    # The epoch loss is measured before each step's update: the last update can still blow the
+    # vectors up (an --lr of 1e308), and non-finite embeddings must not be saved.
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        raise KelmError(
+            f"training diverged (the embeddings are not finite after epoch {len(losses)}); "
+            "lower --lr"
+        )
     model.cpu().eval()
     return TrainResult(model, cfg, losses, time.perf_counter() - start)
 
