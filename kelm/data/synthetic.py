@@ -51,6 +51,8 @@ LABELS = "ABCDEFGHIJ"
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "tr")
 _VOWELS = ("a", "e", "i", "o", "u")
 _CODAS = ("", "", "", "n", "l", "r", "s", "k")
+WORD_SPACE = (len(set(_ONSETS)) * len(set(_VOWELS))) ** 3 * len(set(_CODAS))
+"""How many distinct made-up words there are (3 syllables, a coda on the last)."""
 
 
 @dataclass
@@ -94,7 +96,29 @@ class SyntheticTaskConfig:
         for name in ("train_questions", "test_questions"):
             if getattr(self, name) < 1:
                 raise KelmError(f"{name} must be at least 1")
+        if self.words_needed() > WORD_SPACE // 2:
+            total = self.train_questions + self.test_questions
+            raise KelmError(
+                f"train_questions + test_questions is {total:,}; the made-up vocabulary has "
+                f"words for about {self.max_questions():,} questions of {len(self.relations)} "
+                "relations"
+            )
+        if self.seed < 0:
+            raise KelmError(f"seed must be 0 or more, not {self.seed}")
         return self
+
+    def words_needed(self) -> int:
+        """Distinct words of the task: each head, its class (2-hop) and one tail per relation."""
+        per_head = len(self.relations)
+        heads = -(-self.train_questions // per_head) + -(-self.test_questions // per_head)
+        return heads * (per_head + self.hops)
+
+    def max_questions(self) -> int:
+        """The most questions the vocabulary allows: words are drawn until unused ones are
+        found, so at most half of :data:`WORD_SPACE` is used (beyond it the drawing slows
+        down, and past the whole space it never ends)."""
+        per_head = len(self.relations)
+        return (WORD_SPACE // 2) // (per_head + self.hops) * per_head
 
 
 @dataclass
