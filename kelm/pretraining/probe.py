@@ -38,11 +38,17 @@ def load_templates(path: str | Path | None = None) -> dict[str, str]:
     """
     import yaml
 
+    from kelm._io import read_small_text
+
     path = Path(path) if path else default_templates()
+    text = read_small_text(path, what="probe templates file", error=InputError)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: unreadable probe templates ({exc})") from None
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f":{where.line + 1}" if where is not None else ""
+        problem = getattr(exc, "problem", None) or "not YAML"
+        raise InputError(f"{path}{line}: unreadable probe templates ({problem})") from None
     if not isinstance(raw, dict) or not raw:
         raise InputError(f"{path}: probe templates must be a mapping relation -> template")
     for relation, template in raw.items():
@@ -81,11 +87,12 @@ def build_probe_items(
     """Read triple files and keep the probe-able triples (see the module docstring).
 
     Raises:
-        InputError: a missing or non-UTF-8 file.
+        InputError: a missing or non-UTF-8 file, or a line that is not a triple (a file cut
+            short, or not a triple file: probing what is left of it would report a score on
+            the wrong triples).
     """
     counts = {
         "triples": 0,
-        "malformed": 0,
         "duplicates": 0,
         "no_template": 0,
         "multi_piece_tail": 0,
@@ -104,13 +111,15 @@ def build_probe_items(
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as exc:
             raise InputError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-        for line in lines:
+        for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             fields = line.split("\t")
             if len(fields) < 3 or not all(f.strip() for f in fields[:3]):
-                counts["malformed"] += 1
-                continue
+                raise InputError(
+                    f"{path}:{lineno}: expected 3 non-empty tab-separated fields "
+                    "(relation, head, tail)"
+                )
             relation, head, tail = (" ".join(f.split()) for f in fields[:3])
             counts["triples"] += 1
             if (relation, head, tail) in seen:
@@ -269,9 +278,18 @@ def probe_run(
     cls = cfg.objective_class()
     knowledge = open_knowledge(cfg) if cls.needs_entities else None
     cfg.model.tokenizer = str(run / "model")
-    objective = cls(cfg, cfg.options(), load_tokenizer_for(cfg), knowledge)
-    with hf_progress_bars(progress):
-        model = objective.load_kept_model(run / "model")
+    try:
+        tokenizer = load_tokenizer_for(cfg)
+        objective = cls(cfg, cfg.options(), tokenizer, knowledge)
+        with hf_progress_bars(progress):
+            model = objective.load_kept_model(run / "model")
+    except KelmError:
+        raise
+    except Exception as exc:  # a damaged model/ surfaces as many exception types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise KelmError(
+            f"{run / 'model'}: cannot load the model ({type(exc).__name__}: {first[:200]})"
+        ) from None
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     result = probe_model(
         objective,
