@@ -42,7 +42,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 
-from kelm._io import atomic_file
+from kelm._io import atomic_file, read_small_text
 from kelm.errors import KelmError
 
 T = TypeVar("T")
@@ -338,27 +338,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
             regular file, over :data:`MAX_CONFIG_BYTES`, unreadable, not UTF-8, not YAML,
             not a mapping.
     """
-    if path.is_dir():
-        raise KelmError(f"{path}: a directory, not a config file")
-    if not path.exists():
-        raise KelmError(f"{path}: config file not found")
-    if not path.is_file():  # a device or a pipe: /dev/zero would never end
-        raise KelmError(f"{path}: not a regular file")
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise KelmError(
-            f"{path}: {size / 2**20:.1f} MiB is too large for a config file (at most "
-            f"{MAX_CONFIG_BYTES // 2**20} MiB)"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise KelmError(
-            f"{path}: not a UTF-8 text file (byte 0x{exc.object[exc.start]:02x} at offset "
-            f"{exc.start})"
-        ) from None
-    except OSError as exc:
-        raise KelmError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
+    text = read_small_text(path, what="config file", error=KelmError, max_bytes=MAX_CONFIG_BYTES)
     raw = _parse_yaml(text, str(path))
     if raw is None:
         return {}

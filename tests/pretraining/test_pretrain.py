@@ -166,7 +166,7 @@ def test_hostile_configs_are_one_line_errors(root: Path, tmp_path: Path) -> None
     path = write_config(tmp_path / "c.yaml", tiny_config(root, "mlm", run_dir=str(tmp_path / "r")))
     latin = tmp_path / "latin.yaml"
     latin.write_bytes(path.read_bytes() + "# caf\xe9\n".encode("latin-1"))
-    one_line_error(invoke("pretrain", "-c", latin), f"{latin}: not a UTF-8 text file")
+    one_line_error(invoke("pretrain", "-c", latin), f"{latin}: the config file is not UTF-8 text")
     one_line_error(
         invoke("pretrain", "-c", path, "--set", "max_steps=[1,{"),
         "--set 'max_steps=[1,{': invalid YAML",

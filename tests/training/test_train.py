@@ -170,8 +170,8 @@ def test_bad_configs_and_checkpoints_are_one_line_errors(root: Path) -> None:
     one_line_error(
         invoke("train", "-c", path, "--set", "optim.lr=1"), "unknown key 'optim.lr'", "lm_lr"
     )
-    one_line_error(invoke("train", "-c", root / "none.yaml"), "not found")
-    one_line_error(invoke("train", "--resume", "--run-dir", root / "nothing-here"), "not found")
+    one_line_error(invoke("train", "-c", root / "none.yaml"), "no such file (the config file)")
+    one_line_error(invoke("train", "--resume", "--run-dir", root / "nothing-here"), "no such file")
     # a truncated checkpoint: --resume names it instead of loading garbage
     run = root / "lm-truncated"
     shutil.copytree(train_run(root, "lm", run_dir=str(root / "lm-complete")), run)
@@ -295,7 +295,9 @@ def test_hostile_configs_are_one_line_errors(root: Path, tmp_path: Path) -> None
     path = write_config(tmp_path / "c.yaml", cfg)
     latin = tmp_path / "latin.yaml"
     latin.write_bytes(path.read_bytes() + "# caf\xe9\n".encode("latin-1"))
-    one_line_error(invoke("train", "-c", latin), f"{latin}: not a UTF-8 text file (byte 0xe9")
+    one_line_error(
+        invoke("train", "-c", latin), f"{latin}: the config file is not UTF-8 text (byte 0xe9"
+    )
     one_line_error(
         invoke("train", "-c", path, "--set", "epochs=[1,{"), "--set 'epochs=[1,{': invalid YAML"
     )
