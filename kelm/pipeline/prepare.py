@@ -36,6 +36,7 @@ def prepare_examples(
     graph: GraphResources | None = None,
     retrieve_options: RetrieveOptions | None = None,
     pipeline: str | None = None,
+    link_entities: bool = True,
     progress: bool = False,
 ) -> tuple[list[Example], dict[str, int]]:
     """Tokenise ``items`` for ``family``, with the graph inputs it needs.
@@ -48,6 +49,8 @@ def prepare_examples(
         graph: the run's graph (families that need one).
         retrieve_options: retrieval settings (``subgraph`` families).
         pipeline: installed spaCy pipeline for grounding and linking (default blank English).
+        link_entities: ``entities`` families: link the statements (``False``: no statement
+            carries an entity; the ablation of ERNIE's knowledge).
         progress: progress bars.
 
     Returns:
@@ -66,10 +69,10 @@ def prepare_examples(
             raise ValueError(f"the {family.name!r} family needs retrieval options")
         assert graph is not None
         store = graph.retrieve(items, retrieve_options, pipeline=pipeline, progress=progress)
-    if family.uses_entities:
+    if family.uses_entities and link_entities:
         assert graph is not None
         mentions = graph.link_entities(items, pipeline=pipeline, progress=progress)
-    return build_examples(
+    examples, counts = build_examples(
         items,
         tokenizer,
         max_length,
@@ -77,6 +80,9 @@ def prepare_examples(
         with_paths="paths" in family.needs,
         mentions=mentions,
     )
+    if family.uses_entities and not link_entities:  # said, so a report shows the ablation
+        counts.update(entities=0, statements_without_entities=counts["statements"])
+    return examples, counts
 
 
 __all__ = ["prepare_examples"]

@@ -140,6 +140,9 @@ class ModelConfig(EncoderConfig):
         entity_scoring: ERNIE: the choice score also reads the entity stream (an MLP of
             ``fc_dim`` over the statement vector and the mean entity state, starting at zero;
             ``False``: the paper's model, the entities reach the score through the tokens only).
+        entities: ERNIE: link the statements' entities (``False``: none reaches the model, whose
+            K-Encoder layers then read the text alone: the like-for-like text baseline of an
+            ERNIE run, same trainable layers and head).
         lm_loss_weight: ``gpt``: weight of the auxiliary LM loss (GPT-1 used 0.5; 0: off).
     """
 
@@ -169,6 +172,7 @@ class ModelConfig(EncoderConfig):
     entity_hidden_size: int | None = bounded(None, ge=1)
     entity_heads: int = bounded(4, ge=1)
     entity_scoring: bool = True
+    entities: bool = True
     lm_loss_weight: float = bounded(0.5, ge=0)
 
 

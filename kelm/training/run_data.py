@@ -60,6 +60,7 @@ def prepare_items(
         graph=graph,
         retrieve_options=retrieve_options(cfg.graph) if cfg.family.uses_retrieval else None,
         pipeline=cfg.graph.pipeline,
+        link_entities=cfg.model.entities,
         progress=progress,
     )
 

@@ -104,6 +104,7 @@ def predict_run(
         graph=graph,
         retrieve_options=retrieve_options(cfg.graph) if family.uses_retrieval else None,
         pipeline=cfg.graph.pipeline,
+        link_entities=cfg.model.entities,
         progress=progress,
     )
     max_hops = int(getattr(model.config, "max_hops", cfg.graph.hops))

@@ -112,3 +112,19 @@ def test_time_limit_leaves_out_runs_and_reports_them(
     assert out["throughput"] == {"lm": 100.0} and out["settings"]["left_out"] == left_out
     assert out["settings"]["device"] and out["settings"]["eval_questions"] == 10
     assert bench.run_all(bench.parse_args([*argv[:-2], "--out", str(tmp_path)]), 0.0)[1] == []
+
+
+def test_variants_and_set_overrides(tmp_path: Path) -> None:
+    """``ernie-text`` trains the ERNIE config with no entity linked; ``--set`` reaches every run."""
+    bench = _bench()
+    args = bench.parse_args(
+        ["--models", "lm", "ernie-text", "--set", "model.gnn_dropout=0.5", "--out", str(tmp_path)]
+    )
+    assert bench.config_of("ernie-text").name == "csqa-ernie.yaml"
+    text = bench.overrides(args, "ernie-text", 1)
+    assert "model.entities=false" in text and text[-1] == "model.gnn_dropout=0.5"
+    assert f"run_dir={tmp_path / 'ernie-text-s1'}" in text
+    assert "model.entities=false" not in bench.overrides(args, "lm", 1)
+    assert bench.report(args, {"lm": [], "ernie-text": []}, [], {}, {})["settings"][
+        "overrides"
+    ] == ["model.gnn_dropout=0.5"]

@@ -98,6 +98,29 @@ def test_train_evaluate_compare(root: Path) -> None:
     assert [row["model"] for row in json.loads(result.output)] == ["ernie", "ernie"]
 
 
+def test_entities_off_is_the_text_ablation(root: Path) -> None:
+    """``model.entities: false``: no statement carries an entity (the K-Encoder reads the text
+    alone), in training and when the run is evaluated; with entities the same run links many."""
+    cfg = ernie_config(root, "no-entities", model={"entities": False})
+    result = train(load_train_config(write_config(root / "no-entities.yaml", cfg)), progress=False)
+    data = result.metrics["data"]
+    assert data["train_entities"] + data["eval_entities"] == 0
+    assert data["train_statements_without_entities"] == data["train_statements"]
+    with_entities = ernie_config(root, "with-entities")
+    linked = train(
+        load_train_config(write_config(root / "with.yaml", with_entities)), progress=False
+    )
+    assert linked.metrics["data"]["train_entities"] > 10
+    assert result.metrics["accuracy"] != linked.metrics["accuracy"] or (
+        result.history["steps"][-1]["loss"] != linked.history["steps"][-1]["loss"]
+    )
+    qa = cfg["data"]["train"]
+    out = root / "no-entities-eval"
+    result = invoke("evaluate", "--model", root / "no-entities", "--qa", qa, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "metrics.json").read_text())["n"] == len(QUESTIONS)
+
+
 def test_resume_equals_uninterrupted(root: Path) -> None:
     cfg = ernie_config(root, "straight", model={"classifier_dropout": 0.1})
     a = train(load_train_config(write_config(root / "straight.yaml", cfg)), progress=False)
