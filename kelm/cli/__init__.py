@@ -6,8 +6,9 @@ One module per command group (as spaCy's CLI): :mod:`~kelm.cli.graph`, :mod:`~ke
 :mod:`~kelm.cli.pretrain` (pretrain, probe) and :mod:`~kelm.cli.show`; what they share is in
 :mod:`kelm.cli._common`. Every command parses its options, calls one library function and
 prints the result. A :class:`~kelm.errors.KelmError` becomes a one-line ``error: ...`` on
-stderr and exit status 2. Heavy libraries (torch, transformers, spaCy) are imported inside the
-commands, so ``kelm --help`` stays fast.
+stderr and exit status 2, and so does a usage error of Click's (an unknown option, a missing
+argument: :mod:`kelm.cli._usage`). Heavy libraries (torch, transformers, spaCy) are imported
+inside the commands, so ``kelm --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 
 import typer
 
+from kelm.cli._usage import KelmGroup
 from kelm.cli.data import data_app
 from kelm.cli.evaluate import compare_command, evaluate_command
 from kelm.cli.graph import graph_app
@@ -29,6 +31,7 @@ from kelm.cli.train import train_command
 
 app = typer.Typer(
     name="kelm",
+    cls=KelmGroup,  # Click's own usage errors as one `error:` line too
     help="Knowledge-enhanced language modeling: graph indices, entity linking, retrieval, "
     "knowledge-fused models and commonsense QA.",
     no_args_is_help=True,

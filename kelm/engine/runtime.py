@@ -30,6 +30,7 @@ from kelm._io import (
 from kelm.config import dump_config
 from kelm.engine import checkpoint as ckpt
 from kelm.errors import KelmError
+from kelm.modeling.model_files import record_model_files
 
 log = logging.getLogger(__name__)
 
@@ -250,12 +251,14 @@ def write_checkpoint(
 
 # ---------------------------------------------------------------------------------- outputs
 def save_model(model: nn.Module, tokenizer: Any, out: Path) -> None:
-    """``save_pretrained`` of the model and tokenizer, published atomically as ``out``."""
+    """``save_pretrained`` of the model and tokenizer with the sha256 of every file
+    (:mod:`kelm.modeling.model_files`), published atomically as ``out``."""
     remove_stale_staging(out)
     staged = staging_dir(out)
     try:
         model.save_pretrained(staged)
         tokenizer.save_pretrained(staged)
+        record_model_files(staged)  # the sums every load of the run's model verifies
         publish_dir(staged, out)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)

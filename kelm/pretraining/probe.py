@@ -263,10 +263,12 @@ def probe_run(
     run's objective and graph; writes ``probe.json`` into the run directory.
 
     Raises:
-        KelmError: not a finished pretraining run.
+        KelmError: not a finished pretraining run, or a damaged ``model/`` (a file that is not
+            the one saved: :func:`~kelm.modeling.model_files.verify_model_files`).
     """
     from kelm._io import check_output_file, write_json
     from kelm.modeling.encoders import hf_progress_bars
+    from kelm.modeling.model_files import verify_model_files
     from kelm.pretraining.config import load_pretrain_config
     from kelm.pretraining.objectives.base import load_tokenizer_for, open_knowledge
 
@@ -274,6 +276,7 @@ def probe_run(
     if not (run / "config.resolved.yaml").is_file() or not (run / "model").is_dir():
         raise KelmError(f"{run}: not a finished pretraining run (config.resolved.yaml, model/)")
     check_output_file(run / "probe.json")
+    verify_model_files(run / "model")
     cfg = load_pretrain_config(run / "config.resolved.yaml")
     cls = cfg.objective_class()
     knowledge = open_knowledge(cfg) if cls.needs_entities else None

@@ -14,6 +14,7 @@ import torch
 
 from kelm.engine.predict import predict_logits
 from kelm.errors import KelmError
+from kelm.modeling.model_files import verify_model_files
 from kelm.pipeline import Collator, Example, prepare_examples
 from kelm.training.config import load_train_config
 from kelm.training.run_data import open_graph, retrieve_options
@@ -26,7 +27,8 @@ def load_run_model(run_dir: str | Path) -> tuple[Any, Any, ModelFamily]:
     """The saved model, its tokenizer and its family (:mod:`kelm.modeling.families`).
 
     Raises:
-        KelmError: not a run directory, or the model cannot be read (corrupt, truncated).
+        KelmError: not a run directory, a file of the model that is not the one saved (its
+            manifest's sha256), or the model cannot be read (corrupt, truncated).
     """
     from transformers import AutoModelForMultipleChoice, AutoTokenizer
 
@@ -38,6 +40,7 @@ def load_run_model(run_dir: str | Path) -> tuple[Any, Any, ModelFamily]:
             f"{run_dir}: not a finished kelm run (no model/config.json); train it with "
             "`kelm train` or pass the run directory"
         )
+    verify_model_files(model_dir)
     try:
         model = AutoModelForMultipleChoice.from_pretrained(model_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -121,8 +121,9 @@ def _flip_checkpoint(copy: Path, rng: random.Random) -> None:
 def run_cases(consumers: dict[str, str], own: str, other: str, model: dict[str, str]) -> list:
     """Every consumer of a run (``{x}``) given the other command's run (which the error names
     as such), another kind, a damaged ``config.resolved.yaml``, and (to read) a damaged
-    ``model/`` file or (to resume) a checkpoint with a bit flipped. A command that resumes
-    writes into the run: it gets copies."""
+    ``model/`` file (also one with a random bit flipped, which only the model's file manifest
+    tells) or (to resume) a checkpoint with a bit flipped. A command that resumes writes into
+    the run: it gets copies."""
     cases = []
     for name, template in consumers.items():
         resume = "resume" in name
@@ -145,6 +146,12 @@ def run_cases(consumers: dict[str, str], own: str, other: str, model: dict[str, 
                     damages[f"{file.replace('/', '-')}-{change}"] = _file(file, change)
         for variant, damage in damages.items():
             cases.append(case(f"{name}-{variant}", template, "{x}", values=_copy(own, damage)))
+        if not resume:  # a bit flipped inside a weight or a setting: readable, but not the model
+            for file in ("model.safetensors", "config.json"):
+                damage = _file(f"model/{file}", flipped)
+                cases.append(
+                    case(f"{name}-model-{file}-flip", template, file, values=_copy(own, damage))
+                )
     return cases
 
 

@@ -111,6 +111,11 @@ def test_corrupt_model_is_a_one_line_error(root: Path, lm_run: Path) -> None:
     weights = broken / "model" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:64])
     one_line_error(
+        evaluate(broken, write_qa(root / "x.jsonl"), root / "e5"),
+        "model.safetensors: checksum does not match",  # the model's file manifest
+    )
+    (broken / "model" / "manifest.json").unlink()  # a run saved before kelm recorded one
+    one_line_error(
         evaluate(broken, write_qa(root / "x.jsonl"), root / "e5"), "cannot load the model"
     )
 

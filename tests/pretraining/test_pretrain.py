@@ -131,6 +131,40 @@ def test_cli_pretrain_and_probe(root: Path) -> None:
     one_line_error(invoke("probe", "--run", root / "nowhere"), "not a finished pretraining run")
 
 
+def test_probe_verifies_the_saved_model(root: Path, tmp_path: Path) -> None:
+    """A bit flipped inside the saved weights (which transformers loads without a word) is
+    named by the model's file manifest; a run saved before kelm wrote one still probes."""
+    import shutil
+
+    from kelm.modeling.model_files import MANIFEST
+
+    _, cfg = _run(root, "mlm", run_dir=str(tmp_path / "saved"), max_steps=1)
+    run = Path(cfg["run_dir"])
+    manifest = json.loads((run / "model" / MANIFEST).read_text())
+    assert set(manifest["files"]) == {p.name for p in (run / "model").iterdir()} - {MANIFEST}
+    weights = run / "model" / "model.safetensors"
+    good = weights.read_bytes()
+    data = bytearray(good)
+    data[-3] ^= 0x04  # in the last tensor's data, not in the header
+    weights.write_bytes(bytes(data))
+    one_line_error(
+        invoke("probe", "--run", run, "--no-progress"),
+        "model.safetensors: checksum does not match",
+    )
+    # the same model given as an encoder to pretrain from
+    again = tiny_config(root, "mlm", run_dir=str(tmp_path / "next"))
+    path = write_config(tmp_path / "next.yaml", again)
+    one_line_error(
+        invoke("pretrain", "-c", path, "--set", f"model.encoder={run / 'model'}", "--no-progress"),
+        "model.safetensors: checksum does not match",
+    )
+    weights.write_bytes(good)
+    (run / "model" / MANIFEST).unlink()
+    shutil.rmtree(run / "checkpoints")  # keeps the run small; the probe reads only model/
+    result = invoke("probe", "--run", run, "--no-progress", "--json")
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.slow
 def test_two_cpu_processes_with_torchrun(root: Path) -> None:
     torchrun = Path(sys.executable).with_name("torchrun")

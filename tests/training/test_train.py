@@ -50,6 +50,7 @@ def test_run_directory_contract(root: Path) -> None:
     assert (run / "model" / "config.json").is_file()
     assert (run / "model" / "model.safetensors").is_file()
     assert (run / "model" / "tokenizer_config.json").is_file()
+    assert "model.safetensors" in json.loads((run / "model" / "manifest.json").read_text())["files"]
     assert (run / "checkpoints" / "epoch-0001" / "manifest.json").is_file()
     assert any((run / "tb").iterdir())
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -384,3 +385,36 @@ def test_a_pretraining_run_where_a_training_run_belongs(root: Path, tmp_path: Pa
     cfg = tiny_config(root, "lm", run_dir=str(tmp_path / "student"), distill={"teacher": str(run)})
     path = write_config(tmp_path / "student.yaml", cfg)
     one_line_error(invoke("train", "-c", path, "--no-progress"), said)
+
+
+def test_a_damaged_saved_model_is_named_and_an_old_one_still_loads(
+    root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``model/`` carries the sha256 of its files: a bit flipped inside the weights (which
+    transformers loads without a word) is one line naming the file, in ``load_run_model`` and
+    where the model is given as an encoder; a run saved without the manifest still loads."""
+    import logging
+
+    from kelm.errors import KelmError
+    from kelm.training.runs import load_run_model
+
+    run = tmp_path / "run"
+    shutil.copytree(train_run(root, "lm", run_dir=str(root / "lm-complete")), run)
+    weights = run / "model" / "model.safetensors"
+    good = weights.read_bytes()
+    data = bytearray(good)
+    data[-3] ^= 0x04  # in the last tensor's data, not in the header
+    weights.write_bytes(bytes(data))
+    with pytest.raises(KelmError, match=r"model\.safetensors: checksum does not match"):
+        load_run_model(run)
+    cfg = tiny_config(root, "lm", run_dir=str(tmp_path / "next"))
+    path = write_config(tmp_path / "next.yaml", cfg)
+    one_line_error(
+        invoke("train", "-c", path, "--set", f"model.encoder={run / 'model'}", "--no-progress"),
+        "model.safetensors: checksum does not match",
+    )
+    weights.write_bytes(good)
+    (run / "model" / "manifest.json").unlink()
+    with caplog.at_level(logging.WARNING, logger="kelm.modeling.model_files"):
+        model, _, family = load_run_model(run)
+    assert family.name == "lm" and "loaded unverified" in caplog.text
