@@ -72,9 +72,7 @@ def test_bench_settings_load_with_the_shipped_configs(
     full = bench.parse_args(["--out", str(tmp_path / "out")])
     assert full.seeds == [0, 1, 2] and full.max_length == 48 and full.max_nodes == 32
     for model in bench.MODELS:
-        cfg = load_train_config(
-            REPO / "configs" / f"csqa-{model}.yaml", bench.overrides(full, model, 2)
-        )
+        cfg = load_train_config(bench.config_of(model), bench.overrides(full, model, 2))
         assert cfg.seed == 2 and cfg.data.max_train == full.train_questions
         assert cfg.data.holdout == pytest.approx(0.1) and cfg.data.max_length == 48
         assert cfg.optim.unfreeze_epoch == full.frozen_epochs and cfg.optim.freeze_lm_steps == 0
