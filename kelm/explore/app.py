@@ -73,10 +73,10 @@ def _page_errors(outputs: int) -> Callable[[Callable[..., Any]], Callable[..., A
             try:
                 return fn(*args)
             except KelmError as exc:
-                message = f"**error:** {html.escape(str(exc))}"
+                message = f"**error:** {html.escape(str(exc), quote=False)}"
             except Exception as exc:  # the page shows a message, never a traceback
                 log.exception("kelm explore: %s failed", fn.__name__)
-                message = f"**error:** {type(exc).__name__}: {html.escape(str(exc))}"
+                message = f"**error:** {type(exc).__name__}: {html.escape(str(exc), quote=False)}"
             rest = tuple(gr.skip() for _ in range(outputs - 1))
             return (message, *rest) if rest else message
 
@@ -133,7 +133,7 @@ def status_line(answer: Answer) -> str:
             verdict = " (right)" if predicted == answer.item.answer else " (wrong)"
         parts.append(f"{_run_header(run.run, run.model)} picks **{predicted}**{verdict}")
     for name, error in answer.run_errors.items():
-        parts.append(f"{name}: error: {html.escape(error)}")
+        parts.append(f"{name}: error: {html.escape(error, quote=False)}")
     if not answer.runs and not answer.run_errors:
         parts.append("no run loaded (--model RUN_DIR, or the Runs tab)")
     gold = f"gold **{answer.item.answer}**; " if answer.item.answer else ""
@@ -156,7 +156,7 @@ def choice_view(explorer: Explorer, answer: Answer | None, label: str | None, pa
     data = subgraph_data(view.sub, view.paths, explorer.names, explorer.relations, hot=hot)
     message = "" if data["nodes"] else "no graph concept found in this statement"
     concepts = (
-        f"**{view.label}. {html.escape(view.choice)}**: question concepts "
+        f"**{view.label}. {html.escape(view.choice, quote=False)}**: question concepts "
         f"{', '.join(view.question_concepts) or '-'}; answer concepts "
         f"{', '.join(view.answer_concepts) or '-'}; {view.sub.num_nodes} nodes, "
         f"{len(view.paths)} paths"
@@ -243,13 +243,16 @@ def build_app(explorer: Explorer) -> Any:
             run_status = gr.Markdown("")
         with gr.Tab("Graph"):
             with gr.Row():
-                query = gr.Textbox(label="Search a node by name or alias", scale=2)
+                query = gr.Textbox(
+                    label="Search a node by name or alias", scale=2, elem_id="kelm-search"
+                )
                 found = gr.Dropdown(choices=[], label="Nodes", scale=2, allow_custom_value=True)
-            graph_status = gr.Markdown("")
+            graph_status = gr.Markdown("", elem_id="kelm-graph-status")
             neighbours = gr.Dataframe(
                 headers=["relation", "neighbour"],
                 label="Neighbours (click one to go there)",
                 interactive=False,
+                elem_id="kelm-neighbours",
             )
 
         # ------------------------------------------------------------ handlers
@@ -336,7 +339,8 @@ def build_app(explorer: Explorer) -> Any:
             hits = explorer.search(text)
             if not hits:
                 return f"no node matches {text!r}", gr.update(choices=[], value=None)
-            return f"{len(hits)} nodes", gr.update(choices=hits, value=hits[0])
+            plural = "s" if len(hits) > 1 else ""
+            return f"{len(hits)} matching node{plural}", gr.update(choices=hits, value=hits[0])
 
         query.submit(search, [query], [graph_status, found], api_name="search")
 
@@ -346,7 +350,9 @@ def build_app(explorer: Explorer) -> Any:
                 return "", {"headers": ["relation", "neighbour"], "data": []}
             grouped = explorer.neighbours(name)
             total = sum(len(v) for v in grouped.values())
-            return f"**{html.escape(name)}**: {total} neighbours", neighbour_table(grouped)
+            return f"**{html.escape(name, quote=False)}**: {total} neighbours", neighbour_table(
+                grouped
+            )
 
         found.change(show_node, [found], [graph_status, neighbours], api_name="neighbours")
 
