@@ -249,13 +249,18 @@ def write_checkpoint(
 
 
 # ---------------------------------------------------------------------------------- outputs
-def save_model(model: nn.Module, tokenizer: Any, out: Path) -> None:
-    """``save_pretrained`` of the model and tokenizer, published atomically as ``out``."""
+def save_model(model: nn.Module, tokenizer: Any, out: Path, card: str | None = None) -> None:
+    """``save_pretrained`` of the model and tokenizer, and its model ``card`` (``README.md``,
+    :mod:`kelm.engine.model_card`) when given, published atomically as ``out``."""
     remove_stale_staging(out)
     staged = staging_dir(out)
     try:
         model.save_pretrained(staged)
         tokenizer.save_pretrained(staged)
+        if card is not None:
+            # Written with the weights, before anything that lists or checksums the folder's
+            # files (the card is one of them), and published with them.
+            (staged / "README.md").write_text(card, encoding="utf-8")
         publish_dir(staged, out)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
