@@ -87,3 +87,13 @@ kelm evaluate --zero-shot --qa "$DATA/qa/copa/balacopa-dev-all.xml" --max-questi
 echo "== comparison"
 kelm compare "$OUT/work/runs/lm" "$OUT/work/runs/qagnn" "$OUT/work/runs/ernie" \
   "$OUT/work/runs/copa-zero-shot"
+
+# What the models saw, in the browser: `kelm explore` serves a local page (127.0.0.1) with the
+# linked spans, each choice's subgraph and paths, and each run's scores and attention. The
+# CommonsenseQA runs read CN-100K (the index above has the same content); the knowledge-task
+# runs read their own graph.
+echo "== explore the results in a browser (Ctrl+C stops the page):"
+echo "  kelm explore --graph $OUT/cn100k --model $OUT/work/runs/lm --model $OUT/work/runs/qagnn" \
+  "--model $OUT/work/runs/ernie --qa $DATA/qa/csqa/train_rand_split_v1.0.jsonl"
+echo "  kelm explore --graph $OUT/work/knowledge/graph --model $OUT/work/runs/knowledge-gsc" \
+  "--model $OUT/work/runs/knowledge-qagnn --qa $OUT/work/knowledge/test.jsonl"

@@ -21,6 +21,7 @@ import typer
 from kelm.cli._usage import KelmGroup
 from kelm.cli.data import data_app
 from kelm.cli.evaluate import compare_command, evaluate_command
+from kelm.cli.explore import explore_command
 from kelm.cli.graph import graph_app
 from kelm.cli.kge import embed_kg_command
 from kelm.cli.link import ground_command, link_command
@@ -49,6 +50,7 @@ app.command("compare")(compare_command)
 app.command("pretrain")(pretrain_command)
 app.command("probe")(probe_command)
 app.command("show")(show_command)
+app.command("explore")(explore_command)
 app.add_typer(graph_app, name="graph")
 app.add_typer(data_app, name="data")
 

@@ -149,12 +149,30 @@ def _evaluate_zero_shot(*, model: Path | None, out: Path, as_json: bool, **optio
 def compare_command(
     runs: Annotated[list[Path], typer.Argument(help="Run (or evaluation) directories.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Also draw the accuracy per model into this PNG (error bars: the spread over "
+            "seeds; zero-shot runs: a bar per normalisation).",
+        ),
+    ] = None,
 ) -> None:
-    """Print a table of runs by model and accuracy."""
+    """Print a table of runs by model and accuracy (--plot: and draw it)."""
     from kelm.evaluation.compare import compare_runs, format_table
 
+    if plot is not None:
+        from kelm._io import check_output_file
+
+        check_output_file(plot)  # before reading the runs: a bad path is the first error
     rows = compare_runs(runs)
+    if plot is not None:
+        from kelm.evaluation.plots import plot_accuracy
+
+        plot_accuracy(rows, plot)
     if as_json:
         echo_json(rows)
         return
     typer.echo(format_table(rows))
+    if plot is not None:
+        typer.echo(f"wrote {plot}")

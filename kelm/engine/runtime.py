@@ -250,14 +250,19 @@ def write_checkpoint(
 
 
 # ---------------------------------------------------------------------------------- outputs
-def save_model(model: nn.Module, tokenizer: Any, out: Path) -> None:
-    """``save_pretrained`` of the model and tokenizer with the sha256 of every file
+def save_model(model: nn.Module, tokenizer: Any, out: Path, card: str | None = None) -> None:
+    """``save_pretrained`` of the model and tokenizer, its model ``card`` (``README.md``,
+    :mod:`kelm.engine.model_card`) when given, and the sha256 of every file
     (:mod:`kelm.modeling.model_files`), published atomically as ``out``."""
     remove_stale_staging(out)
     staged = staging_dir(out)
     try:
         model.save_pretrained(staged)
         tokenizer.save_pretrained(staged)
+        if card is not None:
+            # Written with the weights, before the sums are recorded (the card is one of the
+            # files they cover), and published with them.
+            (staged / "README.md").write_text(card, encoding="utf-8")
         record_model_files(staged)  # the sums every load of the run's model verifies
         publish_dir(staged, out)
     except BaseException:

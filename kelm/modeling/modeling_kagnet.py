@@ -45,6 +45,7 @@ from kelm.errors import KelmError
 from kelm.modeling.backbones import KelmPreTrainedModel, NodeEmbedding, zero_init
 from kelm.modeling.configuration_kagnet import KagnetConfig
 from kelm.modeling.gnn import RGCNEncoder
+from kelm.modeling.outputs import KelmMultipleChoiceOutput
 
 
 def pad_paths(
@@ -195,13 +196,14 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
         path_mask: Tensor | None,
         graph_states: Tensor | None,
         graph_keys: Tensor | None,
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """Hierarchical path attention.
 
         Shapes:
             - statements ``[N, H]``; path_nodes ``[N, P, K+1]``; path_rels ``[N, P, K]``;
               path_mask ``[N, P]``
-            - output: ``(g [N, 2 * path_dim], has_path [N] bool)``
+            - output: ``(g [N, 2 * path_dim], has_path [N] bool, weight [N, P])``, ``weight``
+              each path's attention times its pair's (0 for padding)
         """
         n = statements.size(0)
         p_dim = self.config.path_dim
@@ -218,8 +220,9 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
         stmt, slot = valid.nonzero(as_tuple=True)  # [M], [M]
         g = statements.new_zeros(n, 2 * p_dim)
         has_path = torch.zeros(n, dtype=torch.bool, device=statements.device)
+        weight = statements.new_zeros(valid.shape)  # [N, P]
         if stmt.numel() == 0:
-            return g, has_path
+            return g, has_path, weight
         nodes = path_nodes[stmt, slot]  # [M, K+1]
         rels = path_rels[stmt, slot]  # [M, K]
         hops = hops_all[stmt, slot]  # [M]
@@ -267,7 +270,8 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
         beta = softmax(scores, pair_stmt, num_nodes=n)  # [Np]
         g = scatter(beta.unsqueeze(-1) * pair_vec, pair_stmt, 0, n, "sum")  # [N, 2p]
         has_path[pair_stmt] = True
-        return g, has_path
+        weight[stmt, slot] = (alpha * beta[pair_of_path]).detach()
+        return g, has_path, weight
 
     @can_return_tuple
     def forward(
@@ -281,6 +285,7 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
         path_mask: Tensor | None = None,
         statement_vectors: Tensor | None = None,
         labels: Tensor | None = None,
+        output_attentions: bool = False,
     ) -> MultipleChoiceModelOutput:
         """Score every choice.
 
@@ -294,6 +299,8 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
             statement_vectors: precomputed statement vectors of a frozen encoder (see
                 :meth:`~kelm.modeling.backbones.KelmPreTrainedModel.encode_statements`).
             labels: index of the right choice (optional).
+            output_attentions: also return the path attention
+                (:class:`~kelm.modeling.outputs.KelmMultipleChoiceOutput`'s ``path_attention``).
 
         Shapes:
             - input_ids, attention_mask, token_type_ids: ``[B, C, L]``
@@ -319,19 +326,25 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
             graph_keys = graphs.batch * (self.config.num_nodes + 1) + node_ids + 1  # [n_nodes]
 
         if path_nodes is not None and path_rels is not None:
-            g, has_path = self._path_vectors(
+            g, has_path, weight = self._path_vectors(
                 statements, path_nodes, path_rels, path_mask, graph_states, graph_keys
-            )  # [N, 2p], [N]
+            )  # [N, 2p], [N], [N, P]
         else:
             g = statements.new_zeros(n, 2 * self.config.path_dim)
             has_path = torch.zeros(n, dtype=torch.bool, device=statements.device)
+            weight = statements.new_zeros(n, 0)
         g = torch.where(has_path.unsqueeze(-1), g, self.no_path.expand(n, -1))  # [N, 2p]
 
         features = torch.cat([self.dropout(statements), g], dim=-1)  # [N, H + 2p]
         scores = self.classifier(features)  # [N, 1]
         if self.text_head is not None:  # residual: the text baseline plus the graph's part
             scores = scores + self.text_head(self.dropout(statements))  # [N, 1]
-        return self.choice_output(scores, num_choices, labels)  # logits [B, C]
+        output = self.choice_output(scores, num_choices, labels)  # logits [B, C]
+        if not output_attentions:
+            return output
+        return KelmMultipleChoiceOutput(
+            loss=output.loss, logits=output.logits, path_attention=weight
+        )
 
 
 __all__ = ["KagnetForMultipleChoice", "pad_paths"]

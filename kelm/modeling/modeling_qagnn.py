@@ -44,6 +44,7 @@ from kelm.modeling.configuration_qagnn import QAGNNConfig
 from kelm.modeling.gather import gather_rows
 from kelm.modeling.gnn import TypedGATConv
 from kelm.modeling.graph_inputs import with_context_nodes
+from kelm.modeling.outputs import KelmMultipleChoiceOutput
 from kelm.retrieval.subgraph import CONTEXT
 
 
@@ -148,6 +149,7 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
         graphs: Batch | None = None,
         statement_vectors: Tensor | None = None,
         labels: Tensor | None = None,
+        output_attentions: bool = False,
     ) -> MultipleChoiceModelOutput:
         """Score every choice.
 
@@ -159,12 +161,15 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
             statement_vectors: precomputed statement vectors of a frozen encoder (see
                 :meth:`~kelm.modeling.backbones.KelmPreTrainedModel.encode_statements`).
             labels: index of the right choice (optional).
+            output_attentions: also return the pooling attention over the nodes
+                (:class:`~kelm.modeling.outputs.KelmMultipleChoiceOutput`'s ``node_attention``).
 
         Shapes:
             - input_ids, attention_mask, token_type_ids: ``[B, C, L]``
             - statement_vectors: ``[B, C, H]``
             - labels: ``[B]``
-            - output: ``logits [B, C]``; ``loss`` (cross-entropy over choices) when ``labels``
+            - output: ``logits [B, C]``; ``loss`` (cross-entropy over choices) when ``labels``;
+              with ``output_attentions``, ``node_attention [n_nodes]`` (nodes of ``graphs``)
         """
         statements, num_choices = self.encode_statements(
             input_ids, attention_mask, token_type_ids, statement_vectors
@@ -220,7 +225,16 @@ class QAGNNForMultipleChoice(KelmPreTrainedModel):
         scores = self.classifier(features)  # [N, 1]
         if self.text_head is not None:  # residual: the text baseline plus the graph's part
             scores = scores + self.text_head(self.dropout(statements))  # [N, 1]
-        return self.choice_output(scores, num_choices, labels)  # logits [B, C]
+        output = self.choice_output(scores, num_choices, labels)  # logits [B, C]
+        if not output_attentions:
+            return output
+        weights = alpha.new_zeros(node_ids.size(0))  # [n']: 0 where not pooled
+        weights[idx] = alpha.detach().mean(-1)
+        # the graphs' own nodes come first in the flattened batch, the added context nodes after
+        own = graphs.num_nodes if graphs is not None else 0
+        return KelmMultipleChoiceOutput(
+            loss=output.loss, logits=output.logits, node_attention=weights[:own]
+        )
 
 
 __all__ = ["QAGNNForMultipleChoice"]

@@ -45,6 +45,7 @@ from kelm.config import SEED_LIMIT
 from kelm.engine import checkpoint as ckpt
 from kelm.engine.batching import epoch_batches, move_to
 from kelm.engine.logs import log_train_step, progress_bar, summary_writer
+from kelm.engine.model_card import model_card
 from kelm.engine.optim import make_scheduler, optimizer_step
 from kelm.engine.runtime import (
     check_resume_config,
@@ -450,7 +451,8 @@ def _pretrain(
             probe = probe_model(objective, kept, device=accelerator.device, progress=show)
             write_json(run_dir / "probe.json", probe)
         metrics = _final_metrics(cfg, objective, history, store, train_idx, eval_idx, probe)
-        save_model(kept, tokenizer, run_dir / "model")
+        card = model_card(kept, run_dir, metrics, kind="pretrain")
+        save_model(kept, tokenizer, run_dir / "model", card=card)
         write_json(run_dir / "metrics.json", metrics)
     if main:
         write_history(run_dir, history)

@@ -50,6 +50,7 @@ from kelm.engine import checkpoint as ckpt
 from kelm.engine.batching import epoch_batches, move_to
 from kelm.engine.frozen import frozen_features, with_frozen_features
 from kelm.engine.logs import log_train_step, progress_bar, summary_writer
+from kelm.engine.model_card import model_card
 from kelm.engine.optim import decays, make_scheduler, optimizer_step
 from kelm.engine.predict import check_finite, predict_logits, score, write_predictions
 from kelm.engine.runtime import (
@@ -513,7 +514,8 @@ def _train(
     if main:
         write_history(run_dir, history)
         if completed:
-            save_model(unwrapped, tokenizer, run_dir / "model")
+            card = model_card(unwrapped, run_dir, metrics, kind="train")
+            save_model(unwrapped, tokenizer, run_dir / "model", card=card)
             if eval_logits is not None:
                 write_predictions(run_dir / "predictions.jsonl", data.eval, eval_logits)
             write_json(run_dir / "metrics.json", metrics)

@@ -26,6 +26,7 @@ COMMANDS = [
     "pretrain",
     "probe",
     "show",
+    "explore",
     "graph",
     "data",
 ]

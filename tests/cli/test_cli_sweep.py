@@ -239,6 +239,29 @@ TEXT = [
 ]
 
 
+def _explore_qa(kind: str) -> Any:
+    def bad(inputs: Inputs, folder: Path, case_id: str) -> dict[str, Any]:
+        return {"bad": write_variant(inputs.qa, kind, folder / f"bad-{kind}.jsonl", case_id)}
+
+    return bad
+
+
+# `kelm explore` serves a page until stopped: every case here fails before it would serve
+TEXT += [
+    case("explore-graph-missing", "explore -g {d}/nowhere", "nowhere"),
+    case("explore-model-missing", "explore -g {graph} --model {d}/nowhere", "nowhere"),
+    case("explore-model-not-a-run", "explore -g {graph} --model {graph}", "not a kelm run"),
+    *[
+        case(
+            f"explore-qa-{kind}", "explore -g {graph} --qa {bad}", "{bad}", values=_explore_qa(kind)
+        )
+        for kind in ("empty", "binary", "non-utf8", "directory", "missing")
+    ],
+    case("explore-port", "explore -g {graph} --port 70000", "--port"),
+    case("explore-host-not-utf8", f"explore -g {{graph}} --host {NOT_UTF8}", "--host"),
+]
+
+
 @pytest.mark.parametrize("case", [c.param() for c in FILES])
 def test_input_files(case: Case, sweep_inputs: Inputs, tmp_path: Path) -> None:
     run_case(case, sweep_inputs, tmp_path)
