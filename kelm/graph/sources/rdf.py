@@ -81,7 +81,9 @@ def read_rdf(path: Path, options: BuildOptions, issues: LineIssues) -> SourceOut
     path = Path(path)
     syntax = rdf_syntax(path)
     if syntax == "nt":
-        return _read_ntriples(path, options, issues)
+        from kelm.graph.sources.ntriples import read_ntriples
+
+        return read_ntriples(path, options, issues)
     return _read_graph(path, syntax, options)
 
 
@@ -415,60 +417,6 @@ def _unescape(text: str) -> str:
     if _SURROGATE.search(value):
         raise _BadEscape("bad escape sequence")
     return value
-
-
-class _Sink:
-    __slots__ = ("collector",)
-
-    def __init__(self, collector: _Collector) -> None:
-        self.collector = collector
-
-    def triple(self, s: str, p: str, o: str | tuple[str, str | None]) -> None:
-        if isinstance(o, tuple):
-            self.collector.literal(s, p, o[0], o[1])
-        else:
-            self.collector.edge(s, p, o)
-
-
-def _read_ntriples(path: Path, options: BuildOptions, issues: LineIssues) -> SourceOutput:
-    collector = _Collector(options.literals == "keep")
-    parser = _LineParser(_file_tag(path))
-    parser.sink = _Sink(collector)
-    number = 0
-    malformed = 0
-    first_issue = ""
-    try:
-        with open_binary(path) as fh:
-            for number, raw in enumerate(fh, 1):  # noqa: B007 (used after the loop)
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    reason = "invalid UTF-8"
-                else:
-                    line = line.strip(" \t\r\n")
-                    if not line or line.startswith("#"):
-                        continue
-                    parser.line = line
-                    try:
-                        parser.parseline()  # the sink is called last, only for a valid line
-                        continue
-                    except _BadURI:
-                        reason = "bad URI"
-                    except _BadEscape:
-                        reason = "bad escape sequence"
-                    except ParseError:
-                        reason = "not an N-Triples statement"
-                malformed += 1
-                if not first_issue:
-                    first_issue = f"line {number}: {reason}"
-                issues.add(path, number, reason)
-                if not collector.statements and malformed >= GIVE_UP_AFTER:
-                    raise InputError(_no_statements(path, malformed, first_issue, early=True))
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise InputError(f"{path}: unreadable or truncated compressed input ({exc})") from None
-    if malformed and not collector.statements:
-        raise InputError(_no_statements(path, malformed, first_issue, early=False))
-    return collector.output(_default_prefixes(), number)
 
 
 def _no_statements(path: Path, malformed: int, first_issue: str, early: bool) -> str:
