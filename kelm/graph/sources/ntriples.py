@@ -68,6 +68,7 @@ class NTriplesPart:
     malformed: int = 0
     lines_read: int = 0
     first_issue: str = ""  # "line N: reason" of the first malformed line, for messages
+    lead_malformed: int = 0  # malformed lines before the first statement
 
     def finish(self, names: dict[str, str]) -> SourceOutput:
         """The source output, predicates renamed by ``names`` (full IRI -> short name)."""
@@ -133,7 +134,7 @@ def parse_ntriples(
     tag = rdf._file_tag(path)
     keep_literals = options.literals == "keep"
     total = NTriplesPart()
-    state = {"first": "", "statements": 0, "malformed": 0}
+    state = {"first": "", "statements": 0, "malformed": 0, "lead": 0}
 
     def work(raw, local: LineIssues) -> tuple[_BlockResult, int]:
         result = _parse_block(path, raw, tag, keep_literals, local)
@@ -153,6 +154,8 @@ def parse_ntriples(
             for issue in local.first[: limit - state["malformed"]]:
                 issues.add(issue.path, issue.line + offset, issue.reason)
             raise InputError(rdf._no_statements(path, limit, state["first"], early=True))
+        if not state["statements"]:
+            state["lead"] += result.lead_malformed
         state["statements"] += result.part.statements
         state["malformed"] += result.part.malformed
 
@@ -167,6 +170,7 @@ def parse_ntriples(
     ):
         _add(total, result.part, seq_base + total.lines_read)
     total.first_issue = state["first"]
+    total.lead_malformed = state["lead"]
     return total
 
 
