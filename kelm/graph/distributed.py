@@ -74,26 +74,8 @@ def build_index_distributed(
         KelmError: a format the distributed build does not read.
     """
     options = dataclasses.replace(options or BuildOptions(), progress=False)
-    if options.format not in DISTRIBUTED_FORMATS:
-        raise KelmError(
-            f"--scheduler builds read {', '.join(DISTRIBUTED_FORMATS)}, not {options.format!r}; "
-            "leave --scheduler out"
-        )
     out = check_output_dir(out)
-    if not inputs:
-        raise InputError("no input files given")
-    paths = [Path(p) for p in inputs]
-    _check_relation_map(options)
-    for path in paths:
-        _check_input(path, options.format)
-        if options.format == "rdf":
-            from kelm.graph.sources.rdf import rdf_syntax
-
-            if rdf_syntax(path) != "nt":
-                raise KelmError(
-                    f"{path}: --scheduler builds read N-Triples only; convert it, or leave "
-                    "--scheduler out"
-                )
+    paths = check_inputs(inputs, options)
     start = time.perf_counter()
     remove_stale_staging(out)
     staged = staging_dir(out)
@@ -108,6 +90,30 @@ def build_index_distributed(
         raise
     report = BuildReport(out, counts, extra.pop("issues"), time.perf_counter() - start)
     return report
+
+
+def check_inputs(inputs: Sequence[str | Path], options: BuildOptions) -> list[Path]:
+    """The checks made before any work (and before a cluster is started for it)."""
+    if options.format not in DISTRIBUTED_FORMATS:
+        raise KelmError(
+            f"--scheduler builds read {', '.join(DISTRIBUTED_FORMATS)}, not {options.format!r}; "
+            "leave --scheduler out"
+        )
+    if not inputs:
+        raise InputError("no input files given")
+    paths = [Path(p) for p in inputs]
+    _check_relation_map(options)
+    for path in paths:
+        _check_input(path, options.format)
+        if options.format == "rdf":
+            from kelm.graph.sources.rdf import rdf_syntax
+
+            if rdf_syntax(path) != "nt":
+                raise KelmError(
+                    f"{path}: --scheduler builds read N-Triples only; convert it, or leave "
+                    "--scheduler out"
+                )
+    return paths
 
 
 def _run(
