@@ -146,7 +146,7 @@ def _run(
     # Relation vocabulary: the single-process rule over every partition's relations.
     rename = None
     if options.format == "rdf":
-        from kelm.graph.sources.rdf import _default_prefixes, _short_names
+        from kelm.graph.sources.rdf_terms import _default_prefixes, _short_names
 
         predicates = set().union(*(s["predicates"] for s in parsed))
         rename = _short_names(predicates, _default_prefixes())
@@ -284,7 +284,7 @@ def _merge_issues(
 ) -> LineIssues:
     """The partitions' malformed lines in file order, numbered as file lines (``strict``:
     the first one raises), and the per-file checks of the single-process build."""
-    from kelm.graph.sources import rdf
+    from kelm.graph.sources import rdf_terms as rdf
 
     issues = LineIssues(strict=options.strict)
     for i, path in enumerate(paths):

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kelm.errors import InputError
-from kelm.graph.sources import rdf
+from kelm.graph.sources import rdf_terms as rdf
 from kelm.graph.sources._blocks import map_raw_blocks
 from kelm.graph.sources.base import TRIPLE_SCHEMA, BuildOptions, LineIssues, SourceOutput
 
