@@ -184,6 +184,8 @@ def _run(
     for n in sizes:
         offsets.append(offsets[-1] + n)
     num_nodes = offsets[-1]
+    if num_nodes >= 2**31:  # ids are stored as int32 (pointers and offsets are int64)
+        raise KelmError(f"{num_nodes:,} nodes: more than an index holds (2**31 - 1)")
     encoded = client.gather(
         [
             client.submit(

@@ -47,3 +47,24 @@ def test_scheduler_needs_a_format_it_can_cut(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert result.output.startswith("error: --scheduler builds read")
+
+
+def test_ground_scheduler_refuses_processes(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "ground",
+            "-g",
+            str(tmp_path),
+            "--qa",
+            str(FIXTURES / "qa" / "obqa.jsonl"),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--scheduler",
+            "local",
+            "--processes",
+            "2",
+        ],
+    )
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --processes is for runs without --scheduler")
