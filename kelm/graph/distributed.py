@@ -58,6 +58,7 @@ def build_index_distributed(
     client: Any,
     partition_bytes: int = PARTITION_BYTES,
     buckets: int | None = None,
+    bucket_edges: int = EDGES_PER_BUCKET,
 ) -> BuildReport:
     """Build a graph index on the Dask cluster of ``client`` (see the module docstring).
 
@@ -68,6 +69,8 @@ def build_index_distributed(
         client: a ``distributed.Client``.
         partition_bytes: input bytes per partition.
         buckets: node buckets (default: from the number of names and edges).
+        bucket_edges: input triples per bucket aimed at (with ``NAMES_PER_BUCKET`` names):
+            what one worker sorts at a time, so it bounds a worker's memory.
 
     Raises:
         InputError: as the single-process build (missing, empty or malformed input).
@@ -82,7 +85,9 @@ def build_index_distributed(
     work = staged / ".work"
     (work / "pieces").mkdir(parents=True)
     try:
-        counts, extra = _run(client, paths, staged, work, options, partition_bytes, buckets)
+        counts, extra = _run(
+            client, paths, staged, work, options, partition_bytes, buckets, bucket_edges
+        )
         shutil.rmtree(work)
         publish_dir(staged, out)
     except BaseException:
@@ -124,6 +129,7 @@ def _run(
     options: BuildOptions,
     partition_bytes: int,
     buckets: int | None,
+    bucket_edges: int,
 ) -> tuple[dict[str, int], dict[str, Any]]:
     from kelm.graph.sources import _blocks
 
@@ -163,7 +169,7 @@ def _run(
     total_names = sum(s["names"] for s in parsed)
     total_triples = sum(s["triples"] for s in parsed)
     n_buckets = buckets or max(
-        1, -(-total_names // NAMES_PER_BUCKET), -(-total_triples // EDGES_PER_BUCKET)
+        1, -(-total_names // NAMES_PER_BUCKET), -(-total_triples // bucket_edges)
     )
     sample = sorted({name for s in parsed for name in s["sample"]})
     inner = sorted({sample[len(sample) * k // n_buckets] for k in range(1, n_buckets)} - {None})
