@@ -204,6 +204,14 @@ def child_parse(spec: dict) -> dict:
 
 
 def _self_peak_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the process's own memory map;
+    ru_maxrss would carry the parent's peak over fork and exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # KiB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
