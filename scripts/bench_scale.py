@@ -57,6 +57,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--single-max", type=int, default=None, help="largest size built single-process"
     )
     parser.add_argument("--keep", action="store_true", help="keep the indices")
+    parser.add_argument(
+        "--link-questions",
+        type=int,
+        default=0,
+        help="also ground this many generated 5-choice questions in CN-100K on 1 and 2 "
+        "workers ($KELM_DATA/kg/conceptnet100k/train.txt)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--_child", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -187,6 +194,87 @@ def child_distributed(spec: dict) -> dict:
     }
 
 
+def child_link(spec: dict) -> dict:
+    from distributed import Client, LocalCluster
+
+    from kelm.linking.ground_dask import ground_file_distributed
+
+    cluster = LocalCluster(
+        n_workers=spec["workers"], threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = Client(cluster)
+    t0 = time.perf_counter()
+    report = ground_file_distributed(
+        spec["graph"],
+        spec["qa"],
+        spec["out"],
+        client=client,
+        partition_size=spec["partition_size"],
+        progress=False,
+        cache_dir=spec["cache"],
+    )
+    seconds = time.perf_counter() - t0
+    client.close()
+    cluster.close()
+    return {
+        "workers": spec["workers"],
+        "statements": report.statements,
+        "seconds": round(seconds, 2),
+        "statements_per_s": round(report.statements / seconds, 1),
+    }
+
+
+def link_inputs(workdir: Path, questions: int, seed: int) -> tuple[Path, Path]:
+    """CN-100K's index (built once) and a generated QA file: questions of 8-16 words drawn
+    from node names and filler words, 5 choices of node names."""
+    from kelm.graph.build import build_index
+    from kelm.graph.index import GraphIndex
+    from kelm.graph.sources.base import BuildOptions
+
+    data = Path(os.environ.get("KELM_DATA", "/work/shared/data"))
+    graph = workdir / "cn100k"
+    if not (graph / "manifest.json").exists():
+        train = data / "kg" / "conceptnet100k" / "train.txt"
+        build_index([train], graph, BuildOptions(format="cn100k"), progress=False)
+    names = GraphIndex.load(graph).names.to_list()
+    rng = np.random.default_rng(seed)
+    filler = [
+        "the",
+        "a",
+        "of",
+        "to",
+        "is",
+        "what",
+        "where",
+        "would",
+        "you",
+        "might",
+        "can",
+        "when",
+        "people",
+        "their",
+    ]
+    qa = workdir / f"questions-{questions}-s{seed}.jsonl"
+    with open(qa, "w", encoding="utf-8") as fh:
+        for i in range(questions):
+            words = [
+                names[rng.integers(len(names))]
+                if rng.random() < 0.4
+                else filler[rng.integers(len(filler))]
+                for _ in range(int(rng.integers(8, 17)))
+            ]
+            choices = [
+                {"label": "ABCDE"[k], "text": names[rng.integers(len(names))]} for k in range(5)
+            ]
+            item = {
+                "id": f"q{i}",
+                "question": {"stem": " ".join(words) + "?", "choices": choices},
+                "answerKey": "A",
+            }
+            fh.write(json.dumps(item) + "\n")
+    return graph, qa
+
+
 def child_parse(spec: dict) -> dict:
     from kelm.graph.sources.base import BuildOptions, LineIssues
     from kelm.graph.sources.ntriples import parse_ntriples
@@ -242,7 +330,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args._child:
         spec = json.loads(args._child)
-        fn = {"single": child_single, "dist": child_distributed, "parse": child_parse}
+        fn = {
+            "single": child_single,
+            "dist": child_distributed,
+            "parse": child_parse,
+            "link": child_link,
+        }
         print(json.dumps(fn[spec["kind"]](spec)))
         return
     import shutil
@@ -282,6 +375,32 @@ def main(argv: list[str] | None = None) -> None:
         results.append(row)
     log("parse rate on one thread")
     parse = run_child("parse", {"input": str(input_file(args.workdir, min(sizes), args.seed))})
+    link = None
+    if args.link_questions:
+        graph, qa = link_inputs(args.workdir, args.link_questions, args.seed)
+        cache = args.workdir / "linker-cache"
+        link = {}
+        for workers in (1, 2):
+            log(f"grounding {args.link_questions:,} questions on {workers} worker(s)")
+            out = args.workdir / f"grounded-{workers}.jsonl"
+            for leftover in (out, out.with_name(out.name + ".manifest.json")):
+                leftover.unlink(missing_ok=True)
+            link[f"workers_{workers}"] = run_child(
+                "link",
+                {
+                    "graph": str(graph),
+                    "qa": str(qa),
+                    "out": str(out),
+                    "cache": str(cache),
+                    "workers": workers,
+                    "partition_size": max(1, 5 * args.link_questions // 8),
+                },
+            )
+        one, two = link["workers_1"], link["workers_2"]
+        link["ratio"] = round(two["statements_per_s"] / one["statements_per_s"], 2)
+        link["identical"] = (args.workdir / "grounded-1.jsonl").read_bytes() == (
+            args.workdir / "grounded-2.jsonl"
+        ).read_bytes()
     memory = psutil.virtual_memory().total
     print(
         json.dumps(
@@ -302,6 +421,7 @@ def main(argv: list[str] | None = None) -> None:
                 },
                 "sizes": results,
                 "parse": parse,
+                "link": link,
             }
         )
     )
