@@ -23,6 +23,7 @@ are byte for byte those of :func:`kelm.graph.build.build_index`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,8 @@ def parse_partition(
     pdir = Path(work) / f"p{pidx:05d}"
     pdir.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {}
-    with reading_range(Path(path), start, end):
+    whole = start == 0 and end == Path(path).stat().st_size  # e.g. a gzip file: read as usual
+    with contextlib.nullcontext() if whole else reading_range(Path(path), start, end):
         if opts.format == "rdf":
             from kelm.graph.sources.ntriples import parse_ntriples
 

@@ -90,6 +90,13 @@ def test_conceptnet_equals_single_process(tmp_path, client):
     assert_same(single, dist)
 
 
+def test_gzip_input_is_one_partition(tmp_path, client):
+    inputs = [FIXTURES / "conceptnet" / "good.csv.gz", FIXTURES / "conceptnet" / "malformed.csv"]
+    single, dist = both(tmp_path, client, inputs)
+    assert_same(single, dist)
+    assert single.manifest["counts"]["edges"] > 0
+
+
 def rdf_lines(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     lines = []
