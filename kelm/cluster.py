@@ -17,6 +17,7 @@ Dask is an optional dependency (``pip install 'kelm[distributed]'``; SLURM also 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +73,8 @@ def dask_client(scheduler: str, *, workers: int | None = None) -> Iterator[Any]:
     if not scheduler.strip():
         raise KelmError("--scheduler is blank: give local, slurm:CONFIG or a scheduler address")
     distributed = _require("distributed", "dask[distributed]")
+    # The scheduler's and nannies' start/stop chatter is not the command's output.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     if workers is not None and workers < 1:
         raise KelmError(f"--workers must be at least 1, not {workers}")
     if scheduler == "local":
