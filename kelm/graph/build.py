@@ -292,6 +292,38 @@ def _write_index(
         files[file.name] = sha256_file(file)
 
     rel_counts = np.bincount(r, minlength=num_rel)
+    counts = {
+        "nodes": num_nodes,
+        "edges": int(t.shape[0]),
+        "relations": num_rel,
+        "lines_read": source.lines_read,
+        "triples_read": raw_edges,
+        "self_loops_dropped": self_loops,
+        "duplicates_merged": duplicates,
+        "malformed_lines": issues.total,
+        "aliases": int(alias_node.shape[0]),
+        "attributes": int(attr_node.shape[0]),
+    }
+    write_manifest(
+        staged, files, relation_names, rel_counts.tolist(), counts, options, issues, input_records
+    )
+    return counts
+
+
+def write_manifest(
+    staged: Path,
+    files: dict[str, str],
+    relation_names: list[str],
+    rel_counts: list[int],
+    counts: dict[str, int],
+    options: BuildOptions,
+    issues: LineIssues,
+    input_records: list[dict],
+    extra: dict | None = None,
+) -> None:
+    """Write ``relations.json`` and, last, the manifest (a directory without it never loads);
+    ``files`` (name -> sha256 of every array) gains ``relations.json``."""
+    num_rel = len(relation_names)
     relations = [
         {"id": i, "name": n, "inverse": False, "edges": int(rel_counts[i])}
         for i, n in enumerate(relation_names)
@@ -308,19 +340,6 @@ def _write_index(
     ]
     (staged / "relations.json").write_text(json.dumps(relations, indent=1) + "\n")
     files["relations.json"] = sha256_file(staged / "relations.json")
-
-    counts = {
-        "nodes": num_nodes,
-        "edges": int(t.shape[0]),
-        "relations": num_rel,
-        "lines_read": source.lines_read,
-        "triples_read": raw_edges,
-        "self_loops_dropped": self_loops,
-        "duplicates_merged": duplicates,
-        "malformed_lines": issues.total,
-        "aliases": int(alias_node.shape[0]),
-        "attributes": int(attr_node.shape[0]),
-    }
     manifest = {
         "kind": "kelm-graph-index",
         "format_version": FORMAT_VERSION,
@@ -332,10 +351,9 @@ def _write_index(
         "malformed": issues.to_dict(),
         "files": files,
         "checksum": content_checksum(files),
+        **(extra or {}),
     }
-    # The manifest is written last: a directory without it never loads.
     write_json(staged / MANIFEST, manifest)
-    return counts
 
 
 def _relation_vocabulary(rels: pa.ChunkedArray, preferred: list[str] | None) -> list[str]:

@@ -292,10 +292,43 @@ def ground_file(
     Raises:
         KelmError: missing or unsupported graph, malformed QA file, unusable pipeline.
     """
+    start = time.perf_counter()
+    prepared = prepare_grounding(graph, qa_file, out, options, pipeline, cache_dir, start)
+    if isinstance(prepared, GroundReport):
+        return prepared
+    graph_index, linker, rows, manifest = prepared
+    out = Path(out)
+    check_output_file(out)  # a file kelm cannot write is refused before the work
+    partial, partial_manifest = partial_paths(out)
+    done = resume_point(partial, partial_manifest, manifest, rows)
+    writer = GroundedWriter(partial, linker.names)
+    try:
+        with _progress(len(rows), done, progress) as bar:
+            for chunk, groundings in _ground_chunks(
+                linker, rows, done, batch_size, processes, graph_index.path, cache_dir, pipeline
+            ):
+                writer.write(chunk, groundings)
+                bar.update(len(chunk))
+    finally:
+        writer.close()
+    publish(out, partial, partial_manifest, manifest)
+    return GroundReport(out, len(rows), done, False, *count_empty(out), time.perf_counter() - start)
+
+
+def prepare_grounding(
+    graph: str | Path | GraphIndex,
+    qa_file: str | Path | Sequence[QAItem],
+    out: str | Path,
+    options: LinkerOptions | None,
+    pipeline: str | None,
+    cache_dir: str | Path | None,
+    start: float,
+) -> GroundReport | tuple[GraphIndex, StatementLinker, list[tuple[QAItem, Any]], dict[str, Any]]:
+    """What every grounding of a QA file starts with: the graph, the linker, the statements
+    and the manifest (the output's key); or the report of an output that is reused as it is."""
     from kelm.data.qa import read_qa
     from kelm.graph.index import GraphIndex
 
-    start = time.perf_counter()
     if options is None:
         options = LinkerOptions(lemmas="pipeline" if pipeline else "lookup")
     graph_index = graph if isinstance(graph, GraphIndex) else GraphIndex.load(graph)
@@ -332,21 +365,7 @@ def ground_file(
         return GroundReport(
             out, len(rows), len(rows), True, *count_empty(out), time.perf_counter() - start
         )
-    check_output_file(out)  # a file kelm cannot write is refused before the work
-    partial, partial_manifest = partial_paths(out)
-    done = resume_point(partial, partial_manifest, manifest, rows)
-    writer = GroundedWriter(partial, linker.names)
-    try:
-        with _progress(len(rows), done, progress) as bar:
-            for chunk, groundings in _ground_chunks(
-                linker, rows, done, batch_size, processes, graph_index.path, cache_dir, pipeline
-            ):
-                writer.write(chunk, groundings)
-                bar.update(len(chunk))
-    finally:
-        writer.close()
-    publish(out, partial, partial_manifest, manifest)
-    return GroundReport(out, len(rows), done, False, *count_empty(out), time.perf_counter() - start)
+    return graph_index, linker, rows, manifest
 
 
 def linker_key(options: LinkerOptions, pipeline: str | None) -> dict[str, Any]:

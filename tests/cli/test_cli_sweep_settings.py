@@ -21,6 +21,7 @@ FLAG_BASES = {
     "retrieve": f"retrieve -g {{graph}} --grounded {{grounded}} -o {{d}}/r --scorer none {Q}",
     "embed-kg": f"embed-kg -g {{graph}} -o {{d}}/k --epochs 1 --dim 4 {Q}",
     "ground": f"ground -g {{graph}} --qa {{qa}} -o {{d}}/o.jsonl {Q}",
+    "graph-build": f"graph build -f tsv {{graph}}/manifest.json -o {{d}}/g {Q}",
     "evaluate": f"evaluate --qa {{qa}} -m {{run}} -o {{d}}/ev {Q}",
     # the checks come before the model is loaded: it is never read
     "zero-shot": f"evaluate --zero-shot --qa {{qa}} --lm {{d}}/no-model -o {{d}}/ev {Q}",
@@ -53,6 +54,10 @@ FLAGS: dict[tuple[str, str], tuple[list[str], list[str]]] = {
     ("embed-kg", "--reg"): (["nan", "inf", "-1"], []),
     ("ground", "--processes"): (["0", "-1"], [HUGE]),
     ("ground", "--batch-size"): (["0"], []),
+    ("ground", "--partition-size"): (["0", "-1"], []),
+    ("ground", "--workers"): (["0", "-1"], []),
+    ("graph-build", "--workers"): (["0", "-1"], []),
+    ("graph-build", "--partition-mb"): (["0", "-1"], []),
     ("evaluate", "--batch-size"): (["0", "-1"], [HUGE]),
     ("zero-shot", "--shots"): (["-1"], []),
     ("zero-shot", "--max-length"): (["0", "1"], []),

@@ -11,7 +11,7 @@ import pytest
 from kelm.errors import InputError
 from kelm.graph.build import build_index
 from kelm.graph.index import GraphIndex
-from kelm.graph.sources import rdf
+from kelm.graph.sources import rdf, rdf_terms
 from kelm.graph.sources.base import BuildOptions, LineIssues
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rdf"
@@ -250,7 +250,7 @@ def test_wrong_format_raises(tmp_path):
 
 
 def test_wrong_format_gives_up_early(tmp_path, monkeypatch):
-    monkeypatch.setattr(rdf, "GIVE_UP_AFTER", 10)
+    monkeypatch.setattr(rdf_terms, "GIVE_UP_AFTER", 10)
     bad = tmp_path / "big.nt"
     bad.write_text("not rdf at all\n" * 50 + f"<{EX}a> <{EX}p> <{EX}b> .\n")
     issues = LineIssues()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import contextlib
+import contextvars
 import gzip
 import hashlib
 import os
@@ -117,6 +118,88 @@ class Block:
         return self.lines[np.asarray(rows, dtype=np.int64)] + (self.first_line - 1)
 
 
+#: The byte range ``(start, end)`` of a file that a reader called in this context reads instead
+#: of the whole file (set by :func:`reading_range` for one partition of a distributed build).
+_RANGE: contextvars.ContextVar[tuple[str, int, int] | None] = contextvars.ContextVar(
+    "kelm_block_range", default=None
+)
+
+
+@contextlib.contextmanager
+def reading_range(path: Path, start: int, end: int):
+    """Make readers called in this context read only bytes ``[start, end)`` of ``path``.
+
+    Both ends must be line starts (see :func:`line_ranges`); the readers then see a file of
+    whole lines, numbered from 1 at ``start``. Only plain (not gzip) files can be cut.
+    """
+    token = _RANGE.set((str(Path(path).resolve()), int(start), int(end)))
+    try:
+        yield
+    finally:
+        _RANGE.reset(token)
+
+
+def is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def line_ranges(path: Path, target_bytes: int) -> list[tuple[int, int]]:
+    """Cut a plain file into byte ranges of about ``target_bytes`` that start at line starts.
+
+    Each cut is moved forward to just after the next newline, so every line lies in exactly
+    one range; a gzip file is one range (it cannot be read from the middle).
+    """
+    size = Path(path).stat().st_size
+    if size == 0:
+        return []
+    if is_gzip(path):
+        return [(0, size)]
+    cuts = [0]
+    with open(path, "rb") as fh:
+        pos = target_bytes
+        while pos < size:
+            fh.seek(pos)
+            while True:  # the next newline at or after pos (lines may be longer than a read)
+                chunk = fh.read(1 << 16)
+                if not chunk:
+                    pos = size
+                    break
+                hit = chunk.find(b"\n")
+                if hit >= 0:
+                    pos += hit + 1
+                    break
+                pos += len(chunk)
+            if pos >= size:
+                break
+            cuts.append(pos)
+            pos += target_bytes
+    cuts.append(size)
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+class _Window:
+    """A read-only file object over bytes ``[start, end)`` of a file."""
+
+    def __init__(self, path: Path, start: int, end: int) -> None:
+        self.fh = open(path, "rb", buffering=0)  # noqa: SIM115 -- closed by __exit__
+        self.fh.seek(start)
+        self.left = end - start
+
+    def readinto(self, view) -> int:
+        if self.left <= 0:
+            return 0
+        n = self.fh.readinto(view[: min(len(view), self.left)])
+        self.left -= n or 0
+        return n or 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.fh.close()
+
+
 def open_binary(path: Path):
     """Open plain or gzip input (by magic bytes, not by name)."""
     with open(path, "rb") as fh:
@@ -130,11 +213,25 @@ def iter_raw_blocks(path: Path, block_bytes: int | None = None) -> Iterator[memo
     """Yield blocks of whole lines, read straight into fresh buffers (no concatenation)."""
     block_bytes = block_bytes or BLOCK_BYTES
     rest = b""
-    hasher = _HASHERS.get(str(Path(path).resolve()))
+    key = str(Path(path).resolve())
+    hasher = _HASHERS.get(key)
     if hasher is not None and (hasher.seen or hasher.complete):
         hasher = None  # read twice by one build: the first pass already hashed it
+    window = _RANGE.get()
+    if window is not None and window[0] != key:
+        window = None
+    if window is not None:
+        hasher = None  # a part of the file: its digest is not the file's
+
+        def opener():
+            return _Window(path, window[1], window[2])
+    else:
+
+        def opener():
+            return open_binary(path)
+
     try:
-        with open_binary(path) as fh:
+        with opener() as fh:
             while True:
                 # np.empty: an uninitialised buffer (a bytearray would be zero-filled first)
                 buf = np.empty(len(rest) + block_bytes, dtype=np.uint8)
@@ -320,18 +417,44 @@ def read_blocks(
     so the report (and ``--strict``'s first error) does not depend on thread timing. At most
     ``2 * threads`` blocks are in flight: memory stays bounded however large the file.
     """
+
+    def work(raw, local: LineIssues) -> tuple[object, int]:
+        block = parse_block(path, raw, columns, min_columns, include)
+        for line, reason in block.rejected:
+            local.add(path, line, reason)
+        return transform(block, local), block.n_lines
+
+    return map_raw_blocks(
+        path, work, issues, threads=threads, block_bytes=block_bytes, progress=progress
+    )
+
+
+def map_raw_blocks(
+    path: Path,
+    work: Callable[[memoryview, LineIssues], tuple[object, int]],
+    issues: LineIssues,
+    *,
+    threads: int | None = None,
+    block_bytes: int | None = None,
+    progress: bool = False,
+    on_merged: Callable[[object, LineIssues, int], None] | None = None,
+) -> list:
+    """Run ``work(raw, local_issues) -> (result, n_lines)`` on every block of whole lines of
+    ``path`` on a thread pool; return the results in file order.
+
+    Issues found in a block (lines numbered from 1 in it) are merged into ``issues`` in file
+    order, shifted to file lines. ``on_merged(result, local, line_offset)``, if given, is
+    called on the main thread before each block is merged (it may raise to stop reading).
+    """
     threads = threads or min(4, os.cpu_count() or 1)
     results: list = []
     bar = _progress(path, progress)
 
-    def work(raw):
+    def run(raw):
         local = LineIssues(strict=False, keep=10_000)
-        block = parse_block(path, raw, columns, min_columns, include)
-        for line, reason in block.rejected:
-            local.add(path, line, reason)
-        result = transform(block, local)
+        result, n_lines = work(raw, local)
         local.first.sort(key=lambda issue: issue.line or 0)
-        return result, local, block.n_lines, len(raw)
+        return result, local, n_lines, len(raw)
 
     line_offset = 0
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool, _closing(bar):
@@ -340,6 +463,8 @@ def read_blocks(
         def drain_one() -> None:
             nonlocal line_offset
             result, local, n_lines, size = pending.popleft().result()
+            if on_merged is not None:
+                on_merged(result, local, line_offset)
             issues.merge(local, line_offset=line_offset)
             line_offset += n_lines
             results.append(result)
@@ -347,7 +472,7 @@ def read_blocks(
                 bar.update(size)
 
         for raw in iter_raw_blocks(path, block_bytes):
-            pending.append(pool.submit(work, raw))
+            pending.append(pool.submit(run, raw))
             while len(pending) >= 2 * threads:
                 drain_one()
         while pending:

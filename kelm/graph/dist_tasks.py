@@ -1,0 +1,451 @@
+"""The tasks of a distributed graph build (:mod:`kelm.graph.distributed`), run on Dask workers.
+
+Every task reads its inputs from, and writes its outputs to, the build's work directory (a
+shared file system on a cluster) and returns a small summary; nothing large travels through
+the scheduler. The stages and their files (``P`` input partitions, ``B`` node buckets: ranges
+of the sorted node names, so bucket ``b`` holds node ids ``offsets[b] .. offsets[b+1]-1``):
+
+1. :func:`parse_partition` -- ``p<P>/triples``, its metadata tables and ``p<P>/names`` (the
+   partition's distinct node names, sorted);
+2. :func:`bucket_vocabulary` -- ``vocab.b<B>``: the distinct names of a bucket over all
+   partitions, sorted (the node vocabulary is their concatenation);
+3. :func:`encode_partition` -- ``p<P>/edges.b<B>``: the partition's edges as ids, split by the
+   head's bucket (and metadata split by the node's bucket);
+4. :func:`out_bucket` -- one bucket's out-CSR pieces (sorted by head, relation, tail,
+   duplicates merged), and ``in/b<B>.c<C>``: its edges split by the tail's bucket;
+5. :func:`in_bucket` -- one bucket's in-CSR pieces;
+6. :func:`meta_bucket` -- one bucket's node names, labels, texts, aliases and attributes;
+7. :func:`assemble` -- one index file from its pieces, written into the staged index.
+
+Each step is the single-process build's own rule applied to a range of nodes, so the arrays
+are byte for byte those of :func:`kelm.graph.build.build_index`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.feather as feather
+
+from kelm._io import sha256_file
+from kelm.graph.sources._blocks import reading_range
+from kelm.graph.sources.base import TRIPLE_SCHEMA, BuildOptions, LineIssues
+from kelm.graph.strings import StringColumn
+
+SAMPLE = 256  # names per partition offered for choosing the bucket boundaries
+_STR = pa.large_string()
+
+
+def _write(path: Path, table: pa.Table) -> None:
+    feather.write_feather(table, str(path), compression="uncompressed")
+
+
+def _read(path: Path) -> pa.Table:
+    return feather.read_table(str(path), memory_map=True)
+
+
+def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
+
+
+_META = {
+    "labels": pa.schema(
+        [("node", _STR), ("rank", pa.int8()), ("seq", pa.int64()), ("label", _STR)]
+    ),
+    "texts": pa.schema([("node", _STR), ("rank", pa.int8()), ("seq", pa.int64()), ("text", _STR)]),
+    "aliases": pa.schema([("node", _STR), ("alias", _STR)]),
+    "attributes": pa.schema([("node", _STR), ("key", _STR), ("value", _STR)]),
+}
+
+
+# ---------------------------------------------------------------------- 1. parse
+def parse_partition(
+    path: str, start: int, end: int, pidx: int, options: dict[str, Any], work: str
+) -> dict[str, Any]:
+    """Parse bytes ``[start, end)`` of ``path``; write its tables, return counts and issues."""
+    from kelm.graph.build import get_source
+
+    opts = BuildOptions(**options)
+    issues = LineIssues(strict=False, keep=5)
+    pdir = Path(work) / f"p{pidx:05d}"
+    pdir.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {}
+    whole = start == 0 and end == Path(path).stat().st_size  # e.g. a gzip file: read as usual
+    with contextlib.nullcontext() if whole else reading_range(Path(path), start, end):
+        if opts.format == "rdf":
+            from kelm.graph.sources.ntriples import parse_ntriples
+
+            part = parse_ntriples(Path(path), opts, issues, seq_base=pidx << 40, threads=1)
+            tables = {
+                "triples": part.edges,
+                "labels": part.labels,
+                "texts": part.texts,
+                "aliases": part.aliases,
+                "attributes": part.attributes,
+            }
+            nodes = part.nodes
+            lines_read = part.lines_read
+            summary.update(
+                predicates=sorted(part.predicates),
+                statements=part.statements,
+                malformed=part.malformed,
+                lead_malformed=part.lead_malformed,
+                first_issue=part.first_issue,
+            )
+        else:
+            out = get_source(opts.format)(Path(path), opts, issues)
+            tables = {"triples": out.triples}
+            nodes = out.nodes
+            lines_read = out.lines_read
+            summary["relation_order"] = out.relation_order
+    triples = _concat(tables.pop("triples"), TRIPLE_SCHEMA)
+    _write(pdir / "triples", triples)
+    for name, parts in tables.items():
+        if parts:
+            _write(pdir / name, _concat(parts, _META[name]))
+    chunks = [c for col in (triples["head"], triples["tail"]) for c in col.chunks]
+    chunks += [a.cast(pa.string()) for a in nodes]
+    names = pc.unique(pa.chunked_array(chunks, type=pa.string()).combine_chunks())
+    names = names.drop_null() if names.null_count else names
+    names = names.take(pc.sort_indices(names))
+    _write(pdir / "names", pa.table({"name": names}))
+    step = max(1, len(names) // SAMPLE)
+    summary.update(
+        lines_read=lines_read,
+        issues=issues.to_dict(),
+        relations=sorted(set(pc.unique(triples["relation"]).to_pylist()) - {None}),
+        triples=triples.num_rows,
+        has_nodes=bool(sum(len(a) for a in nodes)),
+        names=len(names),
+        sample=names[::step].to_pylist(),
+    )
+    return summary
+
+
+# ---------------------------------------------------------------------- 2. vocabulary
+def _bisect(names: pa.Array, key: str | None, default: int) -> int:
+    """First position in sorted ``names`` whose value is >= ``key`` (byte order)."""
+    if key is None:
+        return default
+    lo, hi = 0, len(names)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if names[mid].as_py() < key:  # str order is code point order: UTF-8 byte order
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _bucket_slice(names: pa.Array, bounds: list[str | None], b: int) -> pa.Array:
+    lo = _bisect(names, bounds[b], 0)
+    hi = _bisect(names, bounds[b + 1], len(names))
+    return names[lo:hi]
+
+
+def _names(work: Path, pidx: int) -> pa.Array:
+    return _read(work / f"p{pidx:05d}" / "names")["name"].combine_chunks()
+
+
+def bucket_vocabulary(work: str, b: int, bounds: list[str | None], partitions: int) -> int:
+    """Write bucket ``b``'s sorted distinct names; return how many there are."""
+    root = Path(work)
+    parts = [_bucket_slice(_names(root, p), bounds, b) for p in range(partitions)]
+    parts = [p for p in parts if len(p)]
+    names = pc.unique(pa.chunked_array(parts, type=pa.string()).combine_chunks())
+    names = names.take(pc.sort_indices(names))
+    _write(root / f"vocab.b{b:05d}", pa.table({"name": names}))
+    return len(names)
+
+
+# ---------------------------------------------------------------------- 3. encode
+def _bucket_of(ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    return np.searchsorted(offsets, ids, side="right") - 1
+
+
+def encode_partition(
+    work: str,
+    pidx: int,
+    file_index: int,
+    bounds: list[str | None],
+    offsets: list[int],
+    relations: list[str],
+    rename: dict[str, str] | None,
+    keep_self_loops: bool,
+) -> dict[str, int]:
+    """Map a partition's names and relations to ids and split its rows by node bucket."""
+    root = Path(work)
+    pdir = root / f"p{pidx:05d}"
+    starts = np.asarray(offsets, dtype=np.int64)
+    names = _names(root, pidx)
+    pieces = []
+    for b in range(len(bounds) - 1):
+        part = _bucket_slice(names, bounds, b)
+        if len(part):
+            vocab = _read(root / f"vocab.b{b:05d}")["name"]
+            local = pc.index_in(part, value_set=vocab).to_numpy(zero_copy_only=False)
+            pieces.append(local.astype(np.int64) + starts[b])
+    ids = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+
+    def node_ids(column: pa.ChunkedArray) -> np.ndarray:
+        found = pc.index_in(column, value_set=names)
+        return ids[np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)]
+
+    triples = _read(pdir / "triples")
+    relation = triples["relation"]
+    if rename is not None:
+        relation = _rename(relation, rename)
+    r = np.asarray(
+        pc.index_in(relation, value_set=pa.array(relations, pa.string())).to_numpy(
+            zero_copy_only=False
+        ),
+        dtype=np.int64,
+    )
+    h, t = node_ids(triples["head"]), node_ids(triples["tail"])
+    w = triples["weight"].fill_null(1.0).to_numpy().astype(np.float32)
+    raw = int(h.shape[0])
+    if not keep_self_loops:
+        keep = h != t
+        h, r, t, w = h[keep], r[keep], t[keep], w[keep]
+    _split_write(pdir, "edges", pa.table({"h": h, "r": r, "t": t, "w": w}), h, starts)
+
+    for name in ("labels", "texts", "aliases", "attributes"):
+        file = pdir / name
+        if not file.exists():
+            continue
+        table = _read(file)
+        found = pc.index_in(table["node"], value_set=names)
+        table = table.filter(pc.is_valid(found))
+        node = ids[np.asarray(pc.drop_null(found).to_numpy(), dtype=np.int64)]
+        table = table.drop_columns(["node"]).add_column(0, "id", pa.array(node))
+        if name in ("labels", "texts"):
+            table = table.append_column("file", pa.array(np.full(len(node), file_index)))
+        if name == "attributes" and rename is not None:
+            table = table.set_column(
+                table.schema.get_field_index("key"), "key", _rename(table["key"], rename)
+            )
+        _split_write(pdir, name, table, node, starts)
+    return {"raw": raw, "self_loops": raw - int(h.shape[0])}
+
+
+def _rename(column: pa.ChunkedArray, rename: dict[str, str]) -> pa.Array:
+    full = pa.array(sorted(rename), pa.string())
+    short = pa.array([rename[k] for k in sorted(rename)], pa.string())
+    return short.take(pc.index_in(column, value_set=full))
+
+
+def _split_write(pdir: Path, name: str, table: pa.Table, ids: np.ndarray, starts: np.ndarray):
+    """Write ``table``'s rows by the bucket of ``ids``, each bucket keeping the row order."""
+    bucket = _bucket_of(ids, starts)
+    order = np.argsort(bucket, kind="stable")
+    bounds = np.searchsorted(bucket[order], np.arange(len(starts) + 1))
+    for b in range(len(starts)):
+        lo, hi = int(bounds[b]), int(bounds[b + 1])
+        if hi > lo:
+            _write(pdir / f"{name}.b{b:05d}", table.take(pa.array(order[lo:hi])))
+
+
+def _gather(root: Path, partitions: int, name: str, b: int) -> list[pa.Table]:
+    files = [root / f"p{p:05d}" / f"{name}.b{b:05d}" for p in range(partitions)]
+    return [_read(f) for f in files if f.exists()]
+
+
+def _save(root: Path, name: str, b: int, array: np.ndarray) -> None:
+    np.save(
+        root / "pieces" / f"{name}.b{b:05d}.npy", np.ascontiguousarray(array), allow_pickle=False
+    )
+
+
+def _indptr(local_ids: np.ndarray, n: int) -> np.ndarray:
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(local_ids, minlength=n), out=indptr[1:])
+    return indptr
+
+
+# ---------------------------------------------------------------------- 4. out-CSR
+def out_bucket(
+    work: str,
+    b: int,
+    partitions: int,
+    offsets: list[int],
+    num_rel: int,
+    keep_duplicates: bool,
+) -> dict[str, Any]:
+    """Sort bucket ``b``'s edges by (head, relation, tail), merge duplicates (largest weight),
+    write its out-CSR pieces and its edges split by the tail's bucket."""
+    root = Path(work)
+    starts = np.asarray(offsets[:-1], dtype=np.int64)
+    lo, n = offsets[b], offsets[b + 1] - offsets[b]
+    tables = _gather(root, partitions, "edges", b)
+    schema = pa.schema(
+        [("h", pa.int64()), ("r", pa.int64()), ("t", pa.int64()), ("w", pa.float32())]
+    )
+    edges = _concat(tables, schema)
+    h = edges["h"].to_numpy() - lo
+    r, t, w = edges["r"].to_numpy(), edges["t"].to_numpy(), edges["w"].to_numpy()
+    del edges, tables
+    order = np.lexsort((t, r, h))  # stable: duplicates keep their input order
+    h, r, t, w = h[order], r[order], t[order], w[order]
+    duplicates = 0
+    if not keep_duplicates and h.size:
+        first = np.ones(h.shape[0], dtype=bool)
+        first[1:] = (h[1:] != h[:-1]) | (r[1:] != r[:-1]) | (t[1:] != t[:-1])
+        keep = np.flatnonzero(first)
+        w = np.maximum.reduceat(w, keep)
+        duplicates = int(h.shape[0] - keep.shape[0])
+        h, r, t = h[keep], r[keep], t[keep]
+    _save(root, "out.indptr", b, _indptr(h, n))
+    _save(root, "out.indices", b, t.astype(np.int32))
+    _save(root, "out.type", b, r.astype(np.int32))
+    _save(root, "out.weight", b, w.astype(np.float32))
+    rel_counts = np.bincount(r, minlength=num_rel)
+    in_dir = root / "in"
+    in_dir.mkdir(exist_ok=True)
+    local_edge = np.arange(h.shape[0], dtype=np.int64)
+    table = pa.table({"t": t, "r": r, "h": h + lo, "w": w, "e": local_edge})
+    bucket = _bucket_of(t, starts)
+    order = np.argsort(bucket, kind="stable")
+    cut = np.searchsorted(bucket[order], np.arange(len(starts) + 1))
+    for c in range(len(starts)):
+        a, z = int(cut[c]), int(cut[c + 1])
+        if z > a:
+            _write(in_dir / f"b{b:05d}.c{c:05d}", table.take(pa.array(order[a:z])))
+    return {"edges": int(h.shape[0]), "duplicates": duplicates, "rel_counts": rel_counts.tolist()}
+
+
+# ---------------------------------------------------------------------- 5. in-CSR
+def in_bucket(work: str, c: int, offsets: list[int], edge_offsets: list[int], num_rel: int) -> int:
+    """Bucket ``c``'s in-CSR: its edges by (tail, relation), heads ascending in each group."""
+    root = Path(work)
+    lo, n = offsets[c], offsets[c + 1] - offsets[c]
+    parts = []
+    for b in range(len(offsets) - 1):
+        file = root / "in" / f"b{b:05d}.c{c:05d}"
+        if file.exists():
+            table = _read(file)
+            e = pc.add(table["e"], pa.scalar(edge_offsets[b], pa.int64()))
+            parts.append(table.set_column(table.schema.get_field_index("e"), "e", e))
+    schema = pa.schema(
+        [
+            ("t", pa.int64()),
+            ("r", pa.int64()),
+            ("h", pa.int64()),
+            ("w", pa.float32()),
+            ("e", pa.int64()),
+        ]
+    )
+    table = _concat(parts, schema)
+    t = table["t"].to_numpy() - lo
+    r = table["r"].to_numpy()
+    order = np.argsort(t * num_rel + r, kind="stable")  # edges come in out order
+    _save(root, "in.indptr", c, _indptr(t[order], n))
+    _save(root, "in.indices", c, table["h"].to_numpy()[order].astype(np.int32))
+    _save(root, "in.type", c, r[order].astype(np.int32))
+    _save(root, "in.weight", c, table["w"].to_numpy()[order].astype(np.float32))
+    _save(root, "in.edge", c, table["e"].to_numpy()[order].astype(np.int64))
+    return int(order.shape[0])
+
+
+# ---------------------------------------------------------------------- 6. node metadata
+def meta_bucket(work: str, b: int, partitions: int, offsets: list[int]) -> dict[str, int]:
+    """Bucket ``b``'s names, labels and texts (one per node: per file the lowest rank, then
+    the first in the file; the first file's wins), aliases and attributes (distinct rows
+    sorted by node, then value)."""
+    root = Path(work)
+    lo, n = offsets[b], offsets[b + 1] - offsets[b]
+    names = _read(root / f"vocab.b{b:05d}")["name"]
+    _save_strings(root, "nodes.name", b, StringColumn.from_arrow(names))
+    for name, field in (("labels", "label"), ("texts", "text")):
+        tables = _gather(root, partitions, name, b)
+        values = pa.nulls(n, _STR)
+        if tables:
+            table = pa.concat_tables(tables).sort_by(
+                [
+                    ("id", "ascending"),
+                    ("file", "ascending"),
+                    ("rank", "ascending"),
+                    ("seq", "ascending"),
+                ]
+            )
+            ids = table["id"].to_numpy() - lo
+            first = np.ones(ids.shape[0], dtype=bool)
+            first[1:] = ids[1:] != ids[:-1]
+            index = np.full(n, -1, dtype=np.int64)
+            index[ids[first]] = np.flatnonzero(first)
+            values = table[field].take(pa.array(index, mask=index < 0))
+        column = StringColumn.from_arrow(values.cast(_STR).fill_null(""))
+        _save_strings(root, f"nodes.{field}", b, column)
+    counts = {}
+    for name, prefix, fields in (
+        ("aliases", "aliases", ["alias"]),
+        ("attributes", "attrs", ["key", "value"]),
+    ):
+        schema = pa.schema([("id", pa.int64())] + [(f, _STR) for f in fields])
+        table = _concat(_gather(root, partitions, name, b), schema)
+        table = table.group_by(schema.names, use_threads=False).aggregate([])
+        table = table.sort_by([("id", "ascending")] + [(f, "ascending") for f in fields])
+        _save(root, f"{prefix}.node", b, table["id"].to_numpy().astype(np.int64))
+        for f in fields:
+            _save_strings(root, f"{prefix}.{f}", b, StringColumn.from_arrow(table[f]))
+        counts[name] = table.num_rows
+    return counts
+
+
+def _save_strings(root: Path, name: str, b: int, column: StringColumn) -> None:
+    _save(root, f"{name}.data", b, column.data)
+    _save(root, f"{name}.offsets", b, column.offsets)
+
+
+# ---------------------------------------------------------------------- 7. assemble
+def assemble(work: str, staged: str, name: str, buckets: int) -> str:
+    """Write index file ``name`` (e.g. ``out.indptr.npy``) from its bucket pieces; return its
+    sha256. Pointer arrays (``indptr``, string ``offsets``) are rebased piece by piece."""
+    from numpy.lib.format import open_memmap
+
+    stem = name[: -len(".npy")]
+    files = [Path(work) / "pieces" / f"{stem}.b{b:05d}.npy" for b in range(buckets)]
+    pieces = [np.load(f, mmap_mode="r", allow_pickle=False) for f in files]
+    pointer = stem.endswith(("indptr", "offsets"))
+    if pointer:
+        total = sum(int(p.shape[0]) - 1 for p in pieces) + 1
+    else:
+        total = sum(int(p.shape[0]) for p in pieces)
+    dtype = pieces[0].dtype
+    target = Path(staged) / name
+    if total == 0:
+        np.save(target, np.zeros(0, dtype), allow_pickle=False)
+        return sha256_file(target)
+    out = open_memmap(target, mode="w+", dtype=dtype, shape=(total,))
+    at, base = 0, 0
+    for piece in pieces:
+        if pointer:
+            body = piece[:-1]
+            out[at : at + body.shape[0]] = body + base
+            at += body.shape[0]
+            base += int(piece[-1])
+        else:
+            out[at : at + piece.shape[0]] = piece
+            at += piece.shape[0]
+    if pointer:
+        out[at] = base
+    out.flush()
+    del out
+    return sha256_file(target)
+
+
+def input_record(path: str) -> dict[str, Any]:
+    from kelm.graph.build import _input_record
+
+    return _input_record(Path(path))
+
+
+def options_dict(options: BuildOptions) -> dict[str, Any]:
+    return dataclasses.asdict(options)

@@ -1,0 +1,166 @@
+"""Distributed builds on a Dask LocalCluster equal the single-process build, file for file."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from kelm.errors import InputError, KelmError
+from kelm.graph.build import build_index
+from kelm.graph.index import GraphIndex
+from kelm.graph.sources.base import BuildOptions
+
+distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+WD = "http://www.wikidata.org/entity/"
+WDT = "http://www.wikidata.org/prop/direct/"
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+SKOS = "http://www.w3.org/2004/02/skos/core#"
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    )
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+def both(tmp_path: Path, client, inputs: list[Path], **kw) -> tuple[GraphIndex, GraphIndex]:
+    from kelm.graph.distributed import build_index_distributed
+
+    options = BuildOptions(**kw)
+    build_index(inputs, tmp_path / "single", options, progress=False)
+    build_index_distributed(
+        inputs, tmp_path / "dist", options, client=client, partition_bytes=700, buckets=3
+    )
+    return GraphIndex.load(tmp_path / "single"), GraphIndex.load(tmp_path / "dist")
+
+
+def assert_same(single: GraphIndex, dist: GraphIndex) -> None:
+    a, b = single.manifest, dist.manifest
+    assert b["distributed"]["partitions"] > 1
+    assert {k for k in a["files"] if a["files"][k] != b["files"][k]} == set()
+    assert a["checksum"] == b["checksum"]
+    for key in ("counts", "malformed", "inputs", "options"):
+        assert a[key] == b[key], key
+
+
+def tsv_lines(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        h, t = f"node {rng.randrange(60)}", f"Node-é{rng.randrange(60)}"
+        row = [h, f"rel{rng.randrange(5)}", t if i % 17 else h]  # some self loops
+        if i % 3:
+            row.append(str(rng.choice([0.5, 1, 2.25])))
+        lines.append("\t".join(row))
+        if i % 41 == 0:
+            lines.append("only\ttwo")  # malformed
+    return lines
+
+
+def test_tsv_equals_single_process(tmp_path, client):
+    first, second = tmp_path / "a.tsv", tmp_path / "b.tsv"
+    first.write_text("\n".join(tsv_lines(400, 1)) + "\n")
+    second.write_text("\n".join(tsv_lines(300, 2)) + "\n")
+    single, dist = both(tmp_path, client, [first, second], format="tsv")
+    assert single.manifest["counts"]["duplicates_merged"] > 0
+    assert single.manifest["counts"]["self_loops_dropped"] > 0
+    assert single.manifest["malformed"]["total"] > 5
+    assert_same(single, dist)
+
+
+def test_keep_duplicates_and_self_loops(tmp_path, client):
+    path = tmp_path / "a.tsv"
+    path.write_text("\n".join(tsv_lines(300, 3)) + "\n")
+    single, dist = both(
+        tmp_path, client, [path], format="tsv", keep_duplicates=True, keep_self_loops=True
+    )
+    assert_same(single, dist)
+
+
+def test_conceptnet_equals_single_process(tmp_path, client):
+    single, dist = both(tmp_path, client, [FIXTURES / "conceptnet" / "malformed.csv"])
+    assert_same(single, dist)
+
+
+def test_gzip_input_is_one_partition(tmp_path, client):
+    inputs = [FIXTURES / "conceptnet" / "good.csv.gz", FIXTURES / "conceptnet" / "malformed.csv"]
+    single, dist = both(tmp_path, client, inputs)
+    assert_same(single, dist)
+    assert single.manifest["counts"]["edges"] > 0
+
+
+def rdf_lines(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    lines = []
+    for i in range(n):
+        s = f"<{WD}Q{rng.randrange(40)}>"
+        kind = i % 9
+        if kind < 4:
+            lines.append(f"{s} <{WDT}P{rng.randrange(4)}> <{WD}Q{rng.randrange(40)}> .")
+        elif kind == 4:
+            lang = rng.choice(["en", "de", "fr", ""])
+            pred = rng.choice([RDFS + "label", SKOS + "prefLabel", SKOS + "altLabel"])
+            tag = f"@{lang}" if lang else ""
+            lines.append(f'{s} <{pred}> "Label {i}  X"{tag} .')
+        elif kind == 5:
+            lines.append(f'{s} <{RDFS}comment> "text \\"{i}\\""@en .')
+        elif kind == 6:
+            lines.append(f'{s} <http://schema.org/P{i % 3}> "{i}" .')
+        elif kind == 7:
+            lines.append(f"_:b{i % 4} <{WDT}P1> {s} .")
+        else:
+            lines.append(f"{s} <http://other.org/P{i % 2}> <{WD}Q{i % 40}> .")
+    lines.insert(50, "this is not a statement")
+    return lines
+
+
+def test_rdf_equals_single_process(tmp_path, client):
+    first, second = tmp_path / "a.nt", tmp_path / "b.nt"
+    first.write_text("\n".join(rdf_lines(500, 1)) + "\n")
+    second.write_text("\n".join(rdf_lines(300, 2)))  # no final newline
+    single, dist = both(tmp_path, client, [first, second], format="rdf")
+    counts = single.manifest["counts"]
+    assert counts["aliases"] > 0 and counts["attributes"] > 0
+    assert any(single.node_text(i) for i in range(single.num_nodes))
+    assert_same(single, dist)
+
+
+def test_strict_names_the_same_line(tmp_path, client):
+    from kelm.graph.distributed import build_index_distributed
+
+    path = tmp_path / "a.tsv"
+    path.write_text("\n".join(tsv_lines(200, 4)) + "\n")
+    options = BuildOptions(format="tsv", strict=True)
+    with pytest.raises(InputError) as single:
+        build_index([path], tmp_path / "single", options, progress=False)
+    with pytest.raises(InputError) as dist:
+        build_index_distributed(
+            [path], tmp_path / "dist", options, client=client, partition_bytes=500
+        )
+    assert str(single.value) == str(dist.value)
+    assert not (tmp_path / "dist").exists()
+    assert not list(tmp_path.glob(".dist.building-*"))
+
+
+def test_refuses_formats_it_cannot_cut(tmp_path, client):
+    from kelm.graph.distributed import build_index_distributed
+
+    with pytest.raises(KelmError, match="--scheduler builds read"):
+        build_index_distributed(
+            [FIXTURES / "wordnet"], tmp_path / "x", BuildOptions(format="wordnet"), client=client
+        )
+    with pytest.raises(KelmError, match="N-Triples only"):
+        build_index_distributed(
+            [FIXTURES / "rdf" / "people.ttl"],
+            tmp_path / "x",
+            BuildOptions(format="rdf"),
+            client=client,
+        )
