@@ -279,6 +279,8 @@ def link_text(
     """
     from kelm.linking.ground import make_nlp
 
+    # Checked here first: spaCy refuses a config with NaN in it before the factory can.
+    LinkerOptions(mode=mode, **options)
     nlp = make_nlp(pipeline)
     if len(text) > nlp.max_length:
         raise KelmError(

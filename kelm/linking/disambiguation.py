@@ -32,7 +32,8 @@ cosine ``c``, each candidate scores ::
 with cosine x 20 as its logits, so ``exp(c / T)`` is the encoder's own likelihood scale). The
 scores sum to 1 over a mention's candidates. ``w = 0`` gives the (renormalised, unsmoothed)
 prior itself, as the linker ranked before the context score existed; ``w = 1`` ranks by the
-context alone; between them it is a weighted product of the two distributions. Candidates are ranked by score, ties by prior, then node id.
+context alone; between them it is a weighted product of the two distributions. Candidates are
+ranked by score, ties by prior, then node id.
 """
 
 from __future__ import annotations
