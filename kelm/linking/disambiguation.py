@@ -14,12 +14,13 @@ is no mention: "sat" tagged ``VERB`` no longer links to Saturday. The filter run
 longest non-overlapping spans are chosen.
 
 **Context** (``context_weight > 0``): the mention's context is the text of up to
-``context_window`` tokens on each side of it, within its sentence when the doc has sentence
-boundaries, else within the doc (so a short text is one context, embedded once for all its
-mentions). The context score of a candidate is the cosine between the sentence embeddings
-(mean-pooled MiniLM, :class:`~kelm.linking.sentence_encoder.SentenceEncoder`) of the context and
-of the candidate's text (:mod:`kelm.linking.candidate_embeddings`: names and WordNet gloss with
-examples, RDF comment, or neighbour names).
+``context_window`` tokens on each side of it, within its sentence (the doc's sentences when the
+pipeline sets them, else up to the nearest ``.``, ``!`` or ``?`` token), so a sentence is one
+context, embedded once for all its mentions. The context score of a candidate is the cosine
+between the sentence embeddings (mean-pooled MiniLM,
+:class:`~kelm.linking.sentence_encoder.SentenceEncoder`) of the context and of the candidate's
+text (:mod:`kelm.linking.candidate_embeddings`: names and WordNet gloss with examples, RDF
+comment, or neighbour names).
 
 **Combination** (:func:`combine`): with the prior ``p`` renormalised over the mention's
 remaining candidates and smoothed towards uniform, ``p' = (p + b/n) / (1 + b)`` (``b`` =
@@ -69,6 +70,9 @@ PRIOR_SMOOTHING = 0.1
 #: Token limit of the encoder for contexts and candidate texts (a gloss with its examples).
 ENCODER_MAX_LENGTH = 128
 
+#: Tokens that end a sentence, for docs without sentence boundaries (a tagger alone sets none).
+SENTENCE_ENDS = frozenset({".", "!", "?", "...", "…", "。"})
+
 _SYNSET_NAME = re.compile(r"\.([nvasr])\.\d+$")
 _POS_CODES = {"n": 1, "v": 2, "a": 3, "s": 4, "r": 5}
 
@@ -112,13 +116,20 @@ def mention_pos(doc: Doc, start: int, end: int) -> str | None:
 
 
 def context_bounds(doc: Doc, start: int, end: int, window: int) -> tuple[int, int]:
-    """Token range of a mention's context: ``window`` tokens each side, within its sentence
-    when the doc has sentence boundaries."""
-    lo, hi = 0, len(doc)
+    """Token range of a mention's context: ``window`` tokens each side, within its sentence:
+    the doc's sentence when it has boundaries, else up to the nearest sentence-final
+    punctuation token on each side (what spaCy's rule-based sentencizer would split on)."""
+    lo, hi = max(0, start - window), min(len(doc), end + window)
     if doc.has_annotation("SENT_START"):
         sent = doc[start].sent
-        lo, hi = sent.start, sent.end
-    return max(lo, start - window), min(hi, end + window)
+        return max(lo, sent.start), min(hi, sent.end)
+    first = start
+    while first > lo and doc[first - 1].text not in SENTENCE_ENDS:
+        first -= 1
+    last = end
+    while last < hi and doc[last - 1].text not in SENTENCE_ENDS:
+        last += 1
+    return first, last
 
 
 def combine(priors: np.ndarray, cosines: np.ndarray | None, weight: float) -> np.ndarray:

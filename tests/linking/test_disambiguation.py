@@ -98,8 +98,16 @@ def test_context_bounds(nlp) -> None:
     doc = tagged(nlp, [f"w{i}" for i in range(40)])
     assert context_bounds(doc, 20, 21, 5) == (15, 26)
     assert context_bounds(doc, 2, 4, 5) == (0, 9)
-    sents = Doc(nlp.vocab, words=["a", "b", ".", "c", "d", "e"], sent_starts=[1, 0, 0, 1, 0, 0])
-    assert context_bounds(sents, 4, 5, 24) == (3, 6)  # within the mention's sentence
+    words = ["a", "b", ".", "c", "d", "e", "!", "f"]
+    sents = Doc(nlp.vocab, words=words, sent_starts=[1, 0, 0, 1, 0, 0, 0, 1])
+    assert context_bounds(sents, 4, 5, 24) == (3, 7)  # within the mention's sentence
+    assert context_bounds(sents, 4, 5, 1) == (3, 6)
+    # no sentence boundaries: up to the sentence-final punctuation on each side
+    plain = tagged(nlp, words)
+    assert context_bounds(plain, 4, 5, 24) == (3, 7)
+    assert context_bounds(plain, 0, 1, 24) == (0, 3)
+    assert context_bounds(plain, 7, 8, 24) == (7, 8)
+    assert context_bounds(plain, 4, 5, 1) == (3, 6)
 
 
 # ---------------------------------------------------------------------------- combination
