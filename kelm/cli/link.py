@@ -14,8 +14,8 @@ from kelm.linking.options import DEFAULT_CONTEXT_WINDOW
 PipelineOption = Annotated[
     str | None,
     typer.Option(
-        help="Installed spaCy pipeline whose lemmas to use (default: blank English with "
-        "lookup lemmas)."
+        help="Installed spaCy pipeline whose lemmas (and, entity mode, part-of-speech tags) to "
+        "use, e.g. en_core_web_sm (default: blank English with lookup lemmas)."
     ),
 ]
 
