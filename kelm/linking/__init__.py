@@ -8,6 +8,10 @@
   :mod:`kelm.linking.lemmas` (lemma source, token keys) and
   :mod:`kelm.linking.ngram_table` (the vectorised n-gram lookup), as
   :mod:`kelm.linking.options` (:class:`~kelm.linking.options.LinkerOptions`) asks.
+* :mod:`kelm.linking.disambiguation` — entity mode's ranking: part-of-speech filter, context
+  score and the rule that combines it with the prior; the candidate texts' embeddings are
+  cached by :mod:`kelm.linking.candidate_embeddings`, computed with
+  :mod:`kelm.linking.sentence_encoder` (the bundled MiniLM).
 * :mod:`kelm.linking.component` — the ``kelm_linker`` spaCy factory and its extensions.
 * :mod:`kelm.linking.ground` — grounding (question, answer) statements and QA files.
 * :mod:`kelm.linking.grounded_file` — the grounded file of a QA file: manifest, resumable

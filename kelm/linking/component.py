@@ -16,7 +16,10 @@ Results:
   non-overlapping mentions.
 * ``span._.kelm_node_ids`` / ``kelm_names`` / ``kelm_scores``: the span's nodes, best first
   (concept mode: every node whose name has the span's lemma key, score 1.0; entity mode: the
-  candidate list ranked by prior), ``span._.kelm_node_id`` / ``kelm_name``: the best one.
+  candidate list ranked by prior and context, :mod:`kelm.linking.disambiguation`),
+  ``span._.kelm_node_id`` / ``kelm_name``: the best one. Entity mode also sets
+  ``span._.kelm_priors`` (each candidate's prior) and ``span._.kelm_context`` (its context
+  cosine, ``None`` when the context is not scored).
 * ``doc._.kelm_node_ids`` / ``doc._.kelm_names``: concept mode: all nodes of all spans;
   entity mode: the best candidate of each span; sorted by node id, without repeats.
 
@@ -37,9 +40,17 @@ from spacy.util import minibatch
 
 from kelm.errors import KelmError
 from kelm.linking.linker import Linker, Mention
-from kelm.linking.options import DEFAULT_BLACKLIST, LinkerOptions
+from kelm.linking.options import DEFAULT_BLACKLIST, DEFAULT_CONTEXT_WINDOW, LinkerOptions
 
-SPAN_EXTENSIONS = ("kelm_node_ids", "kelm_names", "kelm_scores", "kelm_node_id", "kelm_name")
+SPAN_EXTENSIONS = (
+    "kelm_node_ids",
+    "kelm_names",
+    "kelm_scores",
+    "kelm_node_id",
+    "kelm_name",
+    "kelm_priors",
+    "kelm_context",
+)
 DOC_EXTENSIONS = ("kelm_node_ids", "kelm_names")
 LABELS = {"concept": "CONCEPT", "entity": "ENTITY"}
 
@@ -65,6 +76,10 @@ def register_extensions() -> None:
         "blacklist": None,
         "prune_pronouns": True,
         "priors": None,
+        "context_weight": None,
+        "context_window": DEFAULT_CONTEXT_WINDOW,
+        "pos_filter": True,
+        "encoder": None,
         "span_key": "kelm",
         "cache_dir": None,
     },
@@ -80,6 +95,10 @@ def make_kelm_linker(
     blacklist: list[str] | None,
     prune_pronouns: bool,
     priors: str | None,
+    context_weight: float | None,
+    context_window: int,
+    pos_filter: bool,
+    encoder: str | None,
     span_key: str,
     cache_dir: str | None,
 ) -> "KelmLinker":
@@ -94,6 +113,11 @@ def make_kelm_linker(
         blacklist: words never used as concepts (default: the QA-GNN grounding blacklist).
         prune_pronouns: concept mode: drop names that start or end with a pronoun.
         priors: entity mode: TSV of ``alias, node name, count`` alias frequencies.
+        context_weight: entity mode: weight of the context score against the prior (``None``:
+            the default when the sentence encoder is installed, else 0).
+        context_window: entity mode: tokens of context on each side of a mention.
+        pos_filter: entity mode: drop candidates of another part of speech (tagged docs).
+        encoder: entity mode: sentence encoder folder (default: the bundled MiniLM).
         span_key: the ``doc.spans`` key to write.
         cache_dir: index cache directory (default ``$KELM_CACHE/linker``).
     """
@@ -110,6 +134,10 @@ def make_kelm_linker(
         blacklist=tuple(DEFAULT_BLACKLIST if blacklist is None else blacklist),
         prune_pronouns=prune_pronouns,
         priors=priors,
+        context_weight=context_weight,
+        context_window=context_window,
+        pos_filter=pos_filter,
+        encoder=encoder,
     )
     return KelmLinker(nlp, name, graph, options, span_key=span_key, cache_dir=cache_dir)
 
@@ -183,6 +211,8 @@ class KelmLinker:
                 span._.kelm_scores = m.scores
                 span._.kelm_node_id = m.node_ids[0]
                 span._.kelm_name = names[0]
+                span._.kelm_priors = m.priors
+                span._.kelm_context = m.context
                 spans.append(span)
             doc.spans[self.span_key] = spans
             if self.options.mode == "concept":
@@ -195,21 +225,35 @@ class KelmLinker:
 
 def spans_json(doc: Doc, span_key: str = "kelm") -> dict[str, Any]:
     """``{"text", "spans": [{"start", "end", "text", "node_ids", "names"}]}`` with character
-    offsets (what ``kelm link --json`` prints)."""
+    offsets (what ``kelm link --json`` prints). Entity-mode spans also list their
+    ``candidates``, best first: ``{"node_id", "name", "score", "prior", "context"}`` (the
+    combined score, the prior and the context cosine, ``null`` when the context is not
+    scored)."""
     spans = doc.spans.get(span_key, [])
-    return {
-        "text": doc.text,
-        "spans": [
-            {
-                "start": s.start_char,
-                "end": s.end_char,
-                "text": s.text,
-                "node_ids": list(s._.kelm_node_ids),
-                "names": list(s._.kelm_names),
-            }
-            for s in spans
-        ],
-    }
+    out = []
+    for s in spans:
+        item: dict[str, Any] = {
+            "start": s.start_char,
+            "end": s.end_char,
+            "text": s.text,
+            "node_ids": list(s._.kelm_node_ids),
+            "names": list(s._.kelm_names),
+        }
+        if s._.kelm_priors is not None:
+            context = s._.kelm_context or [None] * len(s._.kelm_priors)
+            item["candidates"] = [
+                {"node_id": n, "name": name, "score": sc, "prior": p, "context": c}
+                for n, name, sc, p, c in zip(
+                    s._.kelm_node_ids,
+                    s._.kelm_names,
+                    s._.kelm_scores,
+                    s._.kelm_priors,
+                    context,
+                    strict=True,
+                )
+            ]
+        out.append(item)
+    return {"text": doc.text, "spans": out}
 
 
 def link_text(
@@ -219,6 +263,7 @@ def link_text(
     mode: str = "concept",
     pipeline: str | None = None,
     cache_dir: str | Path | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """Link one text (what ``kelm link`` does): the :func:`spans_json` of its doc.
 
@@ -226,12 +271,16 @@ def link_text(
         graph: graph index directory.
         text: the text; any length up to the pipeline's ``max_length``.
         mode: ``concept`` or ``entity``.
-        pipeline: an installed spaCy pipeline whose lemmas to use (default: blank English
-            with lookup lemmas).
+        pipeline: an installed spaCy pipeline whose lemmas (and, entity mode, tags) to use
+            (default: blank English with lookup lemmas).
         cache_dir: index cache directory.
+        options: further ``kelm_linker`` settings (``context_weight``, ``context_window``,
+            ``pos_filter``, ``encoder``, ``priors``).
     """
     from kelm.linking.ground import make_nlp
 
+    # Checked here first: spaCy refuses a config with NaN in it before the factory can.
+    LinkerOptions(mode=mode, **options)
     nlp = make_nlp(pipeline)
     if len(text) > nlp.max_length:
         raise KelmError(
@@ -243,6 +292,7 @@ def link_text(
         "mode": mode,
         "lemmas": "pipeline" if pipeline else "lookup",
         "cache_dir": str(cache_dir) if cache_dir else None,
+        **options,
     }
     nlp.add_pipe("kelm_linker", config=config)
     return spans_json(nlp(text))

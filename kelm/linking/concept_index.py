@@ -207,8 +207,9 @@ def _files() -> list[str]:
 def cache_key(
     graph: GraphIndex, nlp: Language, options: LinkerOptions, pipes: Sequence[str] = ()
 ) -> dict[str, Any]:
-    """Everything the index depends on: graph, kelm index layout, lemma source, options."""
-    opts = options.to_dict()
+    """Everything the index depends on: graph, kelm index layout, lemma source, options (not
+    the ranking settings, :meth:`~kelm.linking.options.LinkerOptions.index_dict`)."""
+    opts = options.index_dict()
     if options.priors:
         opts["priors_sha256"] = sha256_file(options.priors)
     return {

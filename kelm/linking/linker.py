@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from kelm.linking.concept_index import ConceptIndex
+from kelm.linking.disambiguation import Disambiguator
 from kelm.linking.lemmas import KeyEncoder
 from kelm.linking.options import LinkerOptions
 
@@ -19,16 +20,24 @@ if TYPE_CHECKING:
     from spacy.tokens import Doc
 
     from kelm.graph.index import GraphIndex
+    from kelm.linking.sentence_encoder import SentenceEncoder
 
 
 @dataclass
 class Mention:
-    """A matched token span ``[start, end)`` and its nodes, best first, with scores."""
+    """A matched token span ``[start, end)`` and its nodes, best first, with scores.
+
+    Entity mode also keeps, per candidate, the prior (renormalised over the candidates) and,
+    when the context is scored, the cosine of the context with the candidate's text; ``scores``
+    are then the combined scores (:mod:`kelm.linking.disambiguation`).
+    """
 
     start: int
     end: int
     node_ids: list[int]
     scores: list[float]
+    priors: list[float] | None = None
+    context: list[float] | None = None
 
 
 class Linker:
@@ -40,7 +49,10 @@ class Linker:
             the components ``pipes``, must be the ones the docs went through).
         options: index options.
         pipes: the components that run before the linker (default: all of ``nlp``).
-        cache_dir: where the index is cached (default ``$KELM_CACHE/linker``).
+        cache_dir: where the index (and, entity mode, the candidate embeddings) are cached
+            (default ``$KELM_CACHE/linker``).
+        encoder: entity mode: a sentence encoder to use instead of loading
+            ``options.encoder`` (tests, or one shared between linkers).
     """
 
     def __init__(
@@ -51,6 +63,7 @@ class Linker:
         *,
         pipes: Sequence[str] | None = None,
         cache_dir: str | Path | None = None,
+        encoder: SentenceEncoder | None = None,
     ) -> None:
         self.graph = graph
         self.options = options or LinkerOptions()
@@ -61,6 +74,18 @@ class Linker:
         # Keys that several nodes share; concept mode resolves them by the matched text.
         self.shared = np.diff(self.table.indptr) > 1
         self._names: list[str] | None = None
+        self._cache_dir = cache_dir
+        self._encoder = encoder
+        self._disambiguator: Disambiguator | None = None
+
+    @property
+    def disambiguator(self) -> Disambiguator:
+        """Entity mode's POS filter and context scoring (built on first use)."""
+        if self._disambiguator is None:
+            self._disambiguator = Disambiguator(
+                self.graph, self.options, self.names, self._cache_dir, encoder=self._encoder
+            )
+        return self._disambiguator
 
     @property
     def names(self) -> list[str]:
@@ -113,7 +138,8 @@ class Linker:
 
     def mentions(self, docs: Sequence[Doc]) -> list[list[Mention]]:
         """Concept mode: every match (overlaps kept). Entity mode: the longest non-overlapping
-        matches, leftmost first, each with its ranked candidates."""
+        matches whose candidates survive the POS filter, leftmost first, each with its
+        candidates ranked by prior and context (:mod:`kelm.linking.disambiguation`)."""
         docs = list(docs)
         out: list[list[Mention]] = [[] for _ in docs]
         if self.options.mode == "concept":
@@ -127,14 +153,24 @@ class Linker:
                 cands = spans[d].setdefault((s, e), {})
                 for n, sc in zip(*self.table.candidates(k), strict=True):
                     cands[int(n)] = max(cands.get(int(n), 0.0), float(sc))
+        disambiguator = self.disambiguator
+        chosen: list[list[tuple[int, int, dict[int, float]]]] = []
         for d, found in enumerate(spans):
             taken: set[int] = set()
+            kept = []
             for (s, e), cands in sorted(
                 found.items(), key=lambda kv: (kv[0][0] - kv[0][1], kv[0][0])
             ):
-                if taken.isdisjoint(range(s, e)):
+                if not taken.isdisjoint(range(s, e)):
+                    continue
+                # Before the longest spans are chosen: a span none of whose candidates has the
+                # mention's part of speech leaves its tokens to the spans inside it.
+                cands = disambiguator.filter_pos(docs[d], s, e, cands)
+                if cands:
                     taken.update(range(s, e))
-                    ranked = sorted(cands.items(), key=lambda p: (-p[1], p[0]))
-                    out[d].append(Mention(s, e, [n for n, _ in ranked], [c for _, c in ranked]))
-            out[d].sort(key=lambda m: m.start)
+                    kept.append((s, e, cands))
+            chosen.append(sorted(kept, key=lambda m: m[0]))
+        for d, ranked in enumerate(disambiguator.rank(docs, chosen)):
+            for (s, e, _), r in zip(chosen[d], ranked, strict=True):
+                out[d].append(Mention(s, e, r.node_ids, r.scores, r.priors, r.context))
         return out

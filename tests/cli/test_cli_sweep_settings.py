@@ -27,6 +27,7 @@ FLAG_BASES = {
     "zero-shot": f"evaluate --zero-shot --qa {{qa}} --lm {{d}}/no-model -o {{d}}/ev {Q}",
     "probe": f"probe --run {{pretrain_run}} {Q}",
     "show": "show -g {graph} --question {question} --choice house -o {d}/x.png",
+    "link": "link dog -g {graph} --mode entity",
     "train": f"train -c {{train_config}} --run-dir {{d}}/run {Q}",
     "pretrain": f"pretrain -c {{pretrain_config}} --run-dir {{d}}/run {Q}",
 }
@@ -68,6 +69,8 @@ FLAGS: dict[tuple[str, str], tuple[list[str], list[str]]] = {
     ("show", "--hops"): (["6", HUGE], []),
     ("show", "--paths"): (["-1", HUGE], []),
     ("show", "--highlight"): (["-1"], [HUGE]),
+    ("link", "--context-weight"): (["nan", "inf", "-1", "1.5"], []),
+    ("link", "--context-window"): (["0", "-1", "257", HUGE], []),
     ("train", "--stop-after-epochs"): (["0", "-1"], []),
     ("pretrain", "--stop-after-steps"): (["0", "-1"], []),
 }

@@ -89,3 +89,22 @@ def entity_graph(tmp_path_factory) -> GraphIndex:
     finally:
         build_module.get_source = original
     return GraphIndex.load(root / "graph")
+
+
+@pytest.fixture(scope="module")
+def wordnet_excerpt(tmp_path_factory) -> Path:
+    """An index of ``fixtures/linking/wordnet_excerpt``: every WordNet 3.0 synset of bank,
+    match, pitcher, sit, sat, strike, crane, mole, key, bat, seal, pen and trunk (with their
+    glosses and NLTK names; pointers among them only)."""
+    out = tmp_path_factory.mktemp("wordnet") / "graph"
+    build_index([FIXTURES / "wordnet_excerpt"], out, BuildOptions(format="wordnet"), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tagger():
+    """The offline ``en_core_web_sm`` (tagger, lemmatizer), as ``kelm link --pipeline`` loads
+    it."""
+    from kelm.linking.ground import make_nlp
+
+    return make_nlp("en_core_web_sm")

@@ -190,6 +190,11 @@ def test_cli_link_text_lines(graph_dir, cache, monkeypatch):
     [
         (["--graph", "/nonexistent/graph", "text"], "does not exist"),
         (["--mode", "fuzzy", "text"], "linker mode"),
+        (["--mode", "entity", "--context-weight", "1.5", "text"], "context_weight"),
+        (["--mode", "entity", "--context-weight", "nan", "text"], "context_weight"),
+        (["--context-weight", "0.5", "text"], "entity mode only"),
+        (["--mode", "entity", "--context-window", "0", "text"], "context_window"),
+        (["--mode", "entity", "--encoder", "/no/such/model", "text"], "encoder folder"),
     ],
 )
 def test_cli_link_errors_are_one_line(graph_dir, args, message):
@@ -200,3 +205,24 @@ def test_cli_link_errors_are_one_line(graph_dir, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_cli_link_entity_mode_reads_the_context(wordnet_excerpt, cache, monkeypatch):
+    """The issue's sentences with a tagger: "sat" is a verb (no Saturday), the bank is the
+    river's, and the JSON keeps every candidate's scores."""
+    monkeypatch.setenv("KELM_CACHE", cache)
+    text = "We sat on the river bank. She poured water from the glass pitcher."
+    args = ["link", "-g", str(wordnet_excerpt), "--mode", "entity", "--json", text]
+    result = CliRunner().invoke(app, [*args, "--pipeline", "en_core_web_sm"])
+    assert result.exit_code == 0, result.output
+    spans = {s["text"]: s for s in json.loads(result.stdout)["spans"]}
+    assert all(".v." in name for name in spans["sat"]["names"])
+    assert spans["bank"]["names"][0] == "bank.n.01"
+    assert spans["pitcher"]["names"][0] == "pitcher.n.02"  # the jug, not the baseball player
+    assert set(spans["bank"]["candidates"][0]) == {"node_id", "name", "score", "prior", "context"}
+    # the prior alone, as before: no context scores
+    prior = CliRunner().invoke(app, [*args, "--context-weight", "0"])
+    assert prior.exit_code == 0, prior.output
+    spans = {s["text"]: s for s in json.loads(prior.stdout)["spans"]}
+    assert all(c["context"] is None for c in spans["bank"]["candidates"])
+    assert "saturday.n.01" in spans["sat"]["names"]  # no tagger: no part-of-speech filter

@@ -28,7 +28,8 @@ def test_pruning(linker):
 
 
 def test_entity_candidates_ranked_by_degree(entity_graph, nlp, tmp_path):
-    linker = Linker(entity_graph, nlp, LinkerOptions(mode="entity"), cache_dir=tmp_path)
+    options = LinkerOptions(mode="entity", context_weight=0)  # the prior alone
+    linker = Linker(entity_graph, nlp, options, cache_dir=tmp_path)
     doc = nlp("Paris is bigger than New York and other cities.")
     found = linker.mentions([doc])[0]
     spans = [(doc[m.start : m.end].text, [linker.names[n] for n in m.node_ids]) for m in found]
@@ -44,7 +45,7 @@ def test_entity_candidates_ranked_by_degree(entity_graph, nlp, tmp_path):
 def test_entity_priors_file_overrides_degree(entity_graph, nlp, tmp_path):
     priors = tmp_path / "priors.tsv"
     priors.write_text("Paris\tparis.n.02\t30\nParis\tparis.n.01\t10\nParis\tunknown.n.01\t5\n")
-    options = LinkerOptions(mode="entity", priors=str(priors))
+    options = LinkerOptions(mode="entity", priors=str(priors), context_weight=0)
     linker = Linker(entity_graph, nlp, options, cache_dir=tmp_path / "cache")
     paris = linker.mentions([nlp("Paris")])[0][0]
     assert [linker.names[n] for n in paris.node_ids] == ["paris.n.02", "paris.n.01"]
