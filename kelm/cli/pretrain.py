@@ -15,6 +15,8 @@ from kelm.cli._common import (
     ProgressOption,
     ResumeOption,
     RunDirOption,
+    SchedulerOption,
+    WorkersOption,
     config_option,
     echo_json,
     echo_unfinished_run,
@@ -54,8 +56,11 @@ def pretrain_command(
     ] = None,
     progress: ProgressOption = True,
     as_json: MetricsJsonOption = False,
+    scheduler: SchedulerOption = None,
+    workers: WorkersOption = None,
 ) -> None:
-    """Pretrain an encoder (mlm, ernie, ...; runs under `torchrun` / `accelerate launch` too)."""
+    """Pretrain an encoder (mlm, ernie, ...; runs under `torchrun` / `accelerate launch` too;
+    --scheduler links and packs the corpus on a Dask cluster)."""
     from kelm.pretraining.config import load_pretrain_config
 
     cfg = load_pretrain_config(*run_config_args(config, overrides, run_dir, resume))
@@ -67,6 +72,8 @@ def pretrain_command(
         overwrite=overwrite,
         stop_after_steps=stop_after_steps,
         progress=progress,
+        scheduler=scheduler,
+        workers=workers,
     )
     steps = len(result.history["steps"])
     if echo_unfinished_run(result, as_json=as_json, unit="step", done=steps, total=cfg.max_steps):

@@ -197,7 +197,8 @@ class PretrainConfig(RunConfig):
         objective: the objective's name (:func:`kelm.pretraining.objectives.objective_names`).
         objective_options: the objective's own options (its ``Options`` dataclass).
         max_steps: optimizer steps.
-        batch_size: instances per micro-batch on each process.
+        batch_size: instances per micro-batch, over all processes (the global micro-batch;
+            each of ``W`` processes takes ``batch_size / W``).
         grad_accum_steps: micro-batches per optimizer step.
         eval_every: evaluate every N optimizer steps (``None``: at the end only).
         save_every: checkpoint every N optimizer steps (``None``: at the end only).

@@ -37,7 +37,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,9 @@ from kelm._io import (
     write_json,
 )
 from kelm.errors import InputError, KelmError
+from kelm.pretraining.packing import ARRAYS as _ARRAYS
+from kelm.pretraining.packing import COUNTS as _COUNTS
+from kelm.pretraining.packing import Packer, Unit
 
 if TYPE_CHECKING:
     from kelm.pretraining.corpus import Document
@@ -65,23 +68,6 @@ FORMAT_VERSION = 1
 IDENTITY = ("kind", "format_version", "key", "counts", "shards", "files")
 """The manifest fields its ``checksum`` digests (:func:`kelm._io.fields_checksum`)."""
 SEGMENT_FORMATS = ("single", "pair")
-_ARRAYS = ("input_ids", "lengths", "entity_ids", "word_starts", "seps", "docs")
-_COUNTS = (
-    "documents",
-    "units",
-    "empty_units",
-    "instances",
-    "tokens",
-    "truncated_units",
-    "truncated_tokens",
-    "unpairable",
-    "mentions",
-    "mentions_overlapping",
-    "mentions_unaligned",
-    "entities",
-    "entities_truncated",
-    "units_without_entities",
-)
 
 
 def default_cache_dir() -> Path:
@@ -256,126 +242,14 @@ class InstanceStore:
         return cls(path, manifest, joined)
 
 
-# ---------------------------------------------------------------------------------- packing
-@dataclass
-class _Unit:
-    ids: np.ndarray  # [n] int32
-    ents: np.ndarray  # [n] int32
-    starts: np.ndarray  # [n] uint8
-
-
-class _Packer:
-    """Packs the units of one document into instances (see the module docstring)."""
-
-    def __init__(self, max_length: int, specials: list[int], segments: str) -> None:
-        self.specials = specials
-        self.segments = segments
-        n_special = len(specials) + (1 if segments == "pair" and specials else 0)
-        self.budget = max_length - n_special
-        self.rows: dict[str, list[Any]] = {name: [] for name in _ARRAYS}
-        self.counts = dict.fromkeys(_COUNTS, 0)
-
-    def add_document(self, doc: int, units: list[_Unit]) -> None:
-        buf: list[_Unit] = []
-        used = 0
-        for unit in units:
-            n = len(unit.ids)
-            if n == 0:
-                continue
-            if n > self.budget:
-                self._flush(doc, buf)
-                buf, used = [], 0
-                self.counts["truncated_units"] += 1
-                self.counts["truncated_tokens"] += n - self.budget
-                self.counts["entities_truncated"] += int((unit.ents[self.budget :] >= 0).sum())
-                cut = self.budget
-                unit = _Unit(unit.ids[:cut], unit.ents[:cut], unit.starts[:cut])
-                self._flush(doc, [unit])
-                continue
-            if used + n > self.budget:
-                self._flush(doc, buf)
-                buf, used = [], 0
-            buf.append(unit)
-            used += n
-        self._flush(doc, buf)
-
-    def _flush(self, doc: int, units: list[_Unit]) -> None:
-        if not units:
-            return
-        if self.segments == "pair":
-            if len(units) >= 2:
-                k = len(units) // 2
-                a, b = units[:k], units[k:]
-            else:
-                only = units[0]
-                if len(only.ids) < 2:
-                    self.counts["unpairable"] += 1
-                    return
-                starts = np.flatnonzero(only.starts[1:]) + 1
-                mid = len(only.ids) // 2
-                cut = int(starts[np.argmin(np.abs(starts - mid))]) if len(starts) else mid
-                a = [_Unit(only.ids[:cut], only.ents[:cut], only.starts[:cut])]
-                b = [_Unit(only.ids[cut:], only.ents[cut:], only.starts[cut:])]
-            pieces = [a, b]
-        else:
-            pieces = [units]
-        ids: list[np.ndarray] = []
-        ents: list[np.ndarray] = []
-        starts: list[np.ndarray] = []
-        one = np.ones(1, np.uint8)
-        none = np.full(1, -1, np.int32)
-        sep = -1
-        if self.specials:
-            ids.append(np.array(self.specials[:1], np.int32))
-            ents.append(none)
-            starts.append(one)
-        for number, piece in enumerate(pieces):
-            for u in piece:
-                ids.append(u.ids)
-                ents.append(u.ents)
-                starts.append(u.starts)
-            if self.specials:
-                if number == 0 and len(pieces) == 2:
-                    sep = sum(len(x) for x in ids)
-                ids.append(np.array(self.specials[1:], np.int32))
-                ents.append(none)
-                starts.append(one)
-            elif number == 0 and len(pieces) == 2:
-                sep = sum(len(x) for x in ids) - 1
-        row_ids = np.concatenate(ids).astype(np.int32)
-        self.rows["input_ids"].append(row_ids)
-        self.rows["entity_ids"].append(np.concatenate(ents).astype(np.int32))
-        self.rows["word_starts"].append(np.concatenate(starts).astype(np.uint8))
-        self.rows["lengths"].append(len(row_ids))
-        self.rows["seps"].append(sep)
-        self.rows["docs"].append(doc)
-        self.counts["instances"] += 1
-        self.counts["tokens"] += len(row_ids)
-        self.counts["entities"] += int(sum(int((u.ents >= 0).sum()) for p in pieces for u in p))
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        r = self.rows
-
-        def cat(name: str, dtype: Any) -> np.ndarray:
-            return np.concatenate(r[name]).astype(dtype) if r[name] else np.zeros(0, dtype)
-
-        return {
-            "input_ids": cat("input_ids", np.int32),
-            "entity_ids": cat("entity_ids", np.int32),
-            "word_starts": cat("word_starts", np.uint8),
-            "lengths": np.asarray(r["lengths"], dtype=np.int32),
-            "seps": np.asarray(r["seps"], dtype=np.int32),
-            "docs": np.asarray(r["docs"], dtype=np.int64),
-        }
-
-
+# ---------------------------------------------------------------------------------- units
 def _units_of_shard(
     texts: list[str],
     tokenizer: Any,
     linker: EntityLinker | None,
     link_batch_size: int,
     counts: dict[str, int],
-) -> list[_Unit]:
+) -> list[Unit]:
     """Link, tokenise and align a shard's texts."""
     from kelm.linking.align import char_spans_to_tokens
 
@@ -389,7 +263,7 @@ def _units_of_shard(
         mentions, dropped = linker.link(texts, batch_size=link_batch_size)
         counts["mentions_overlapping"] += dropped
     enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    units: list[_Unit] = []
+    units: list[Unit] = []
     for i in range(len(texts)):
         ids = np.asarray(enc["input_ids"][i], dtype=np.int32)
         words = enc.word_ids(i)
@@ -410,7 +284,7 @@ def _units_of_shard(
             counts["units_without_entities"] += 1
         counts["units"] += 1
         counts["empty_units"] += int(len(ids) == 0)
-        units.append(_Unit(ids, ents, starts))
+        units.append(Unit(ids, ents, starts))
     return units
 
 
@@ -450,6 +324,7 @@ def prepare_instances(
     shard_documents: int = 5000,
     link_batch_size: int = 256,
     progress: bool = False,
+    run_shards: Callable[[Path, list[ShardJob]], None] | None = None,
 ) -> InstanceStore:
     """Prepare (or reuse) the instances of ``documents`` (see the module docstring).
 
@@ -462,6 +337,9 @@ def prepare_instances(
         shard_documents: documents per shard (the unit of resumption).
         link_batch_size: texts per spaCy batch.
         progress: a tqdm bar over shards.
+        run_shards: prepares the missing shards elsewhere, ``run_shards(partial, jobs)``
+            writing each with :func:`write_shard` into ``partial`` (on a Dask cluster:
+            :mod:`kelm.pretraining.instances_dask`); ``None``: here, one after another.
 
     Raises:
         KelmError: a slow tokenizer; InputError: a unit too long for spaCy.
@@ -492,33 +370,36 @@ def prepare_instances(
     segments = key["segments"]
     if segments not in SEGMENT_FORMATS:
         raise KelmError(f"unknown segment format {segments!r} ({', '.join(SEGMENT_FORMATS)})")
-    specials = _specials(tokenizer)
     n_shards = max(1, -(-len(documents) // shard_documents))
-    from tqdm.auto import tqdm
+    # shards done by an earlier, interrupted preparation are kept
+    jobs = [
+        ShardJob(
+            s,
+            s * shard_documents,
+            [
+                [u.text for u in d.units]
+                for d in documents[s * shard_documents : (s + 1) * shard_documents]
+            ],
+        )
+        for s in range(n_shards)
+        if not _shard_done(partial, f"shard-{s:05d}")
+    ]
+    if run_shards is not None:
+        run_shards(partial, jobs)
+    else:
+        from tqdm.auto import tqdm
 
-    bar = tqdm(total=n_shards, desc="preparing instances", unit="shard", disable=not progress)
-    for s in range(n_shards):
-        name = f"shard-{s:05d}"
-        if _shard_done(partial, name):
-            bar.update(1)  # done by an earlier, interrupted preparation
-            continue
-        lo, hi = s * shard_documents, min((s + 1) * shard_documents, len(documents))
-        packer = _Packer(int(key["max_length"]), specials, segments)
-        counts = packer.counts
-        texts = [u.text for d in documents[lo:hi] for u in d.units]
-        units = _units_of_shard(texts, tokenizer, linker, link_batch_size, counts)
-        row = 0
-        for number in range(lo, hi):
-            n = len(documents[number].units)
-            packer.add_document(number, units[row : row + n])
-            row += n
-        counts["documents"] = hi - lo
-        _write_shard(partial / f"{name}.safetensors", packer.arrays())
-        # The shard's record, written after it: its counts and its sha256.
-        sha = sha256_file(partial / f"{name}.safetensors")
-        write_json(partial / f"{name}.json", {**counts, "sha256": sha})
-        bar.update(1)
-    bar.close()
+        bar = tqdm(
+            total=n_shards,
+            initial=n_shards - len(jobs),
+            desc="preparing instances",
+            unit="shard",
+            disable=not progress,
+        )
+        for job in jobs:
+            write_shard(partial, job, tokenizer, linker, link_batch_size, key)
+            bar.update(1)
+        bar.close()
 
     totals = dict.fromkeys(_COUNTS, 0)
     shards = []
@@ -554,6 +435,42 @@ def prepare_instances(
     return InstanceStore.load(out)
 
 
+@dataclass(frozen=True)
+class ShardJob:
+    """One shard to prepare: its number, the corpus number of its first document and the
+    texts of each document's units."""
+
+    number: int
+    first_document: int
+    documents: list[list[str]]
+
+
+def write_shard(
+    partial: Path,
+    job: ShardJob,
+    tokenizer: Any,
+    linker: EntityLinker | None,
+    link_batch_size: int,
+    key: dict[str, Any],
+) -> None:
+    """Link, tokenise and pack one shard into ``partial/shard-NNNNN.safetensors``, then its
+    record ``shard-NNNNN.json`` (its counts and sha256: the shard is done once it is there)."""
+    name = f"shard-{job.number:05d}"
+    packer = Packer(int(key["max_length"]), _specials(tokenizer), key["segments"])
+    counts = packer.counts
+    texts = [text for doc in job.documents for text in doc]
+    units = _units_of_shard(texts, tokenizer, linker, link_batch_size, counts)
+    row = 0
+    for offset, doc in enumerate(job.documents):
+        packer.add_document(job.first_document + offset, units[row : row + len(doc)])
+        row += len(doc)
+    counts["documents"] = len(job.documents)
+    _write_shard(partial / f"{name}.safetensors", packer.arrays())
+    # The shard's record, written after it: its counts and its sha256.
+    sha = sha256_file(partial / f"{name}.safetensors")
+    write_json(partial / f"{name}.json", {**counts, "sha256": sha})
+
+
 def _shard_done(partial: Path, name: str) -> bool:
     """Whether an earlier, interrupted preparation finished shard ``name``: its record exists
     and its safetensors file is the one the record's sha256 names."""
@@ -577,9 +494,11 @@ __all__ = [
     "Instance",
     "InstanceStore",
     "SEGMENT_FORMATS",
+    "ShardJob",
     "default_cache_dir",
     "instance_dir",
     "instance_key",
     "prepare_instances",
     "tokenizer_identity",
+    "write_shard",
 ]

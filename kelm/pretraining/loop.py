@@ -13,13 +13,16 @@ One run:
    training and held-out instances.
 3. **Model and optimizer**: the objective builds its module; AdamW with decay / no-decay groups;
    warm-up and decay over ``max_steps`` (:func:`kelm.engine.optim.make_scheduler`).
-4. **Loop**: micro-batch ``m`` (``grad_accum_steps`` per optimizer step) is batch
+4. **Loop**: micro-batch ``m`` (``grad_accum_steps`` per optimizer step) is global batch
    ``m mod E`` of pass ``m div E`` over the training instances, a permutation seeded by
-   ``(seed, pass)`` (:func:`kelm.engine.batching.epoch_batches`); the objective collates it with
-   a ``torch.Generator`` per process (masking, noise). Held-out evaluation every
-   ``eval_every`` steps and at the end; checkpoints every ``save_every`` steps and at the end,
-   holding model, optimizer, scheduler, the RNG states and the collate generator's state of
-   every process: ``--resume`` reproduces the uninterrupted run exactly.
+   ``(seed, pass)`` (:func:`kelm.engine.batching.global_batches`; ``batch_size`` is the global
+   micro-batch); the objective collates it with the run's one ``torch.Generator`` (masking,
+   noise), on every process alike, and each process keeps its share and weights its loss by
+   it (:meth:`~kelm.pretraining.objectives.base.Objective.loss_weight`). Held-out evaluation
+   every ``eval_every`` steps and at the end; checkpoints every ``save_every`` steps and at
+   the end, holding model, optimizer, scheduler, the RNG states of every process and the
+   collate generator's state: ``--resume`` reproduces the uninterrupted run exactly, and
+   resumes on another number of processes (dropout's draws aside).
 5. **Outputs** (main process): ``model/`` (the objective's kept model, ``save_pretrained`` +
    tokenizer), ``metrics.json``, ``history.json``, ``curves.png``, ``probe.json`` (when
    ``probe.enabled``), TensorBoard events in ``tb/``, ``config.resolved.yaml``.
@@ -43,7 +46,14 @@ import torch
 from kelm._io import write_json
 from kelm.config import SEED_LIMIT
 from kelm.engine import checkpoint as ckpt
-from kelm.engine.batching import epoch_batches, move_to
+from kelm.engine.batching import (
+    check_global_batch,
+    global_batches,
+    move_to,
+    rank_slice,
+    share_scale,
+    slice_batch,
+)
 from kelm.engine.logs import log_train_step, progress_bar, summary_writer
 from kelm.engine.model_card import model_card
 from kelm.engine.optim import make_scheduler, optimizer_step
@@ -142,8 +152,12 @@ def prepare_data(
     knowledge: Any,
     *,
     progress: bool = False,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> Any:
-    """Read the corpus and prepare (or reuse) its instances for this objective."""
+    """Read the corpus and prepare (or reuse) its instances for this objective; with
+    ``scheduler`` (:func:`kelm.cluster.dask_client`) the shards are prepared on a Dask
+    cluster (:mod:`kelm.pretraining.instances_dask`), into the same cache."""
     from kelm.pretraining.corpus import corpus_identity, read_corpus
     from kelm.pretraining.entity_linking import EntityLinker
     from kelm.pretraining.instances import (
@@ -173,20 +187,49 @@ def prepare_data(
         probe.segments,
         linker.identity() if linker is not None else None,
     )
-    if (instance_dir(key, cache) / "manifest.json").is_file():
-        documents: list[Any] = []  # cached: the corpus need not be read again
-    else:
-        documents = read_corpus(cfg.corpus)
-    return prepare_instances(
-        documents,
-        tokenizer,
-        key=key,
-        cache_dir=cache,
-        linker=linker,
-        shard_documents=cfg.data.shard_documents,
-        link_batch_size=cfg.data.link_batch_size,
-        progress=progress,
-    )
+    cached = (instance_dir(key, cache) / "manifest.json").is_file()
+    # cached: the corpus need not be read again (nor a cluster started)
+    documents: list[Any] = [] if cached else read_corpus(cfg.corpus)
+
+    def prepare(run_shards: Any = None) -> Any:
+        return prepare_instances(
+            documents,
+            tokenizer,
+            key=key,
+            cache_dir=cache,
+            linker=linker,
+            shard_documents=cfg.data.shard_documents,
+            link_batch_size=cfg.data.link_batch_size,
+            progress=progress,
+            run_shards=run_shards,
+        )
+
+    if scheduler is None or cached:
+        return prepare()
+    from kelm.cluster import dask_client
+    from kelm.paths import cache_dir as kelm_cache
+    from kelm.pretraining.instances_dask import dask_shard_runner
+
+    setup = None
+    if linker is not None:
+        setup = {
+            "graph": str(Path(knowledge.path).resolve()),
+            "mode": cfg.knowledge.linker_mode,
+            "pipeline": cfg.knowledge.pipeline,
+            # the client's linker cache (built or found above), at its resolved path
+            "cache_dir": str((cache if cfg.data.cache_dir else kelm_cache()) / "linker"),
+        }
+    with dask_client(scheduler, workers=workers) as client:
+        return prepare(
+            dask_shard_runner(
+                client,
+                tokenizer,
+                setup,
+                key=key,
+                link_batch_size=cfg.data.link_batch_size,
+                progress=progress,
+            )
+        )
 
 
 # ---------------------------------------------------------------------------------- loop
@@ -197,6 +240,8 @@ def pretrain(
     overwrite: bool = False,
     stop_after_steps: int | None = None,
     progress: bool = True,
+    scheduler: str | None = None,
+    workers: int | None = None,
 ) -> PretrainResult:
     """Pretrain (or continue pretraining) with ``cfg.objective``; see the module docstring.
 
@@ -207,6 +252,9 @@ def pretrain(
         stop_after_steps: stop (after a checkpoint) once this many optimizer steps have run
             in this call; ``resume=True`` continues.
         progress: progress bars (main process).
+        scheduler: prepare the instances on this Dask cluster (``local``, ``slurm:CONFIG``
+            or an address: :func:`kelm.cluster.dask_client`) when they are not cached.
+        workers: ``scheduler="local"``: its worker processes.
 
     Raises:
         KelmError: bad config, corpus, graph or checkpoint; an existing run directory.
@@ -218,6 +266,7 @@ def pretrain(
             overwrite=overwrite,
             stop_after_steps=stop_after_steps,
             progress=progress,
+            cluster=(scheduler, workers),
         )
 
 
@@ -228,6 +277,7 @@ def _pretrain(
     overwrite: bool,
     stop_after_steps: int | None,
     progress: bool,
+    cluster: tuple[str | None, int | None] = (None, None),
 ) -> PretrainResult:
     from accelerate.utils import set_seed
 
@@ -242,6 +292,7 @@ def _pretrain(
     # ---- 1. setup
     accelerator = make_accelerator(cpu=cfg.cpu, mixed_precision=resolve_mixed_precision(cfg))
     rank, world = accelerator.process_index, accelerator.num_processes
+    check_global_batch(cfg.batch_size, world)
     main = accelerator.is_main_process
     run_dir = Path(cfg.run_dir)
     resume_from = prepare_pretrain_run_dir(cfg, resume=resume, overwrite=overwrite)
@@ -256,7 +307,16 @@ def _pretrain(
     with accelerator.main_process_first():  # the main process builds the caches
         if objective_cls.needs_entities:
             knowledge = open_knowledge(cfg, progress=show)
-        store = prepare_data(cfg, objective_cls, options, tokenizer, knowledge, progress=show)
+        store = prepare_data(
+            cfg,
+            objective_cls,
+            options,
+            tokenizer,
+            knowledge,
+            progress=show,
+            scheduler=cluster[0],
+            workers=cluster[1],
+        )
     objective = objective_cls(cfg, options, tokenizer, knowledge)
     train_idx, eval_idx = store.split(
         cfg.data.holdout, cfg.data.split_seed, cfg.data.max_eval_instances
@@ -277,7 +337,10 @@ def _pretrain(
         schedule=o.schedule,
         total_steps=cfg.max_steps,
     )
-    generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + rank + 1)
+    # One collate stream for the run, not one per process: every process collates the whole
+    # global micro-batch with it (the same masks and noise) and keeps its share, so the draws
+    # do not depend on the number of processes and a checkpoint resumes on any number.
+    generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 1)
 
     history: dict[str, Any] = {"steps": [], "epochs": [], "totals": {"tokens": 0, "seconds": 0.0}}
     global_step, rng = 0, None
@@ -286,14 +349,16 @@ def _pretrain(
         global_step = int(state.trainer_state["global_step"])
         history = state.trainer_state["history"]
         rng = state.rng
-        gen_file = resume_from / GENERATOR_FILE.format(rank=rank)
-        if gen_file.is_file() and int(state.trainer_state.get("world_size", 1)) == world:
+        gen_file = resume_from / GENERATOR_FILE.format(rank=0)
+        if gen_file.is_file():
             from safetensors.torch import load_file
 
             generator.set_state(load_file(str(gen_file))["state"])
         else:
+            generator.manual_seed(cfg.seed * 1_000_003 + 1 + 7919 * global_step)
+        if rng is None or int(state.trainer_state.get("world_size", 1)) != world:
+            # the collate stream continues; dropout's draws (per process) do not
             warn_streams_differ(resume_from, state.trainer_state.get("world_size"), world)
-            generator.manual_seed(cfg.seed * 1_000_003 + rank + 1 + 7919 * global_step)
 
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
@@ -304,7 +369,8 @@ def _pretrain(
 
     writer = summary_writer(run_dir, global_step if resume_from else None) if main else None
     accum = cfg.grad_accum_steps
-    per_epoch = len(epoch_batches(len(train_idx), cfg.batch_size, cfg.seed, 0, rank, world))
+    # batch_size is the global micro-batch: the passes do not depend on the processes
+    per_epoch = len(global_batches(len(train_idx), cfg.batch_size, cfg.seed, 0))
     if main:
         log.info(
             "pretraining %s on %d instances (%d held out), %d steps x %d micro-batches of %d "
@@ -334,26 +400,47 @@ def _pretrain(
             epoch, pos = divmod(micro, per_epoch)
             if epoch not in batches_of:
                 batches_of.clear()
-                batches_of[epoch] = epoch_batches(
-                    len(train_idx), cfg.batch_size, cfg.seed, epoch, rank, world
-                )
+                batches_of[epoch] = global_batches(len(train_idx), cfg.batch_size, cfg.seed, epoch)
             chosen = [store[int(train_idx[i])] for i in batches_of[epoch][pos]]
-            batch = move_to(objective.collate(chosen, generator), accelerator.device)
+            collated = objective.collate(chosen, generator)
+            scale, has_share = 1.0, True
+            if world > 1:
+                # This process's share of the global micro-batch; its loss weighted by its share
+                # of what the loss is a mean over, so the gradients DDP averages are those of
+                # the global micro-batch. A process without a share (a short last batch) runs
+                # one row weighted 0: DDP needs every process in the backward.
+                lo, hi = rank_slice(len(chosen), rank, world)
+                mine = slice_batch(collated, len(chosen), *((lo, hi) if hi > lo else (0, 1)))
+                if hi > lo:
+                    part = objective.loss_weight(mine)
+                    scale = share_scale(part, objective.loss_weight(collated), world)
+                else:
+                    scale, has_share = 0.0, False
+                collated = mine
+            batch = move_to(collated, accelerator.device)
             sync = contextlib.nullcontext() if k == accum - 1 else accelerator.no_sync(model)
             with sync:
                 output = model(**objective.model_inputs(batch))
                 losses = objective.losses(output, batch)
-                accelerator.backward(losses["loss"] / accum)
+                loss = losses["loss"] if world == 1 else losses["loss"] * scale
+                accelerator.backward(loss / accum)
             for name, value in losses.items():
-                if value is not None:
-                    logged[name] = logged.get(name, 0.0) + value.detach().double().cpu() / accum
-            tokens += batch["attention_mask"].sum().double().cpu()
+                if value is None:
+                    continue
+                value = value.detach().double().cpu()
+                if world > 1:
+                    # summed over processes below: the global micro-batch's mean (a mean over
+                    # another count than the loss's, e.g. ernie's dea_loss: close, not equal)
+                    value = value * scale / world if scale else torch.zeros_like(value)
+                logged[name] = logged.get(name, 0.0) + value / accum
+            if has_share:
+                tokens += batch["attention_mask"].sum().double().cpu()
         # The losses summed over processes, before the update: every process must take the
         # same decision on a non-finite loss.
         names = list(logged)
         stats = torch.stack([logged[n] for n in names] + [tokens]).to(accelerator.device)
         stats = accelerator.reduce(stats, "sum").cpu()  # summed over processes
-        step_losses = {n: float(stats[i]) / world for i, n in enumerate(names)}
+        step_losses = {n: float(stats[i]) for i, n in enumerate(names)}
         lrs = optimizer_step(
             accelerator,
             model,
@@ -390,7 +477,7 @@ def _pretrain(
                     batch_size=cfg.eval_batch_size,
                     device=accelerator.device,
                 )
-            passes = global_step * accum * cfg.batch_size * world / max(len(train_idx), 1)
+            passes = global_step * accum * cfg.batch_size / max(len(train_idx), 1)
             entry: dict[str, Any] = {
                 "epoch": round(passes, 4),
                 "step": global_step,
@@ -428,10 +515,16 @@ def _pretrain(
                     "history": history,
                     "world_size": world,
                     "seed": cfg.seed,
+                    # the sampler's position is global: micro-batch global_step * accum of
+                    # the global micro-batches of batch_size
+                    "global_batch_size": cfg.batch_size,
+                    "micro_batches": global_step * accum,
                 },
                 keep=cfg.keep_checkpoints,
-                # every process's collate-generator state: --resume continues its stream
-                per_process=lambda staged, rank: _save_generator(generator, staged, rank),
+                # the run's collate stream (the same on every process): --resume continues it
+                per_process=lambda staged, rank: (
+                    _save_generator(generator, staged) if rank == 0 else None
+                ),
             )
         if stopping:
             break
@@ -496,11 +589,11 @@ def _final_metrics(
     return metrics
 
 
-def _save_generator(generator: torch.Generator, staged: Path, rank: int) -> None:
-    """This process's collate-generator state, into checkpoint staging directory ``staged``."""
+def _save_generator(generator: torch.Generator, staged: Path) -> None:
+    """The collate generator's state, into checkpoint staging directory ``staged``."""
     from safetensors.torch import save_file
 
-    save_file({"state": generator.get_state()}, str(staged / GENERATOR_FILE.format(rank=rank)))
+    save_file({"state": generator.get_state()}, str(staged / GENERATOR_FILE.format(rank=0)))
 
 
 __all__ = [

@@ -237,7 +237,8 @@ class TrainConfig(RunConfig):
 
     Args:
         epochs: passes over the training questions.
-        batch_size: questions per optimizer step on each process.
+        batch_size: questions per optimizer step, over all processes (the global batch;
+            each of ``W`` processes takes ``batch_size / W``).
         eval_every_epoch: evaluate after every epoch (else only after the last).
         mixed_precision: ``no``, ``fp16`` or ``bf16`` (through accelerate).
     """

@@ -18,7 +18,12 @@ One run:
    ``optim.unfreeze_epoch`` epochs / ``optim.freeze_lm_steps`` steps. While it is frozen, its
    output (statement vectors; ERNIE: T-Encoder token states) is computed once and reused
    (:mod:`kelm.engine.frozen`).
-5. **Loop**: per epoch a permutation seeded by ``(seed, epoch)``; per step cross-entropy over
+5. **Loop**: per epoch a permutation seeded by ``(seed, epoch)``, cut into global batches of
+   ``batch_size`` of which each process takes its share, weighting its loss by it
+   (:mod:`kelm.engine.batching`): a step on ``W`` processes is the one-process step on the
+   same batch up to the order of the float sums, and a run resumes on another number of
+   processes (with dropout, whose masks are drawn per process, close but not equal); per
+   step cross-entropy over
    the choices (with ``distill.teacher``, mixed with the KL divergence to a teacher run's
    choice distribution: :mod:`kelm.training.distillation`); after each epoch evaluation on
    the held-out split and a checkpoint (model, optimizer, scheduler, RNG states).
@@ -47,7 +52,13 @@ from torch import nn
 from kelm._io import write_json
 from kelm.config import SEED_LIMIT, flat_dict
 from kelm.engine import checkpoint as ckpt
-from kelm.engine.batching import epoch_batches, move_to
+from kelm.engine.batching import (
+    check_global_batch,
+    global_batches,
+    move_to,
+    rank_slice,
+    share_scale,
+)
 from kelm.engine.frozen import frozen_features, with_frozen_features
 from kelm.engine.logs import log_train_step, progress_bar, summary_writer
 from kelm.engine.model_card import model_card
@@ -242,6 +253,7 @@ def _train(
     # ---- 1. setup: processes, run directory, seeds
     accelerator = make_accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision)
     rank, world = accelerator.process_index, accelerator.num_processes
+    check_global_batch(cfg.batch_size, world)
     main = accelerator.is_main_process
     run_dir = Path(cfg.run_dir)
     resume_from = prepare_run_dir(cfg, resume=resume, overwrite=overwrite)
@@ -274,9 +286,8 @@ def _train(
     family = cfg.family
 
     # ---- 4. optimizer and schedule
-    batches_per_epoch = len(
-        epoch_batches(len(data.train), cfg.batch_size, cfg.seed, 0, rank, world)
-    )
+    # batch_size is the global batch: the steps of an epoch do not depend on the processes
+    batches_per_epoch = len(global_batches(len(data.train), cfg.batch_size, cfg.seed, 0))
     total_steps = cfg.epochs * batches_per_epoch
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(
@@ -343,12 +354,18 @@ def _train(
     eval_logits: list[np.ndarray] | None = None
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        batches = epoch_batches(len(data.train), cfg.batch_size, cfg.seed, epoch, rank, world)
+        batches = global_batches(len(data.train), cfg.batch_size, cfg.seed, epoch)
         t0, statements = time.perf_counter(), 0
         loss_sum = torch.zeros(3, dtype=torch.float64)  # [sum of losses, correct, questions]
         skipped = 0  # steps with a non-finite loss (nonfinite_loss: skip)
         bar = progress_bar(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", show)
-        for idx in batches:
+        for global_batch in batches:
+            lo, hi = rank_slice(len(global_batch), rank, world)
+            idx = global_batch[lo:hi]
+            # A process without a share of the last, short batch still runs forward and
+            # backward (DDP needs every process) on one example weighted 0.
+            scale = share_scale(len(idx), len(global_batch), world) if world > 1 else 1.0
+            idx = idx or global_batch[:1]
             frozen = lm_frozen_at(cfg, epoch, global_step)
             if frozen != lm_frozen:
                 set_lm_trainable(unwrapped, not frozen)
@@ -372,16 +389,29 @@ def _train(
             # gpt: the weighted auxiliary LM loss joins the gradient; logs keep the choice loss.
             aux = getattr(output, "aux_loss", None)
             total = objective if aux is None else objective + aux
+            if world > 1:
+                # DDP averages the gradients: weighted by its share of the global batch, each
+                # process's mean makes the average the gradient of the global batch's mean
+                # (the one-process step). aux (a token mean) is weighted alike: close, not equal.
+                total = total * scale
             accelerator.backward(total)
 
             # The step's loss summed over processes, before the update: every process must
             # take the same decision on a non-finite loss.
-            correct = (logits.argmax(-1) == labels).sum()
-            count = torch.tensor(float(len(idx)), dtype=torch.float64, device=loss.device)
+            share = float(len(idx)) if scale else 0.0
+            correct = (logits.argmax(-1) == labels).sum().double() * (1.0 if share else 0.0)
+            count = torch.tensor(share, dtype=torch.float64, device=loss.device)
+            chosen_loss = loss.detach().double() * count if share else count
             stats = torch.stack(
-                [loss.detach().double() * count, correct.double(), count, total.detach().double()]
-            )  # [4]
-            stats = accelerator.reduce(stats, "sum").cpu()  # [4] summed over processes
+                [
+                    chosen_loss,
+                    correct,
+                    count,
+                    total.detach().double(),
+                    batch["choice_mask"].sum().double() * (1.0 if share else 0.0),
+                ]
+            )  # [5]
+            stats = accelerator.reduce(stats, "sum").cpu()  # [5] summed over processes
             lrs = optimizer_step(
                 accelerator,
                 model,
@@ -393,7 +423,7 @@ def _train(
                 nonfinite_loss=cfg.nonfinite_loss,
             )
             global_step += 1
-            statements += int(batch["choice_mask"].sum()) * world
+            statements += int(stats[4])
             if lrs is None:  # skipped (nonfinite_loss: skip): counted, not averaged in
                 skipped += 1
                 history["steps"].append(
@@ -487,6 +517,8 @@ def _train(
                 "history": history,
                 "world_size": world,
                 "seed": cfg.seed,
+                # the sampler's position is global: batch_size (global) and the epoch say it
+                "global_batch_size": cfg.batch_size,
             },
             keep=cfg.keep_checkpoints,
         )

@@ -89,10 +89,10 @@ def test_epoch_batches_cover_and_shard() -> None:
     assert sorted(i for b in one for i in b) == list(range(10)) and len(one) == 4
     assert one == epoch_batches(10, 3, seed=1, epoch=0)
     assert one != epoch_batches(10, 3, seed=1, epoch=1)
-    ranks = [epoch_batches(10, 3, seed=1, epoch=0, rank=r, world=2) for r in range(2)]
-    assert len(ranks[0]) == len(ranks[1]) == 2
-    assert all(len(b) == 3 for r in ranks for b in r)
-    assert set(range(10)) <= {i for r in ranks for b in r for i in b}
+    # batch_size is global: 2 processes share each global batch of 4 (the last holds 2)
+    ranks = [epoch_batches(10, 4, seed=1, epoch=0, rank=r, world=2) for r in range(2)]
+    assert [len(b) for b in ranks[0]] == [2, 2, 1] == [len(b) for b in ranks[1]]
+    assert [a + b for a, b in zip(*ranks, strict=True)] == epoch_batches(10, 4, 1, 0)
 
 
 def _example(num_choices: int, label: int, with_graph: bool = True) -> Example:

@@ -215,7 +215,8 @@ def test_two_cpu_processes_with_torchrun(root: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("trained qagnn") == 1  # the main process reports
     metrics = json.loads((root / "ddp" / "metrics.json").read_text())
-    assert metrics["steps"] == 4  # 9 questions / (4 per process x 2) = 2 steps per epoch
+    # batch_size is the global batch: 9 questions / 4 = 3 steps per epoch, as on 1 process
+    assert metrics["steps"] == 6
     assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] == 3
     checkpoint = root / "ddp" / "checkpoints" / "epoch-0002"
     assert (checkpoint / "rng-0.safetensors").is_file()

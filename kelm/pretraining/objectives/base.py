@@ -355,6 +355,20 @@ class Objective:
         """Scalar losses to log, ``loss`` (the one optimised) first."""
         return {"loss": output.loss}
 
+    def loss_weight(self, batch: dict[str, Any]) -> float:
+        """What the optimised loss of a (collated) batch is a mean over: its predicted tokens
+        (``labels`` not :data:`IGNORE_INDEX`), or its rows without ``labels``.
+
+        Several processes weight their share of a global batch's loss by their share of this
+        count, so that the averaged gradient is the global batch's: exact for a loss that is
+        one mean over it; a loss adding terms over other counts (ernie's entity loss, the
+        sentence heads) is weighted by this count, close to the one-process step.
+        """
+        labels = batch.get("labels")
+        if torch.is_tensor(labels) and labels.dim() == 2:
+            return float((labels != IGNORE_INDEX).sum())
+        return float(len(batch["input_ids"]))
+
     def eval_sums(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
         """Summable held-out counts of one batch (reduced over processes)."""
         raise NotImplementedError

@@ -162,6 +162,10 @@ class CLMObjective(Objective):
         # no token_type_ids: GPT-2 would look them up in its token embeddings
         return {k: batch[k] for k in ("input_ids", "attention_mask", "labels")}
 
+    def loss_weight(self, batch: dict[str, Any]) -> float:
+        # the causal LM's loss predicts token t + 1 from token t: the first has no target
+        return float((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
     def eval_sums(self, output: Any, batch: dict[str, Any]) -> dict[str, Tensor]:
         return next_token_sums(output.logits, batch["labels"])
 
