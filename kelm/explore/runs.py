@@ -40,6 +40,8 @@ class ChoiceExplanation:
             attention; other graph families: weight ``None``).
         paths: ``(path text, weight)`` (KagNet: path attention, heaviest first).
         entities: the node names ERNIE's tokens were linked to (ERNIE), in token order.
+        loglik: the zero-shot LM's log-likelihoods of the choice (``sum``, ``mean``, ``pmi``)
+            and its token count (``tokens``); empty for trained runs.
     """
 
     score: float
@@ -47,6 +49,7 @@ class ChoiceExplanation:
     nodes: list[tuple[str, float | None]] = field(default_factory=list)
     paths: list[tuple[str, float]] = field(default_factory=list)
     entities: list[str] = field(default_factory=list)
+    loglik: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
