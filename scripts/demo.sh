@@ -130,6 +130,6 @@ kelm compare "$OUT/work/runs/lm" "$OUT/work/runs/qagnn" "$OUT/work/runs/ernie" \
 # runs read their own graph.
 echo "== explore the results in a browser (Ctrl+C stops the page):"
 echo "  kelm explore --graph $OUT/cn100k --model $OUT/work/runs/lm --model $OUT/work/runs/qagnn" \
-  "--model $OUT/work/runs/ernie --qa $DATA/qa/csqa/train_rand_split_v1.0.jsonl"
+  "--model $OUT/work/runs/ernie --lm default --qa $DATA/qa/csqa/train_rand_split_v1.0.jsonl"
 echo "  kelm explore --graph $OUT/work/knowledge/graph --model $OUT/work/runs/knowledge-gsc" \
   "--model $OUT/work/runs/knowledge-qagnn --qa $OUT/work/knowledge/test.jsonl"

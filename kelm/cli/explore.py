@@ -80,9 +80,13 @@ def explore_command(
         lm_normalization=lm_normalization,
     )
     from kelm.explore.app import launch
+    from kelm.explore.lm import ZeroShotLM
 
     app = launch(explorer, host=host, port=port, block=False)
     typer.echo(f"kelm explore on {app.local_url} (Ctrl+C stops it)")
+    for run in explorer.runs:  # the page is up; the LM loads while it is being looked at
+        if isinstance(run, ZeroShotLM):
+            run.load_in_background()
     try:
         app.block_thread()
     finally:

@@ -5,8 +5,9 @@ trained runs.
 A :class:`ZeroShotLM` comes from ``kelm explore --lm NAME_OR_DIR`` (a Hugging Face id, a model
 folder or a ``.gguf`` file; ``default``: the offline SmolLM2-135M) or from the output folder of
 a ``kelm evaluate --zero-shot`` run given as ``--model`` (its ``metrics.json`` names the LM and
-the normalisation that scored best there). The model is loaded on the first question, not at
-start-up: a page opened to look at graphs does not wait for it.
+the normalisation that scored best there). The model is not loaded at start-up: ``kelm
+explore`` loads it in the background while the page is served (:meth:`ZeroShotLM.
+load_in_background`), else the first question does.
 
 Per choice the page shows the three normalisations of :data:`~kelm.evaluation.zeroshot.
 NORMALIZATIONS` (``sum``, ``mean`` per token, ``pmi`` against the unconditional prompt); the
@@ -15,6 +16,7 @@ score column and the pick use one of them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from pathlib import Path
@@ -107,6 +109,19 @@ class ZeroShotLM:
     @property
     def loaded(self) -> bool:
         return self._loaded is not None
+
+    def load_in_background(self) -> threading.Thread:
+        """Start loading the model in a thread: ``kelm explore`` serves the page meanwhile (a
+        GGUF checkpoint takes tens of seconds to de-quantise on 2 cores) and the first question
+        waits only for what is left. A failure is reported by that question."""
+
+        def work() -> None:
+            with contextlib.suppress(Exception):  # explain() loads again and says why
+                self._load()
+
+        thread = threading.Thread(target=work, name="kelm-explore-lm", daemon=True)
+        thread.start()
+        return thread
 
     def _load(self) -> tuple[Any, Any, int | None]:
         with self._lock:

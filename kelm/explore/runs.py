@@ -94,7 +94,7 @@ class ExplainedRun:
         """``family (run directory name)``: how the page labels the run."""
         return f"{self.family.name} ({self.run_dir.name})"
 
-    @torch.no_grad()
+    @torch.inference_mode()  # no autograd bookkeeping at all (no_grad still versions tensors)
     def explain(self, item: QAItem, *, top: int = 10) -> RunExplanation:
         """Score ``item``'s choices and collect what the model attended to (at most ``top``
         nodes and paths per choice)."""

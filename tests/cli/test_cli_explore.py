@@ -54,10 +54,15 @@ def test_explore_serves_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     assert result.exit_code == 0, result.output
     assert (served["host"], served["port"]) == ("0.0.0.0", 8080)
+    from kelm.explore.lm import ZeroShotLM
+
+    started: list[ZeroShotLM] = []
+    monkeypatch.setattr(ZeroShotLM, "load_in_background", lambda self: started.append(self))
     result = runner.invoke(app, ["explore", "-g", str(graph), "--lm", "default"])
     assert result.exit_code == 0, result.output
     (lm,) = served["explorer"].runs
-    assert lm.name == "zero-shot (smollm2-135m, mean)" and not lm.loaded  # loaded on a question
+    assert lm.name == "zero-shot (smollm2-135m, mean)"
+    assert started == [lm] and not lm.loaded  # loading starts once the page is up
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,24 @@ def test_a_zero_shot_evaluation_folder_is_a_run(
     assert answer.runs[1].choices[0].loglik["tokens"] >= 1
 
 
+def test_loading_in_the_background_serves_the_first_question(
+    tiny: dict[str, Path], lm_dir: Path
+) -> None:
+    explorer = Explorer(tiny["graph"], lm=lm_dir)
+    (lm,) = explorer.runs
+    lm.load_in_background().join(60)
+    assert lm.loaded
+    loaded = lm._loaded
+    answer = explorer.ask(explorer.make_item("where does a dog live", ["house", "sky"], None))
+    assert lm._loaded is loaded and len(answer.runs[0].choices) == 2  # not loaded again
+
+    broken = ZeroShotLM(tiny["root"] / "nowhere-lm")
+    broken.load_in_background().join(60)  # fails quietly: the question says why
+    assert not broken.loaded
+    with pytest.raises(KelmError, match="nowhere-lm"):
+        broken.explain(explorer.make_item("where", ["a", "b"], None))
+
+
 def test_a_zero_shot_folder_of_the_default_lm_names_the_default(tmp_path: Path) -> None:
     out = tmp_path / "zs"
     out.mkdir()
