@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo demo-data test lint format bench clean
 
 venv: $(STAMP)
 
@@ -33,6 +33,10 @@ $(STAMP): pyproject.toml Makefile
 
 demo: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh
+
+# Only the demo's first step: fetch the data it reads (when missing) into $KELM_DATA or ./data.
+demo-data: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh --data-only
 
 # The import contracts of pyproject.toml (the pipeline's layers, no import circles) first, then
 # the tests. pytest exits 5 when no test is collected: not a failure for a selection given in

@@ -7,13 +7,49 @@
 # them; show the graph models reading the graph on a knowledge-necessary task where the plain LM
 # cannot; pretrain ERNIE (MLM + dEA) for a few steps on WordNet glosses linked to CN-100K and
 # probe it; score COPA zero-shot with SmolLM2.
+#
+# Data: $KELM_DATA, else ../shared/data when it exists, else ./data. What the demo reads and is
+# missing there is fetched first with `kelm data download` (checksum-verified, resumable; the
+# files come from $KELM_DATA_MIRROR/<path> when that is set). `scripts/demo.sh --data-only`
+# (`make demo-data`) stops after that step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA="${KELM_DATA:-../shared/data}"
+if [ -n "${KELM_DATA:-}" ]; then
+  DATA="$KELM_DATA"
+elif [ -d ../shared/data ]; then
+  DATA=../shared/data
+else
+  DATA=data
+fi
 OUT="${KELM_GRAPHS:-graphs}"
-if [ ! -d "$DATA" ]; then
-  echo "error: data directory $DATA not found (set KELM_DATA, or run: kelm data download NAME)" >&2
-  exit 2
+
+# dataset name -> the file or folder of it that the demo reads
+declare -A NEEDS=(
+  [cn100k]=kg/conceptnet100k/train.txt
+  [wordnet]=kg/wordnet_nltk/corpora/wordnet/data.noun
+  [copa]=qa/copa/balacopa-dev-all.xml
+  [csqa]=qa/csqa/train_rand_split_v1.0.jsonl
+)
+MISSING=()
+for name in cn100k wordnet copa csqa; do
+  [ -e "$DATA/${NEEDS[$name]}" ] || MISSING+=("$name")
+done
+if [ ${#MISSING[@]} -gt 0 ]; then
+  echo "== fetching ${MISSING[*]} into $DATA (kelm data download: checksum-verified, resumable)"
+  if ! kelm data download "${MISSING[@]}" --data-dir "$DATA"; then
+    echo "error: data directory $DATA lacks ${MISSING[*]} and the download failed" \
+      "(offline? set KELM_DATA to a folder that has them, or run: kelm data download" \
+      "${MISSING[*]} --data-dir $DATA)" >&2
+    exit 2
+  fi
+fi
+# The configs read ${KELM_DATA}; an absolute path keeps them right whatever the working folder.
+KELM_DATA="$(cd "$DATA" && pwd)"
+export KELM_DATA
+DATA="$KELM_DATA"
+if [ "${1:-}" = "--data-only" ]; then
+  echo "data ready in $DATA"
+  exit 0
 fi
 
 echo "== building the CN-100K index"
@@ -101,6 +137,6 @@ kelm compare "$OUT/work/runs/lm" "$OUT/work/runs/qagnn" "$OUT/work/runs/ernie" \
 # runs read their own graph.
 echo "== explore the results in a browser (Ctrl+C stops the page):"
 echo "  kelm explore --graph $OUT/cn100k --model $OUT/work/runs/lm --model $OUT/work/runs/qagnn" \
-  "--model $OUT/work/runs/ernie --qa $DATA/qa/csqa/train_rand_split_v1.0.jsonl"
+  "--model $OUT/work/runs/ernie --lm default --qa $DATA/qa/csqa/train_rand_split_v1.0.jsonl"
 echo "  kelm explore --graph $OUT/work/knowledge/graph --model $OUT/work/runs/knowledge-gsc" \
   "--model $OUT/work/runs/knowledge-qagnn --qa $OUT/work/knowledge/test.jsonl"

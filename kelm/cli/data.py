@@ -18,14 +18,23 @@ data_app = typer.Typer(
 @data_app.command("download")
 @user_errors
 def data_download(
-    name: Annotated[str, typer.Argument(help="Dataset name (see `kelm data list`).")],
+    names: Annotated[
+        list[str], typer.Argument(help="Dataset names (see `kelm data list`).", metavar="NAME...")
+    ],
     data_dir: Annotated[Path | None, typer.Option(help="Target data directory.")] = None,
 ) -> None:
-    """Fetch a public dataset, verify its checksum, resume a partial download."""
-    from kelm.data.download import download
+    """Fetch public datasets, verify their checksums, resume a partial download.
 
-    for path in download(name, data_dir):
-        typer.echo(f"ok {path}")
+    $KELM_DATA_MIRROR=URL fetches every file from URL/<its path in the data directory>."""
+    from kelm.data.download import REGISTRY, download
+    from kelm.errors import KelmError
+
+    unknown = [name for name in names if name not in REGISTRY]
+    if unknown:  # before any transfer: a typo in the last name should not cost the first ones
+        raise KelmError(f"unknown dataset {unknown[0]!r}; known datasets: {', '.join(REGISTRY)}")
+    for name in names:
+        for path in download(name, data_dir):
+            typer.echo(f"ok {path}")
 
 
 @data_app.command("list")

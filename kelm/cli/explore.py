@@ -17,6 +17,18 @@ def explore_command(
         list[Path] | None,
         typer.Option("--model", "-m", help="A `kelm train` run directory (repeatable)."),
     ] = None,
+    lm: Annotated[
+        str | None,
+        typer.Option(
+            "--lm",
+            help="A causal LM scoring the choices zero-shot, loaded on the first question: a "
+            "Hugging Face id, a folder, a .gguf file, or 'default' (SmolLM2-135M). A `kelm "
+            "evaluate --zero-shot` output folder given as --model does the same.",
+        ),
+    ] = None,
+    lm_normalization: Annotated[
+        str, typer.Option(help="The --lm column's score: sum, mean (per token) or pmi.")
+    ] = "mean",
     qa: Annotated[
         Path | None,
         typer.Option(
@@ -42,8 +54,8 @@ def explore_command(
     ] = None,
 ) -> None:
     """Open a local web page: type a question (or pick one from --qa) and see its linked spans,
-    the subgraph and paths retrieved per choice, and each --model run's scores and attention;
-    browse the graph. Stop it with Ctrl+C."""
+    the subgraph and paths retrieved per choice, each --model run's scores and attention and
+    the --lm log-likelihoods; browse the graph. Stop it with Ctrl+C."""
     from kelm.explore.session import Explorer
 
     if port is not None and not 1 <= port <= 65535:
@@ -64,11 +76,17 @@ def explore_command(
         paths=paths,
         kge=kge,
         device=device or "cpu",
+        lm=lm,
+        lm_normalization=lm_normalization,
     )
     from kelm.explore.app import launch
+    from kelm.explore.lm import ZeroShotLM
 
     app = launch(explorer, host=host, port=port, block=False)
     typer.echo(f"kelm explore on {app.local_url} (Ctrl+C stops it)")
+    for run in explorer.runs:  # the page is up; the LM loads while it is being looked at
+        if isinstance(run, ZeroShotLM):
+            run.load_in_background()
     try:
         app.block_thread()
     finally:

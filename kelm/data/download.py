@@ -1,38 +1,36 @@
-"""Fetch public datasets and knowledge graphs into the data directory.
+"""Fetch public datasets and knowledge graphs into the data directory, through pooch.
 
 ``download(name)`` fetches every file of a :data:`REGISTRY` entry into
 ``kelm.paths.data_dir(data_dir, must_exist=False)`` (see :mod:`kelm.paths` for the order of
-``--data-dir``, ``$KELM_DATA`` and the defaults):
+``--data-dir``, ``$KELM_DATA`` and the defaults). pooch does the bookkeeping: a file already
+present whose sha256 matches is left alone (``force=True`` fetches it anew), a download lands
+in a temporary file beside the target, is hashed, and is renamed onto the target only when the
+hash matches (a mismatch deletes it: nothing half-written is left under the final name).
+Two pieces are kelm's own (:mod:`kelm.data._transfer`): a downloader that resumes an
+interrupted transfer from ``<file>.part`` with an HTTP ``Range`` request (pooch restarts from
+zero), and a processor that unpacks archives into the layout kelm's readers expect.
 
-* a file already present whose checksum matches is left alone (``force=True`` fetches it anew);
-* a download goes to ``<file>.part`` and is resumed from where it stopped with an HTTP
-  ``Range: bytes=N-`` request: ``206`` appends, ``200`` (a server that ignores ``Range``)
-  restarts from zero, ``416`` means the partial file is already complete;
-* ``Content-Length`` is checked (a short transfer keeps the ``.part`` for the next run), then
-  the sha256, then the ``.part`` is renamed onto the final path in one step;
-* a file whose published sha256 is known is verified against it. For a file without one
-  (``sha256=None``) the digest and size of the first complete download are recorded in
-  ``checksums.json`` at the top of the data directory (trust on first use) and every later
-  run checks against that record. To accept a deliberately changed upstream file, delete its
-  entry from ``checksums.json``.
+Checksums: a file whose published sha256 is known is verified against it. For a file without
+one (``sha256=None``) the digest and size of the first complete download are recorded in
+``checksums.json`` at the top of the data directory (trust on first use) and every later run
+checks against that record. To accept a deliberately changed upstream file, delete its entry
+from ``checksums.json``.
 
-Only the standard library does the transfer (``urllib``), so proxies come from the usual
-``http_proxy`` / ``https_proxy`` / ``no_proxy`` variables. Offline, the files can be copied
-into the data directory by hand under the relative paths listed in the registry.
+``$KELM_DATA_MIRROR`` (a base URL) fetches every file from ``<mirror>/<relative path>``
+instead of its origin, checksums unchanged: a copy of a data directory served over HTTP (an
+institutional mirror, an air-gapped network). Proxies come from the usual ``http_proxy`` /
+``https_proxy`` / ``no_proxy`` variables. Offline, the files can be copied into the data
+directory by hand under the relative paths listed in the registry.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import http.client
 import json
 import logging
 import os
-import re
 import tempfile
-import urllib.error
-import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,16 +38,21 @@ from typing import Any
 
 from kelm import paths
 from kelm._io import sha256_file, write_json
+from kelm.data._transfer import (
+    Extract,
+    ExtractProcessor,
+    ResumingDownloader,
+    discard,
+    reason,
+)
 from kelm.errors import DownloadError, KelmError
 
 log = logging.getLogger(__name__)
 
-TIMEOUT_S = 30.0
-"""Seconds to wait for a connection or for the next block of data."""
-
-CHUNK = 1 << 20
 CHECKSUMS_FILE = "checksums.json"
-USER_AGENT = "kelm-data-download/0.1 (+python-urllib)"
+MIRROR_ENV = "KELM_DATA_MIRROR"
+
+__all__ = ["CHECKSUMS_FILE", "REGISTRY", "Dataset", "Extract", "RemoteFile", "download"]
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,14 @@ class RemoteFile:
 
     ``relative_path`` is where it goes inside the data directory. ``sha256`` and ``size`` are
     the published values when known; ``None`` means "trust on first use" (see module doc).
+    ``extract`` unpacks members of the (tar) archive after it is verified.
     """
 
     url: str
     relative_path: str
     sha256: str | None = None
     size: int | None = None
+    extract: tuple[Extract, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,10 +78,23 @@ class Dataset:
     files: list[RemoteFile]
 
 
-# Checksums marked "published" below are the sha256/size recorded for the very same URL by
-# independent third parties (Hugging Face `datasets` dataset_infos.json / urls_checksums,
-# ParlAI's build.py, and several other pipelines that pin them); they are verified on every
-# download. Entries with sha256=None have no published checksum: trust on first use.
+# Where a checksum comes from is said next to it:
+# * "published": the sha256/size recorded for the very same URL by independent third parties
+#   (Hugging Face `datasets` dataset_infos.json / urls_checksums, ParlAI's build.py, distribution
+#   packages, and other pipelines that pin them);
+# * "pinned": the URL names a git commit, and the sha256/size are those of the file's git blob at
+#   that commit (computed from a clone of the repository; raw.githubusercontent.com serves those
+#   exact bytes, and a commit cannot change);
+# * sha256=None: no checksum known, trust on first use.
+_CKBC = "https://raw.githubusercontent.com/DeqingYang/CKBC/6230e1b8fc590267aab4a1d7d4a46008142dcc62"
+_COSE = (
+    "https://raw.githubusercontent.com/salesforce/cos-e/c8aae4061182d2bb696cf23e8bb899c447a0ea6e"
+)
+_BALANCED_COPA = (
+    "https://raw.githubusercontent.com/Balanced-COPA/Balanced-COPA.github.io/"
+    "7814230b6f49d620df106eae55b3c77eed685bee"
+)
+
 REGISTRY: dict[str, Dataset] = {
     "conceptnet": Dataset(
         name="conceptnet",
@@ -95,59 +113,116 @@ REGISTRY: dict[str, Dataset] = {
     "cn100k": Dataset(
         name="cn100k",
         description="CN-100K ConceptNet subset (Li et al. 2016), splits as in DeqingYang/CKBC",
-        # trust on first use: no published checksums. Pinned to a commit of the CKBC
-        # repository, so the bytes cannot change under the same URL.
+        # pinned: the blobs of data/ConceptNet at that commit of DeqingYang/CKBC.
         files=[
             RemoteFile(
-                url="https://raw.githubusercontent.com/DeqingYang/CKBC/"
-                f"6230e1b8fc590267aab4a1d7d4a46008142dcc62/data/ConceptNet/{fname}",
+                url=f"{_CKBC}/data/ConceptNet/{fname}",
                 relative_path=f"kg/conceptnet100k/{fname}",
-            )
-            for fname in (
-                "train.txt",
-                "dev1.txt",
-                "dev2.txt",
-                "valid.txt",
-                "test.txt",
-                "rel.txt",
-                "cn_node_names.txt",
-            )
-        ],
-    ),
-    "csqa": Dataset(
-        name="csqa",
-        description="CommonsenseQA v1.11, random split: train, dev, test (no answers)",
-        # published: HF datasets `commonsense_qa` download_checksums and ParlAI.
-        files=[
-            RemoteFile(
-                url=f"https://s3.amazonaws.com/commensenseqa/{fname}",
-                relative_path=f"qa/csqa/{fname}",
                 sha256=digest,
                 size=size,
             )
             for fname, digest, size in (
                 (
-                    "train_rand_split.jsonl",
-                    "58ffa3c8472410e24b8c43f423d89c8a003d8284698a6ed7874355dedd09a2fb",
-                    3_785_890,
+                    "train.txt",
+                    "8fd8b132482fa17837e74084c6d3e0c88c828999990cffe1cf036013de906c16",
+                    3_454_511,
                 ),
                 (
-                    "dev_rand_split.jsonl",
-                    "3210497fdaae614ac085d9eb873dd7f4d49b6f965a93adadc803e1229fd8a02a",
-                    471_653,
+                    "dev1.txt",
+                    "eb55942d946831e037de63e9dfda4b5a7bbd385682d3803f72acd05228c38a8f",
+                    35_862,
                 ),
                 (
-                    "test_rand_split_no_answers.jsonl",
-                    "b426896d71a9cd064cf01cfaf6e920817c51701ef66028883ac1af2e73ad5f29",
-                    423_148,
+                    "dev2.txt",
+                    "c28a62f11d971d50b9d1694c0e7eab8a71f5e0327b426bc81794e9a26dffc0b0",
+                    35_693,
+                ),
+                (
+                    "valid.txt",
+                    "109a14c6e165cc523255afa551890f8ea9f809b04c431098e550fa0a82b05ff5",
+                    33_431,
+                ),
+                (
+                    "test.txt",
+                    "78a042e181118c46f678253cf1243ae190fd2a3511b01671a8b9bc049194bb67",
+                    31_841,
+                ),
+                (
+                    "rel.txt",
+                    "09264dc2c18efc12f0a020d4c060a964fbc2fdb2b2c2dddf85023236cde9d6f9",
+                    382,
+                ),
+                (
+                    "cn_node_names.txt",
+                    "4cf1b59c94e304f69b67ae3bbbbd6da805723c535acc9cba946da7f9ccdaf3a8",
+                    1_330_468,
                 ),
             )
         ],
     ),
+    "wordnet": Dataset(
+        name="wordnet",
+        description="Princeton WordNet 3.0 (tar.bz2, 10 MiB), unpacked into the NLTK layout "
+        "kg/wordnet_nltk/corpora/wordnet",
+        files=[
+            # published: the sha256 pinned for this URL by Homebrew's wordnet formula, nixpkgs,
+            # Arch and Fedora packages. The .tar.gz sibling on the same site has no checksum
+            # published anywhere we could check, so the .tar.bz2 is the one fetched. Its size
+            # is not published: the sha256 alone is verified.
+            RemoteFile(
+                url="https://wordnetcode.princeton.edu/3.0/WordNet-3.0.tar.bz2",
+                relative_path="kg/wordnet_nltk/WordNet-3.0.tar.bz2",
+                sha256="6c492d0c7b4a40e7674d088191d3aa11f373bb1da60762e098b8ee2dda96ef22",
+                # dict/ holds data.*, index.*, lexnames, *.exc: what `nltk.corpus.wordnet`
+                # (NLTK_DATA=kg/wordnet_nltk) and `kelm graph build --format wordnet` read.
+                extract=(Extract("WordNet-3.0/dict/", "kg/wordnet_nltk/corpora/wordnet"),),
+            ),
+        ],
+    ),
+    "csqa": Dataset(
+        name="csqa",
+        description="CommonsenseQA v1.11 (5 choices; train, dev, test without answers) and "
+        "v1.0 (3 choices; the configs' default training file)",
+        files=[
+            # published: HF datasets `commonsense_qa` download_checksums and ParlAI.
+            *(
+                RemoteFile(
+                    url=f"https://s3.amazonaws.com/commensenseqa/{fname}",
+                    relative_path=f"qa/csqa/{fname}",
+                    sha256=digest,
+                    size=size,
+                )
+                for fname, digest, size in (
+                    (
+                        "train_rand_split.jsonl",
+                        "58ffa3c8472410e24b8c43f423d89c8a003d8284698a6ed7874355dedd09a2fb",
+                        3_785_890,
+                    ),
+                    (
+                        "dev_rand_split.jsonl",
+                        "3210497fdaae614ac085d9eb873dd7f4d49b6f965a93adadc803e1229fd8a02a",
+                        471_653,
+                    ),
+                    (
+                        "test_rand_split_no_answers.jsonl",
+                        "b426896d71a9cd064cf01cfaf6e920817c51701ef66028883ac1af2e73ad5f29",
+                        423_148,
+                    ),
+                )
+            ),
+            # pinned: v1.0 as kept in salesforce/cos-e (data/v1.0), the commit adding it.
+            RemoteFile(
+                url=f"{_COSE}/data/v1.0/train_rand_split.jsonl",
+                relative_path="qa/csqa/train_rand_split_v1.0.jsonl",
+                sha256="1989ce97e24d8572113d6a18f44e0f11ee9d206fb9bf9a1133937645583e697e",
+                size=2_160_200,
+            ),
+        ],
+    ),
     "copa": Dataset(
         name="copa",
-        description="COPA dev/test XML (Roemmele et al. 2011) and Balanced COPA "
-        "(Kavumba et al. 2019) archives",
+        description="COPA dev/test XML (Roemmele et al. 2011) and Balanced COPA dev "
+        "(Kavumba et al. 2019, unpacked to qa/copa/balacopa-dev-all.xml)",
         files=[
             # published: ParlAI's COPA build.py (for the old people.ict.usc.edu/~gordon/
             # downloads/COPA-resources.tgz, which no longer answers) and a pipeline pinning
@@ -159,11 +234,16 @@ REGISTRY: dict[str, Dataset] = {
                 relative_path="qa/copa/COPA-resources.tgz",
                 sha256="5145348834d2081ad90da0397d1db3d70fa044e506bd8ce224194d24b04cdbbe",
             ),
-            # trust on first use: the download linked from https://balanced-copa.github.io
-            # (holds the 1000-question balanced dev set, balacopa-dev-all.xml).
+            # pinned: the archive linked from https://balanced-copa.github.io, at the commit
+            # of its site repository that added it (the 1000-question balanced dev set).
             RemoteFile(
-                url="https://balanced-copa.github.io/downloads/balanced_copa.tar.bz2",
+                url=f"{_BALANCED_COPA}/downloads/balanced_copa.tar.bz2",
                 relative_path="qa/copa/balanced_copa.tar.bz2",
+                sha256="b27bbec0950b4bd8e76155c2297c045b03de059222ae08f794e61f1444c50ceb",
+                size=27_908,
+                extract=(
+                    Extract("balanced_copa/balacopa-dev-all.xml", "qa/copa/balacopa-dev-all.xml"),
+                ),
             ),
         ],
     ),
@@ -199,45 +279,66 @@ def download(
         raise KelmError(f"unknown dataset {name!r}; known datasets: {', '.join(REGISTRY)}")
     root = paths.data_dir(data_dir, must_exist=False)
     store = _ChecksumStore(root / CHECKSUMS_FILE)
-    return [
-        _fetch_one(remote, root, store, force=force, progress=progress)
-        for remote in REGISTRY[name].files
-    ]
+    with _quiet_pooch():
+        return [
+            _fetch_one(remote, root, store, force=force, progress=progress)
+            for remote in REGISTRY[name].files
+        ]
+
+
+def source_url(remote: RemoteFile) -> str:
+    """The URL ``remote`` is fetched from: its own, or its place under ``$KELM_DATA_MIRROR``."""
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    return f"{mirror.rstrip('/')}/{remote.relative_path}" if mirror else remote.url
 
 
 # ------------------------------------------------------------------------------ one file
 def _fetch_one(
     remote: RemoteFile, root: Path, store: _ChecksumStore, *, force: bool, progress: bool
 ) -> Path:
+    import pooch
+
     final = root / remote.relative_path
     record = store.get(remote.relative_path)
     trusted = remote.sha256 is None and record is not None
     expected_sha = remote.sha256 or (record or {}).get("sha256")
     expected_size = remote.size if remote.size is not None else (record or {}).get("size")
 
-    if final.is_file() and not force:
-        if _matches(final, expected_sha, expected_size):
-            if remote.sha256 is None and record is None:
-                # Present (e.g. copied by hand) but never recorded: trust it now.
-                store.record(remote, final, sha256_file(final), final.stat().st_size)
-            log.info("%s: present, checksum ok", final)
-            return final
-        log.warning("%s: checksum does not match, downloading it again", final)
-
     _ensure_writable(final.parent, root)
     part = final.with_name(final.name + ".part")
     if force:
-        _discard(part)
-    digest, size = _transfer(remote.url, part, expected_size, root, progress, remote.relative_path)
-
-    if expected_size is not None and size != expected_size:
-        _discard(part)
-        raise DownloadError(
-            f"size mismatch for {remote.relative_path}: expected {expected_size:,} bytes, "
-            f"got {size:,} (the partial download was deleted; run again)"
+        discard(final)
+        discard(part)
+    elif final.is_file() and expected_size is not None and final.stat().st_size != expected_size:
+        # Cheaper than letting pooch hash a file that cannot match; a complete-looking file
+        # is never resumed, so it goes.
+        log.warning("%s: size does not match, downloading it again", final)
+        discard(final)
+    downloader = ResumingDownloader(
+        part,
+        expected_size=expected_size,
+        root=root,
+        label=remote.relative_path,
+        progress=progress,
+        present=final.is_file(),
+    )
+    processor = (
+        ExtractProcessor(remote.extract, root, remote.relative_path) if remote.extract else None
+    )
+    url = source_url(remote)
+    try:
+        pooch.retrieve(
+            url,
+            known_hash=expected_sha,
+            fname=final.name,
+            path=final.parent,
+            downloader=downloader,
+            processor=processor,
         )
-    if expected_sha is not None and digest != expected_sha:
-        _discard(part)
+    except ValueError:
+        # pooch's hash mismatch; it has already deleted its temporary file (which held our
+        # .part), so a next run starts from zero.
+        discard(part)
         hint = (
             f"; if the upstream file changed on purpose, delete its entry from {store.path}"
             if trusted
@@ -245,165 +346,39 @@ def _fetch_one(
         )
         raise DownloadError(
             f"checksum mismatch for {remote.relative_path}: expected sha256 {expected_sha}, "
-            f"got {digest} (the partial download was deleted{hint})"
-        )
-    os.replace(part, final)
+            f"got {downloader.digest} (the download was deleted{hint})"
+        ) from None
+    except OSError as exc:
+        raise KelmError(
+            f"cannot write {final}: {reason(exc)} (pass --data-dir DIR to download elsewhere)"
+        ) from None
+
     if remote.sha256 is None and record is None:
-        store.record(remote, final, digest, size)
-    log.info("%s: downloaded, %s bytes, sha256 %s", final, f"{size:,}", digest)
+        # Just downloaded, or present (e.g. copied by hand) but never recorded: trust it now.
+        digest = downloader.digest or sha256_file(final)
+        store.record(remote, final, digest, final.stat().st_size)
+    if downloader.digest is None:
+        log.info("%s: present, checksum ok", final)
+    else:
+        log.info(
+            "%s: downloaded, %s bytes, sha256 %s", final, f"{downloader.size:,}", downloader.digest
+        )
     return final
 
 
-def _matches(path: Path, sha: str | None, size: int | None) -> bool:
-    if size is not None and path.stat().st_size != size:
-        return False
-    return sha is None or sha256_file(path) == sha
+@contextlib.contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    """pooch logs each transfer at INFO with advice for its own API ("use this value as
+    known_hash"); kelm logs its own lines, so pooch only speaks up for warnings here."""
+    import pooch
 
-
-def _transfer(
-    url: str, part: Path, expected_size: int | None, root: Path, progress: bool, label: str
-) -> tuple[str, int]:
-    """Download ``url`` into ``part``, resuming it; return (sha256, size) of the whole file."""
-    for _attempt in range(2):
-        offset = part.stat().st_size if part.is_file() else 0
-        if expected_size is not None and offset > expected_size:
-            _discard(part)
-            offset = 0
-        if offset and offset == expected_size:
-            return _hash_prefix(part, offset).hexdigest(), offset
-
-        request = urllib.request.Request(
-            url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-        )
-        if offset:
-            request.add_header("Range", f"bytes={offset}-")
-        try:
-            response = urllib.request.build_opener().open(request, timeout=TIMEOUT_S)
-        except urllib.error.HTTPError as exc:
-            with contextlib.suppress(Exception):
-                exc.close()
-            if exc.code == 416 and offset:
-                total = _content_range_total(exc.headers.get("Content-Range"))
-                if total is None or total == offset:
-                    log.info("%s: server says the partial file is complete", label)
-                    return _hash_prefix(part, offset).hexdigest(), offset
-                log.info("%s: partial file does not fit the remote one, restarting", label)
-                _discard(part)
-                continue
-            raise DownloadError(
-                f"cannot download {url}: HTTP {exc.code} {exc.reason} "
-                f"(files can also be copied into {root} by hand)"
-            ) from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            raise _network_error(url, exc, root) from None
-
-        with response:
-            status = response.status
-            length = _int_header(response.headers.get("Content-Length"))
-            if status == 206:
-                start = _content_range_start(response.headers.get("Content-Range"))
-                if start != offset:
-                    log.info("%s: server resumed at the wrong offset, restarting", label)
-                    _discard(part)
-                    continue
-                total = None if length is None else offset + length
-            elif status == 200:
-                if offset:
-                    log.info("%s: server ignored the Range request, restarting from 0", label)
-                offset = 0
-                total = length
-            else:
-                raise DownloadError(
-                    f"cannot download {url}: unexpected HTTP status {status} "
-                    f"(files can also be copied into {root} by hand)"
-                )
-            if total is not None and expected_size is not None and total != expected_size:
-                raise DownloadError(
-                    f"cannot download {url}: the server announces {total:,} bytes but "
-                    f"{label} should have {expected_size:,}"
-                )
-            digest = _hash_prefix(part, offset) if offset else hashlib.sha256()
-            received = _stream(response, part, offset, total, digest, url, root, progress, label)
-        size = offset + received
-        if length is not None and received < length:
-            raise _network_error(
-                url,
-                f"connection closed after {size:,} of {total:,} bytes; "
-                f"run again to resume from {part.name}",
-                root,
-            )
-        return digest.hexdigest(), size
-    raise DownloadError(f"cannot download {url}: the server keeps answering inconsistently")
-
-
-def _stream(
-    response: Any,
-    part: Path,
-    offset: int,
-    total: int | None,
-    digest: Any,
-    url: str,
-    root: Path,
-    progress: bool,
-    label: str,
-) -> int:
-    """Append the response body to ``part`` (truncated first when ``offset`` is 0)."""
-    from tqdm.auto import tqdm
-
-    received = 0
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
     try:
-        fh = open(part, "ab" if offset else "wb")  # noqa: SIM115 (closed below)
-    except OSError as exc:
-        raise _write_error(part, exc, root) from None
-    with (
-        fh,
-        tqdm(
-            total=total,
-            initial=offset,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=label,
-            disable=not progress,
-            leave=False,
-        ) as bar,
-    ):
-        while True:
-            try:
-                chunk = response.read(CHUNK)
-            except (OSError, http.client.HTTPException) as exc:
-                with contextlib.suppress(OSError):
-                    fh.flush()
-                reason = (
-                    f"{_reason(exc)} after {offset + received:,} bytes; "
-                    f"run again to resume from {part.name}"
-                )
-                raise _network_error(url, reason, root) from None
-            if not chunk:
-                break
-            try:
-                fh.write(chunk)
-            except OSError as exc:
-                raise _write_error(part, exc, root) from None
-            digest.update(chunk)
-            received += len(chunk)
-            bar.update(len(chunk))
-        try:
-            fh.flush()
-            os.fsync(fh.fileno())
-        except OSError as exc:
-            raise _write_error(part, exc, root) from None
-    return received
-
-
-def _hash_prefix(path: Path, length: int) -> Any:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        remaining = length
-        while remaining > 0 and (block := fh.read(min(1 << 22, remaining))):
-            digest.update(block)
-            remaining -= len(block)
-    return digest
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 # --------------------------------------------------------------------- checksum records
@@ -453,7 +428,6 @@ _STORE_NOTE = (
 )
 
 
-# ------------------------------------------------------------------------------- helpers
 def _ensure_writable(directory: Path, root: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -461,57 +435,6 @@ def _ensure_writable(directory: Path, root: Path) -> None:
             pass
     except OSError as exc:
         raise KelmError(
-            f"cannot write to the data directory {root} ({_reason(exc)}); "
+            f"cannot write to the data directory {root} ({reason(exc)}); "
             f"pass --data-dir DIR (or set KELM_DATA) to download elsewhere"
         ) from None
-
-
-def _discard(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _reason(exc: BaseException | str) -> str:
-    if isinstance(exc, str):
-        return exc
-    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
-        return _reason(exc.reason) if isinstance(exc.reason, BaseException) else str(exc.reason)
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
-
-
-def _network_error(url: str, exc: BaseException | str, root: Path) -> DownloadError:
-    return DownloadError(
-        f"cannot download {url}: {_reason(exc)} "
-        f"(offline? files can also be copied into {root} by hand)"
-    )
-
-
-def _write_error(part: Path, exc: OSError, root: Path) -> KelmError:
-    return KelmError(
-        f"cannot write {part}: {_reason(exc)} (pass --data-dir DIR to download elsewhere)"
-    )
-
-
-def _int_header(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-_UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)")
-
-
-def _content_range_start(value: str | None) -> int | None:
-    match = _RANGE.match(value or "")
-    return int(match.group(1)) if match else None
-
-
-def _content_range_total(value: str | None) -> int | None:
-    match = _UNSATISFIED.match(value or "")
-    return int(match.group(1)) if match else None

@@ -25,6 +25,7 @@ from typing import Any
 import gradio as gr
 
 from kelm.errors import KelmError
+from kelm.evaluation.zeroshot import NORMALIZATIONS
 from kelm.explore.session import LABELS, Answer, Explorer
 from kelm.explore.views import graph_json, highlighted, subgraph_data, vis_network_script
 
@@ -119,6 +120,12 @@ def attention_table(answer: Answer, top: int = 5) -> dict[str, Any]:
                 rows.append([name, choice.label, "path", path, round(weight, 4)])
             if got.entities:
                 rows.append([name, choice.label, "entities", ", ".join(got.entities), None])
+            if got.loglik:  # the zero-shot LM: its log-likelihoods under each normalisation
+                tokens = f"{int(got.loglik.get('tokens', 0))} choice tokens"
+                for norm in NORMALIZATIONS:
+                    if norm in got.loglik:
+                        value = round(got.loglik[norm], 4)
+                        rows.append([name, choice.label, f"log-lik {norm}", tokens, value])
     return {"headers": ["run", "choice", "kind", "what", "weight"], "data": rows}
 
 
@@ -232,13 +239,17 @@ def build_app(explorer: Explorer) -> Any:
             )
             attention = gr.Dataframe(
                 headers=["run", "choice", "kind", "what", "weight"],
-                label="What the runs attended to (QA-GNN nodes, KagNet paths, ERNIE entities)",
+                label="What the runs attended to (QA-GNN nodes, KagNet paths, ERNIE entities; "
+                "the zero-shot LM's log-likelihoods)",
                 interactive=False,
                 elem_id="kelm-attention",
             )
         with gr.Tab("Runs"):
             runs_list = gr.Markdown(_runs_markdown(explorer))
-            run_dir = gr.Textbox(label="Run directory (kelm train)", elem_id="kelm-run-dir")
+            run_dir = gr.Textbox(
+                label="Run directory (kelm train, or kelm evaluate --zero-shot)",
+                elem_id="kelm-run-dir",
+            )
             load = gr.Button("Load run")
             run_status = gr.Markdown("")
         with gr.Tab("Graph"):

@@ -40,6 +40,8 @@ class ChoiceExplanation:
             attention; other graph families: weight ``None``).
         paths: ``(path text, weight)`` (KagNet: path attention, heaviest first).
         entities: the node names ERNIE's tokens were linked to (ERNIE), in token order.
+        loglik: the zero-shot LM's log-likelihoods of the choice (``sum``, ``mean``, ``pmi``)
+            and its token count (``tokens``); empty for trained runs.
     """
 
     score: float
@@ -47,6 +49,7 @@ class ChoiceExplanation:
     nodes: list[tuple[str, float | None]] = field(default_factory=list)
     paths: list[tuple[str, float]] = field(default_factory=list)
     entities: list[str] = field(default_factory=list)
+    loglik: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -91,7 +94,7 @@ class ExplainedRun:
         """``family (run directory name)``: how the page labels the run."""
         return f"{self.family.name} ({self.run_dir.name})"
 
-    @torch.no_grad()
+    @torch.inference_mode()  # no autograd bookkeeping at all (no_grad still versions tensors)
     def explain(self, item: QAItem, *, top: int = 10) -> RunExplanation:
         """Score ``item``'s choices and collect what the model attended to (at most ``top``
         nodes and paths per choice)."""

@@ -24,6 +24,7 @@ import numpy as np
 
 from kelm.data.qa import Choice, QAItem
 from kelm.errors import KelmError
+from kelm.explore.lm import ZeroShotLM, read_zero_shot_metrics
 from kelm.explore.runs import ExplainedRun, RunExplanation, path_text
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ class Explorer:
         hops, max_nodes, paths: retrieval of the subgraph drawn per choice (``kelm show``'s).
         kge: a ``kelm embed-kg`` directory: KagNet path scores order the paths.
         device: where the runs' models run (default CPU).
+        lm: a causal LM scoring the choices zero-shot (:class:`~kelm.explore.lm.ZeroShotLM`:
+            a Hugging Face id, a folder, a ``.gguf`` file or ``default``), loaded on the first
+            question; a ``kelm evaluate --zero-shot`` output folder among ``runs`` does the same.
+        lm_normalization: the normalisation of ``lm``'s score column (sum, mean, pmi).
 
     Raises:
         KelmError: a missing or corrupt graph, run or QA file; settings out of range.
@@ -90,6 +95,8 @@ class Explorer:
         paths: int = 20,
         kge: str | Path | None = None,
         device: str | None = None,
+        lm: str | Path | None = None,
+        lm_normalization: str = "mean",
     ) -> None:
         from kelm.graph.index import GraphIndex
         from kelm.linking.ground import StatementLinker
@@ -116,7 +123,9 @@ class Explorer:
             relation_emb=relation,
         )
         self.device = device
-        self.runs: list[ExplainedRun] = []
+        self.runs: list[ExplainedRun | ZeroShotLM] = []
+        if lm is not None:
+            self.runs.append(ZeroShotLM(lm, normalization=lm_normalization, device=device))
         for run in runs:
             self.add_run(run)
         self.items: list[QAItem] = []
@@ -128,8 +137,9 @@ class Explorer:
         self._lower_names: list[str] | None = None
 
     # ------------------------------------------------------------------ runs
-    def add_run(self, run_dir: str | Path) -> ExplainedRun:
-        """Load a run (once: a run already loaded is returned as it is).
+    def add_run(self, run_dir: str | Path) -> ExplainedRun | ZeroShotLM:
+        """Load a run (once: a run already loaded is returned as it is). A ``kelm evaluate
+        --zero-shot`` output folder adds its LM (loaded on the next question).
 
         Raises:
             KelmError: not a finished run, or one trained on another graph.
@@ -140,6 +150,10 @@ class Explorer:
         for run in self.runs:
             if run.run_dir.resolve() == path.resolve():
                 return run
+        if not (path / "config.resolved.yaml").is_file() and read_zero_shot_metrics(path):
+            lm = ZeroShotLM.from_evaluation(path, self.device)
+            self.runs.append(lm)
+            return lm
         run = ExplainedRun(path, self.device)
         if run.graph is not None and run.graph.index.checksum != self.index.checksum:
             raise KelmError(

@@ -58,6 +58,12 @@ TRANSFER_TOKENS: dict[str, str] = {
 def transfer_token_ids(tokenizer: Any) -> dict[str, int] | None:
     """The ids of the transfer tokens in ``tokenizer`` (role -> id), or ``None`` when it does
     not carry all three (a tokenizer not prepared by :func:`add_gpt1_special_tokens`)."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is not None and hasattr(backend, "token_to_id"):
+        # A fast tokenizer answers per token; get_vocab() copies the whole vocabulary into a
+        # dict (36 ms for BERT's 30k), and every prepare_examples call asks.
+        found = {role: backend.token_to_id(token) for role, token in TRANSFER_TOKENS.items()}
+        return None if None in found.values() else {k: int(v) for k, v in found.items()}
     vocab = tokenizer.get_vocab()
     if not all(token in vocab for token in TRANSFER_TOKENS.values()):
         return None

@@ -132,6 +132,7 @@ def cached_link_entities(
     pipeline: str | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    nlp: Language | None = None,
 ) -> list[StatementMentions]:
     """:func:`link_entities`, its result cached in the folder ``cache`` (one JSON file, keyed on
     the graph checksum, the texts, the pipeline name and the linker version; the file records
@@ -142,6 +143,8 @@ def cached_link_entities(
     Without spaCy nothing can be linked and the lemma source cannot be identified: a cached
     result of the same key is reused as it is (linked where spaCy is and carried to a machine
     without it).
+
+    ``nlp`` is the pipeline ``pipeline`` names, already loaded (else it is loaded here).
 
     Raises:
         KelmError: no spaCy and no cached result.
@@ -178,7 +181,8 @@ def cached_link_entities(
         return _per_statement(items, texts, saved[1])
     from kelm.linking.ground import make_nlp
 
-    nlp = make_nlp(pipeline)
+    if nlp is None:
+        nlp = make_nlp(pipeline)
     source = lemma_source_identity(nlp, options.lemmas, nlp.pipe_names)
     if saved is not None and saved[0] == json.loads(json.dumps(source)):
         return _per_statement(items, texts, saved[1])

@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +42,25 @@ class GraphResources:
     """A loaded graph index plus the cache where its pipeline results live.
 
     The index is loaded (and its arrays checked against their checksums) once; grounding,
-    retrieval and entity linking all use this one object.
+    retrieval and entity linking all use this one object, and the spaCy pipeline they
+    tokenise with is loaded once per pipeline name (:meth:`nlp`).
     """
 
     path: Path
     index: GraphIndex
     cache: Path
+    _nlps: dict[str | None, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def nlp(self, pipeline: str | None = None) -> Any:
+        """The spaCy pipeline ``pipeline`` (default blank English), loaded on first use and
+        kept: the explorer grounds one question at a time, and building even a blank English
+        pipeline (its tokenizer's special cases) took longer than the model's forward pass.
+        Only grounding and linking tokenise with it; nothing adds components to it."""
+        if pipeline not in self._nlps:
+            from kelm.linking.ground import make_nlp
+
+            self._nlps[pipeline] = make_nlp(pipeline)
+        return self._nlps[pipeline]
 
     @classmethod
     def open(
@@ -112,6 +125,7 @@ class GraphResources:
             progress: progress bars.
         """
         from kelm.linking.ground import ground_file, items_sha256
+        from kelm.linking.lemmas import spacy_available
         from kelm.retrieval.retrieve import retrieve
         from kelm.retrieval.store import RetrievalStore
 
@@ -125,6 +139,7 @@ class GraphResources:
             pipeline=pipeline,
             progress=progress,
             cache_dir=self.cache / "linker",
+            nlp=self.nlp(pipeline) if spacy_available() else None,
         )
         key = _digest({"grounded": grounded.name, "options": asdict(options)})
         out = self.cache / "retrieval" / key[:20]
@@ -139,6 +154,8 @@ class GraphResources:
         """:func:`~kelm.pipeline.entities.link_entities` with this graph and the cache's linker
         index, the result cached in the cache's ``entities/``
         (:func:`~kelm.pipeline.entities.cached_link_entities`)."""
+        from kelm.linking.lemmas import spacy_available
+
         return cached_link_entities(
             items,
             self.index,
@@ -146,6 +163,7 @@ class GraphResources:
             pipeline=pipeline,
             cache_dir=self.cache / "linker",
             progress=progress,
+            nlp=self.nlp(pipeline) if spacy_available() else None,
         )
 
 

@@ -54,6 +54,15 @@ def test_explore_serves_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     )
     assert result.exit_code == 0, result.output
     assert (served["host"], served["port"]) == ("0.0.0.0", 8080)
+    from kelm.explore.lm import ZeroShotLM
+
+    started: list[ZeroShotLM] = []
+    monkeypatch.setattr(ZeroShotLM, "load_in_background", lambda self: started.append(self))
+    result = runner.invoke(app, ["explore", "-g", str(graph), "--lm", "default"])
+    assert result.exit_code == 0, result.output
+    (lm,) = served["explorer"].runs
+    assert lm.name == "zero-shot (smollm2-135m, mean)"
+    assert started == [lm] and not lm.loaded  # loading starts once the page is up
 
 
 @pytest.mark.parametrize(
@@ -62,6 +71,7 @@ def test_explore_serves_the_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         (["--port", "0"], "--port must be between 1 and 65535"),
         (["--hops", "9"], "hops"),
         (["--threads", "0"], "--threads must be at least 1"),
+        (["--lm", "default", "--lm-normalization", "best"], "unknown normalization 'best'"),
     ],
 )
 def test_bad_options(tmp_path: Path, args: list[str], message: str) -> None:

@@ -20,9 +20,13 @@ from kelm.explore.app import launch  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def served(tiny: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    explorer = Explorer(tiny["graph"], runs=[tiny["qagnn"], tiny["kagnet"]], qa_file=tiny["qa"])
-    app = launch(explorer, port=None, block=False)
+def page_explorer(tiny: dict[str, Path]) -> Explorer:
+    return Explorer(tiny["graph"], runs=[tiny["qagnn"], tiny["kagnet"]], qa_file=tiny["qa"])
+
+
+@pytest.fixture(scope="module")
+def served(page_explorer: Explorer) -> Iterator[Any]:
+    app = launch(page_explorer, port=None, block=False)
     try:
         assert app.local_url.startswith("http://127.0.0.1:")  # this machine only by default
         yield app
@@ -105,13 +109,18 @@ def test_a_question_is_picked_from_the_qa_file(client: Client) -> None:
     )
 
 
-def test_runs_are_loaded_from_the_page(client: Client, tiny: dict[str, Path]) -> None:
+def test_runs_are_loaded_from_the_page(
+    client: Client, tiny: dict[str, Path], page_explorer: Explorer
+) -> None:
     status, listed = client.predict(str(tiny["root"] / "nowhere"), api_name="/load_run")
     assert status.startswith("**error:**") and "no such run directory" in status
-    status, listed = client.predict(str(tiny["ernie"]), api_name="/load_run")
-    assert status == "loaded ernie (run-ernie)" and "run-ernie" in listed
-    *_, attention = explore(client, "where does a dog live", "house\nsky")
-    assert ["ernie (run-ernie)", "A", "entities", "dog, house", None] in attention["data"]
+    try:
+        status, listed = client.predict(str(tiny["ernie"]), api_name="/load_run")
+        assert status == "loaded ernie (run-ernie)" and "run-ernie" in listed
+        *_, attention = explore(client, "where does a dog live", "house\nsky")
+        assert ["ernie (run-ernie)", "A", "entities", "dog, house", None] in attention["data"]
+    finally:  # the other tests of the page (in any order) see the two runs it started with
+        del page_explorer.runs[2:]
 
 
 def test_the_graph_browser(client: Client) -> None:

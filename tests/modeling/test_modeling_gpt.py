@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -210,6 +211,9 @@ def test_transfer_tokens_and_format() -> None:
     assert add_gpt1_special_tokens(tok) == ids and len(tok) == V + 3  # idempotent
     assert tok.pad_token == "<|endoftext|>"
     assert transfer_token_ids(tok) == ids
+    # Without a fast backend (token_to_id) the vocabulary answers, with the same result.
+    assert transfer_token_ids(SimpleNamespace(get_vocab=tok.get_vocab)) == ids
+    assert transfer_token_ids(SimpleNamespace(get_vocab=word_tokenizer().get_vocab)) is None
     plain = word_tokenizer()  # as clm pretraining adds them: the tokenizer's padding kept
     assert add_gpt1_special_tokens(plain, pad_token=False) == ids and plain.pad_token is None
     text = f"{TRANSFER_TOKENS['start']} w1 w2 {TRANSFER_TOKENS['extract']}"

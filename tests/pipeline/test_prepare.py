@@ -120,3 +120,35 @@ def test_a_corrupted_cached_retrieval_is_recomputed(root: Path) -> None:
     for i, arrays in enumerate(expected):
         for name, value in arrays.items():
             assert np.array_equal(again.arrays(i)[name], value)
+
+
+def test_one_spacy_pipeline_per_graph_for_every_grounding_and_linking(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The explorer grounds one question at a time: the pipeline is built once per graph (it
+    cost more than a model's forward pass), and grounds as a pipeline of its own would."""
+    from kelm.linking import ground
+
+    built: list[str | None] = []
+    real_make_nlp = ground.make_nlp
+
+    def counting(pipeline: str | None = None) -> object:
+        built.append(pipeline)
+        return real_make_nlp(pipeline)
+
+    monkeypatch.setattr(ground, "make_nlp", counting)
+    cache = tmp_path / "cache"
+    graph = GraphResources.open(GraphSourceConfig(index=str(root / "kg" / "graph")), cache)
+    items = read_items(root / "qa.jsonl", need_answers=True)
+    options = RetrieveOptions(max_nodes=8, hops=2, paths=4, scorer="none")
+    for i in range(3):
+        graph.retrieve(items[i : i + 1], options)
+    graph.link_entities(items[:2])
+    graph.link_entities(items[2:4])
+    graph.retrieve(items[:3], options)
+    assert built == [None]
+
+    name = f"{graph.index.checksum[:16]}-{ground.items_sha256(items[:3])[:20]}-blank.jsonl"
+    own = ground.ground_file(graph.index, items[:3], tmp_path / "own.jsonl", progress=False)
+    assert len(built) == 2  # ground_file without a pipeline builds its own
+    assert own.out.read_text() == (cache / "grounded" / name).read_text()
