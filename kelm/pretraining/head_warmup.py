@@ -217,13 +217,23 @@ def fit_head(
     opt = torch.optim.Adam(params, lr=lr)
     was_training = head.training
     head.train()
-    for _ in range(steps):
-        idx = torch.randint(len(fy), (min(batch_size, len(fy)),), generator=generator)
-        loss = nn.functional.cross_entropy(head(fx[idx]).float(), fy[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    head.train(was_training)
+    # The tied decoder weight is the encoder's: no gradient may reach it (one left behind
+    # would be added to the run's first step).
+    own = {id(p) for p in params}
+    others = [p for p in head.parameters() if id(p) not in own and p.requires_grad]
+    for p in others:
+        p.requires_grad_(False)
+    try:
+        for _ in range(steps):
+            idx = torch.randint(len(fy), (min(batch_size, len(fy)),), generator=generator)
+            loss = nn.functional.cross_entropy(head(fx[idx]).float(), fy[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    finally:
+        for p in others:
+            p.requires_grad_(True)
+        head.train(was_training)
     for p in params:  # the Adam state is dropped; no gradient is left behind
         p.grad = None
     after = _accuracy(head, hx, hy)
