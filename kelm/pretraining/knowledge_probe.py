@@ -17,8 +17,8 @@ wordpieces: for a probe head and each candidate tail (all ``tails`` of the world
 "a {head} is used for [MASK] ... [MASK] ." gets as many masks as the candidate has wordpieces,
 and the candidate's score is the mean log-probability of its wordpieces at the masks (all masked
 at once, one forward pass per wordpiece count). The true tail's rank among the candidates gives
-hits@1, hits@10 and MRR (ties count against it); chance hits@10 is ``10 / tails``. For an objective with entities the
-head's first wordpiece carries its node id, as in pretraining.
+hits@1, hits@10 and MRR (ties count against it); chance hits@10 is ``10 / tails``. For an
+objective with entities the head's first wordpiece carries its node id, as in pretraining.
 """
 
 from __future__ import annotations
