@@ -123,10 +123,15 @@ class BackboneConfig(EncoderConfig):
             instead of its pretrained weights.
         config_overrides: backbone config keys to change (``from_scratch`` only), e.g.
             ``{num_hidden_layers: 4}``.
+        head_warmup_steps: a new masked-LM head starts as the identity transform and is fitted
+            for this many steps to the frozen encoder's states (cached,
+            :mod:`kelm.pretraining.head_warmup`) before the first step; 0: a random head.
+            Ignored with ``from_scratch`` and on ``--resume``.
     """
 
     from_scratch: bool = False
     config_overrides: dict[str, Any] = field(default_factory=dict)
+    head_warmup_steps: int = bounded(300, ge=0)
 
 
 @dataclass

@@ -327,6 +327,22 @@ def _pretrain(
     with accelerator.main_process_first():  # caches of entity vectors
         model = objective.build_model(progress=show)
     check_positions(objective.kept_model(model), cfg.data.max_length, "model")
+    warm = None
+    if resume_from is None and not cfg.model.from_scratch and cfg.model.head_warmup_steps:
+        from kelm.pretraining.head_warmup import warm_up_head
+        from kelm.pretraining.instances import default_cache_dir
+
+        cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
+        with accelerator.main_process_first():  # the main process fills the cache
+            warm = warm_up_head(
+                objective,
+                objective.kept_model(model),
+                [store[int(i)] for i in train_idx[:4096]],
+                store_key=store.manifest.get("key"),
+                cache_dir=cache,
+            )
+        if warm is not None and main:
+            log.info("MLM head warm-up: %s", warm)
     o = cfg.optim
     optimizer = torch.optim.AdamW(
         objective.param_groups(model), lr=o.lr, betas=(o.betas[0], o.betas[1]), eps=o.eps
@@ -343,6 +359,8 @@ def _pretrain(
     generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 1)
 
     history: dict[str, Any] = {"steps": [], "epochs": [], "totals": {"tokens": 0, "seconds": 0.0}}
+    if warm is not None:
+        history["head_warmup"] = warm
     global_step, rng = 0, None
     if resume_from is not None:
         state = restore_checkpoint(resume_from, rank, model, optimizer, scheduler)

@@ -1,0 +1,142 @@
+"""Does ERNIE pretraining carry graph knowledge into the encoder? A knowledge-necessary probe.
+
+A made-up-word world (:mod:`kelm.pretraining.knowledge_probe`): heads used for tails, one head
+per tail probed, its fact in the graph only. The graph is embedded with TransE (``kelm
+embed-kg``), then ERNIE (MLM + dEA, entity table = those vectors) and the MLM-only control are
+pretrained with the same settings, steps and seed on the same corpus, and both are probed:
+"a {head} is used for [MASK]..." ranked over every tail. Prints one JSON object.
+
+    python scripts/bench_ernie_probe.py --steps 300 --seeds 0 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+
+def load_run(run_dir: Path) -> tuple[Any, Any]:
+    """The objective and kept model of a finished run (as ``kelm probe`` loads them)."""
+    from kelm.pretraining.config import load_pretrain_config
+    from kelm.pretraining.objectives.base import load_tokenizer_for, open_knowledge
+
+    cfg = load_pretrain_config(run_dir / "config.resolved.yaml")
+    cls = cfg.objective_class()
+    knowledge = open_knowledge(cfg) if cls.needs_entities else None
+    cfg.model.tokenizer = str(run_dir / "model")
+    objective = cls(cfg, cfg.options(), load_tokenizer_for(cfg), knowledge)
+    return objective, objective.load_kept_model(run_dir / "model")
+
+
+def run_arm(objective: str, work: Path, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    from kelm.pretraining.config import load_pretrain_config
+    from kelm.pretraining.knowledge_probe import probe_world
+    from kelm.pretraining.loop import pretrain
+
+    run_dir = work / f"run-{objective}-s{seed}"
+    cfg: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "seed": seed,
+        "objective": objective,
+        "max_steps": args.steps,
+        "eval_every": args.steps,
+        "batch_size": args.batch_size,
+        "threads": 1,
+        "mixed_precision": "no",
+        "corpus": {"kind": "text", "paths": [str(work / "world" / "corpus")]},
+        "data": {"max_length": 24, "holdout": 0.05, "cache_dir": str(work / "cache")},
+        "knowledge": {
+            "index": str(work / "graph"),
+            "entity_init": "kge",
+            "kge_dir": str(work / "kge"),
+        },
+        "model": {"encoder": args.encoder, "head_warmup_steps": args.head_warmup_steps},
+        "masking": {"probability": args.mask_probability, "whole_word": True},
+        "optim": {"lr": args.lr, "warmup_steps": max(1, args.steps // 10)},
+    }
+    if objective == "ernie":
+        cfg["objective_options"] = {"num_knowledge_layers": args.knowledge_layers}
+    if args.encoder is None:
+        del cfg["model"]["encoder"]
+    path = work / f"{objective}-s{seed}.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    t0 = time.perf_counter()
+    result = pretrain(load_pretrain_config(path), overwrite=True, progress=False)
+    seconds = time.perf_counter() - t0
+    obj, model = load_run(run_dir)
+    graph = obj.knowledge.index if obj.knowledge is not None else None
+    probe = probe_world(obj, model, args.world, graph)
+    return {
+        "probe": probe,
+        "mlm_accuracy": result.metrics.get("mlm_accuracy"),
+        "dea_accuracy": result.metrics.get("dea_accuracy"),
+        "head_warmup": result.history.get("head_warmup"),
+        "seconds": round(seconds, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tails", type=int, default=200)
+    p.add_argument("--heads-per-tail", type=int, default=3)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--mask-probability", type=float, default=0.25)
+    p.add_argument("--head-warmup-steps", type=int, default=300)
+    p.add_argument("--knowledge-layers", type=int, default=2)
+    p.add_argument("--kge-epochs", type=int, default=200)
+    p.add_argument("--kge-dim", type=int, default=64)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--encoder", default=None, help="backbone folder (default: bundled MiniLM)")
+    p.add_argument("--arms", nargs="+", default=["ernie", "mlm"])
+    p.add_argument("--work", default=None, help="working folder (default: a temporary one)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    logging.basicConfig(level=logging.WARNING)
+
+    from kelm.graph import build_index
+    from kelm.graph.sources.base import BuildOptions
+    from kelm.kge import KGEConfig, embed_kg
+    from kelm.pretraining.knowledge_probe import make_world, write_world
+
+    with tempfile.TemporaryDirectory(prefix="kelm-ernie-probe-") as tmp:
+        work = Path(args.work or tmp)
+        args.world = make_world(args.tails, args.heads_per_tail, seed=0)
+        files = write_world(args.world, work / "world")
+        build_index([files["graph"]], work / "graph", BuildOptions(format="tsv"), progress=False)
+        kcfg = KGEConfig(model="transe", dim=args.kge_dim, epochs=args.kge_epochs, seed=0)
+        embed_kg(work / "graph", work / "kge", kcfg, progress=False)
+        out: dict[str, Any] = {
+            "world": {
+                "tails": args.tails,
+                "heads": len(args.world.facts),
+                "probe_heads": len(args.world.probe_heads),
+            },
+            "settings": {k: v for k, v in vars(args).items() if k not in ("world", "work", "arms")},
+            "runs": {},
+        }
+        for seed in args.seeds:
+            for arm in args.arms:
+                out["runs"][f"{arm}/seed{seed}"] = run_arm(arm, work, seed, args)
+        for arm in args.arms:
+            hits = [out["runs"][f"{arm}/seed{s}"]["probe"]["hits@10"] for s in args.seeds]
+            out[f"{arm}_hits@10_mean"] = sum(hits) / len(hits)
+        if "ernie" in args.arms and "mlm" in args.arms:
+            control = out["mlm_hits@10_mean"]
+            out["ratio_hits@10"] = out["ernie_hits@10_mean"] / control if control else None
+    print(json.dumps(out, indent=1))
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
