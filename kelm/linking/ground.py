@@ -309,7 +309,7 @@ def ground_file(
         KelmError: missing or unsupported graph, malformed QA file, unusable pipeline.
     """
     start = time.perf_counter()
-    prepared = prepare_grounding(graph, qa_file, out, options, pipeline, cache_dir, start)
+    prepared = prepare_grounding(graph, qa_file, out, options, pipeline, cache_dir, start, nlp=nlp)
     if isinstance(prepared, GroundReport):
         return prepared
     graph_index, linker, rows, manifest = prepared
@@ -339,9 +339,12 @@ def prepare_grounding(
     pipeline: str | None,
     cache_dir: str | Path | None,
     start: float,
+    *,
+    nlp: Language | None = None,
 ) -> GroundReport | tuple[GraphIndex, StatementLinker, list[tuple[QAItem, Any]], dict[str, Any]]:
     """What every grounding of a QA file starts with: the graph, the linker, the statements
-    and the manifest (the output's key); or the report of an output that is reused as it is."""
+    and the manifest (the output's key); or the report of an output that is reused as it is.
+    ``nlp``: the pipeline ``pipeline`` names, already loaded (else it is built here)."""
     from kelm.data.qa import read_qa
     from kelm.graph.index import GraphIndex
 
