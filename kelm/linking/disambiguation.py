@@ -11,7 +11,10 @@ mention whose tag has no WordNet counterpart (``NUM``, ``X``, ...). The tag of a
 several tokens is its root's when the doc is parsed, else its first token's when that is a verb
 (phrasal verbs), else its last token's (noun compounds). A span none of whose candidates agree
 is no mention: "sat" tagged ``VERB`` no longer links to Saturday. The filter runs before the
-longest non-overlapping spans are chosen.
+longest non-overlapping spans are chosen. With fine-grained tags, a span of several tokens that
+ends in a preposition (Penn tag ``IN``) followed by more of the sentence is no mention either:
+that preposition opens a phrase of its own ("sank | in the storm" is not *sink in*), while a
+verb particle (``RP``: "gave up") stays part of its phrasal verb.
 
 **Context** (``context_weight > 0``): the mention's context is the text of up to
 ``context_window`` tokens on each side of it, within its sentence (the doc's sentences when the
@@ -115,6 +118,14 @@ def mention_pos(doc: Doc, start: int, end: int) -> str | None:
     return SPACY_TO_WORDNET.get(token.pos_)
 
 
+def crosses_preposition(doc: Doc, start: int, end: int) -> bool:
+    """Whether the span ``[start, end)`` of several tokens ends in a preposition (``IN``) that
+    opens a phrase going on after the span: the span takes a word of another phrase."""
+    if end - start < 2 or end >= len(doc) or not doc.has_annotation("TAG"):
+        return False
+    return doc[end - 1].tag_ == "IN" and not doc[end].is_punct
+
+
 def context_bounds(doc: Doc, start: int, end: int, window: int) -> tuple[int, int]:
     """Token range of a mention's context: ``window`` tokens each side, within its sentence:
     the doc's sentence when it has boundaries, else up to the nearest sentence-final
@@ -193,6 +204,8 @@ class Disambiguator:
         filter is off, the doc is untagged, or the tag has no WordNet counterpart)."""
         if not self.options.pos_filter or not doc.has_annotation("POS"):
             return cands
+        if crosses_preposition(doc, start, end):
+            return {}
         wanted = mention_pos(doc, start, end)
         if wanted is None:
             return cands

@@ -21,6 +21,7 @@ from kelm.linking.disambiguation import (
     TEMPERATURE,
     combine,
     context_bounds,
+    crosses_preposition,
     mention_pos,
     node_pos_codes,
 )
@@ -61,6 +62,24 @@ def test_mention_pos(nlp) -> None:
     assert mention_pos(doc, 2, 3) is None  # ADP has no WordNet counterpart
     adjective = tagged(nlp, ["quick", "fast"], ["ADJ", "ADV"])
     assert mention_pos(adjective, 0, 1) == "as" and mention_pos(adjective, 1, 2) == "r"
+
+
+def test_crosses_preposition(nlp, tagger) -> None:
+    """A span ending in a preposition that opens a phrase after it is no mention; a verb
+    particle stays in its phrasal verb; untagged docs are left alone."""
+    words = ["The", "ship", "sank", "in", "the", "storm"]
+    doc = Doc(nlp.vocab, words=words, tags=["DT", "NN", "VBD", "IN", "DT", "NN"])
+    assert crosses_preposition(doc, 2, 4)  # "sank in" | "the storm"
+    assert not crosses_preposition(doc, 2, 3) and not crosses_preposition(doc, 4, 6)
+    particle = Doc(nlp.vocab, words=["They", "gave", "up", "hope"], tags=["PRP", "VBD", "RP", "NN"])
+    assert not crosses_preposition(particle, 1, 3)
+    end = Doc(
+        nlp.vocab, words=["what", "to", "look", "for", "?"], tags=["WP", "TO", "VB", "IN", "."]
+    )
+    assert not crosses_preposition(end, 2, 4)  # nothing of another phrase follows
+    assert not crosses_preposition(tagged(nlp, words), 2, 4)  # untagged
+    parsed = tagger("The old boat sank in the storm.")  # the real tagger says IN here
+    assert crosses_preposition(parsed, 3, 5)
 
 
 def test_pos_filter(wordnet_excerpt, nlp, tmp_path) -> None:
