@@ -11,7 +11,8 @@ normalisation (sum, mean, pmi).
   ``$KELM_CACHE/bench/cn100k`` (or ``--graph DIR``).
 * Settings: every combination of ``--facts`` (e.g. ``3,5``), ``--forms`` (``triples,paths``)
   and ``--positions`` (``before,after``); the run without knowledge is scored once per dataset.
-  ``gain`` is accuracy with facts minus accuracy without, on the same questions.
+  ``gain`` is accuracy with facts minus accuracy without, on the same questions; ``paired``
+  counts the questions the facts made right and wrong, with the exact McNemar p-value.
 
 ``--quick``: 40 questions of each set, 3 facts, triples, before.
 
@@ -19,7 +20,9 @@ Output: one JSON object on stdout (progress on stderr)::
 
     {"csqa": {"without": {"accuracy": {"sum", "mean", "pmi"}, "seconds", ...},
               "with": {"triples/5/before": {"accuracy", "gain", "questions_with_facts",
-                                            "facts_per_question", "prompt_tokens", ...}, ...}},
+                                            "facts_per_question", "prompt_tokens",
+                                            "paired": {"sum": {"fixed", "broken",
+                                                               "p_mcnemar"}, ...}, ...}}},
      "copa": {...}, "settings": {...}, "seconds": {...}}
 """
 
@@ -105,13 +108,41 @@ def default_graph() -> Path:
     return out
 
 
-def score(model: Any, tokenizer: Any, items: list, args: argparse.Namespace, **kw: Any) -> dict:
-    from kelm.evaluation.zeroshot import evaluate_items
+def score(
+    model: Any, tokenizer: Any, items: list, args: argparse.Namespace, **kw: Any
+) -> tuple[dict, dict[str, list[bool]]]:
+    """Metrics, and per normalisation whether each question was answered right."""
+    import numpy as np
 
-    metrics, _, _ = evaluate_items(
+    from kelm.evaluation.zeroshot import NORMALIZATIONS, evaluate_items
+
+    metrics, requests, scores = evaluate_items(
         model, tokenizer, items, batch_size=args.batch_size, device=args.device, **kw
     )
-    return {k: metrics[k] for k in KEEP if k in metrics}
+    correct = {
+        name: [
+            int(np.argmax(s.normalized(name))) == r.item.answer_index
+            for r, s in zip(requests, scores, strict=True)
+        ]
+        for name in NORMALIZATIONS
+    }
+    return {k: metrics[k] for k in KEEP if k in metrics}, correct
+
+
+def paired(before: dict[str, list[bool]], after: dict[str, list[bool]]) -> dict[str, Any]:
+    """Per normalisation: questions the facts made right (``fixed``) and wrong (``broken``),
+    and the two-sided exact McNemar p-value of that split."""
+    from math import comb
+
+    out = {}
+    for name, old in before.items():
+        new = after[name]
+        fixed = sum(n and not o for o, n in zip(old, new, strict=True))
+        broken = sum(o and not n for o, n in zip(old, new, strict=True))
+        m = fixed + broken
+        tail = sum(comb(m, k) for k in range(min(fixed, broken) + 1)) / 2**m if m else 1.0
+        out[name] = {"fixed": fixed, "broken": broken, "p_mcnemar": round(min(1.0, 2 * tail), 4)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,16 +185,17 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {}
     for name, items in sets.items():
         log(f"{name}: {len(items)} questions without knowledge ...")
-        plain = score(model, tokenizer, items, args)
+        plain, plain_correct = score(model, tokenizer, items, args)
         log(f"{name} without: {plain['accuracy']} ({plain['seconds']:.0f}s)")
         results[name] = {"without": plain, "with": {}}
         for n, form, position in itertools.product(args.facts, args.forms, args.positions):
             options = KnowledgeOptions(facts=n, form=form, position=position, hops=args.hops)
             options.validate()
             facts = question_facts(candidates[name], options)
-            r = score(
+            r, correct = score(
                 model, tokenizer, items, args, knowledge=facts, facts_position=options.position
             )
+            r["paired"] = paired(plain_correct, correct)
             counts = [len(facts.get(item.id, ())) for item in items]
             r["gain"] = {
                 k: round(r["accuracy"][k] - plain["accuracy"][k], 6) for k in NORMALIZATIONS
