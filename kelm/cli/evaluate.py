@@ -89,7 +89,7 @@ def evaluate_command(
     ] = None,
     facts: Annotated[
         int | None,
-        typer.Option(help="--knowledge: facts per question (default 5; 0: none)."),
+        typer.Option(help="--knowledge: facts per question (default 3; 0: none)."),
     ] = None,
     knowledge_form: Annotated[
         str | None,

@@ -76,7 +76,7 @@ class KnowledgeOptions:
         hops: the longest path, in hops (1 to :data:`MAX_HOPS`).
     """
 
-    facts: int = 5
+    facts: int = 3
     form: str = "triples"
     position: str = "before"
     hops: int = 2

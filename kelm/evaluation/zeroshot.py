@@ -17,6 +17,9 @@ by side (:data:`NORMALIZATIONS`):
 The model is loaded by :func:`kelm.modeling.causal_lm.load_causal_lm` (default: the offline
 SmolLM2-135M-Instruct).
 
+With ``--knowledge GRAPH_DIR`` every question is scored twice, without and with graph facts in
+its prompt (:mod:`kelm.evaluation.knowledge`), and the two are written side by side.
+
 Outputs, as for trained models (:mod:`kelm.evaluation.qa`): ``predictions.jsonl`` (one line per
 question: id, predicted label per normalisation, answer, correct per normalisation, scores) and
 ``metrics.json`` (``{"accuracy": {"sum", "mean", "pmi"}, "n", "shots", "dropped_demos", ...}``),
