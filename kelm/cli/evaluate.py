@@ -80,6 +80,35 @@ def evaluate_command(
         int | None,
         typer.Option(help="--zero-shot: score only the first N questions of the file."),
     ] = None,
+    knowledge: Annotated[
+        Path | None,
+        typer.Option(
+            help="--zero-shot: a graph index (`kelm graph build`); every question is scored "
+            "with and without facts from it in the prompt, side by side."
+        ),
+    ] = None,
+    facts: Annotated[
+        int | None,
+        typer.Option(help="--knowledge: facts per question (default 3; 0: none)."),
+    ] = None,
+    knowledge_form: Annotated[
+        str | None,
+        typer.Option(
+            help="--knowledge: triples (one edge per fact, default) or paths (one "
+            "question-to-choice path per fact)."
+        ),
+    ] = None,
+    facts_position: Annotated[
+        str | None,
+        typer.Option(
+            help="--knowledge: the facts go before the question (default) or after it, "
+            "before the answer cue; shared by all choices."
+        ),
+    ] = None,
+    fact_hops: Annotated[
+        int | None,
+        typer.Option(help="--knowledge: longest question-to-choice path, in hops (default 2)."),
+    ] = None,
 ) -> None:
     """Evaluate a trained run (or, with --zero-shot, a causal LM) on a QA file:
     metrics.json and predictions.jsonl."""
@@ -100,12 +129,21 @@ def evaluate_command(
             device=device,
             progress=progress,
             as_json=as_json,
+            knowledge=knowledge,
+            knowledge_settings={
+                "facts": facts,
+                "form": knowledge_form,
+                "position": facts_position,
+                "hops": fact_hops,
+            },
         )
         return
     if model is None:
         raise KelmError("--model RUN_DIR is required (or pass --zero-shot --lm NAME_OR_PATH)")
     if lm is not None or gguf_file is not None or shots or demos is not None or max_questions:
         raise KelmError("--lm, --gguf-file, --shots, --demos and --max-questions need --zero-shot")
+    if knowledge is not None:
+        raise KelmError("--knowledge needs --zero-shot (a trained run uses its own graph)")
     from kelm.evaluation.qa import evaluate_run
 
     m = evaluate_run(model, qa, out, batch_size=batch_size, device=device, progress=progress)
@@ -121,11 +159,18 @@ def evaluate_command(
 
 
 def _evaluate_zero_shot(*, model: Path | None, out: Path, as_json: bool, **options) -> None:
-    """``kelm evaluate --zero-shot``: score with a causal LM, print the three accuracies."""
+    """``kelm evaluate --zero-shot``: score with a causal LM, print the three accuracies
+    (and, with ``--knowledge``, the three with facts)."""
+    from kelm.evaluation.knowledge import KnowledgeOptions
     from kelm.evaluation.zeroshot import NORMALIZATIONS, evaluate_zero_shot
 
     if model is not None:
         raise KelmError("--model is a trained run; with --zero-shot pass the LM as --lm")
+    settings = {k: v for k, v in options.pop("knowledge_settings").items() if v is not None}
+    if settings and options["knowledge"] is None:
+        flags = "--facts, --knowledge-form, --facts-position and --fact-hops"
+        raise KelmError(f"{flags} need --knowledge GRAPH_DIR")
+    options["knowledge_options"] = KnowledgeOptions(**settings)
     options["batch_size"] = options["batch_size"] or 8
     options["method"] = "cached" if options.pop("prefix_cache") else "naive"
     m = evaluate_zero_shot(options.pop("qa"), out, **options)
@@ -140,6 +185,17 @@ def _evaluate_zero_shot(*, model: Path | None, out: Path, as_json: bool, **optio
         else "no answer keys, predictions only"
     )
     dropped = f", {m['dropped_demos']:,} demonstrations dropped" if m["dropped_demos"] else ""
+    k = m.get("knowledge")
+    if k is not None:
+        acc += "; with knowledge " + (
+            ", ".join(f"{n} {k['accuracy'][n]:.4f} ({k['gain'][n]:+.4f})" for n in NORMALIZATIONS)
+            if "accuracy" in k
+            else "predictions only"
+        )
+        acc += (
+            f" ({k['facts_per_question']:.1f} {k['form']} per question, "
+            f"{k['questions_with_facts']:,} questions with facts)"
+        )
     typer.echo(
         f"{m['model']} ({m['evaluation']}): {m['n']:,} questions, {acc}{dropped}; wrote {out}"
     )

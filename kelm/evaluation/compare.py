@@ -102,16 +102,25 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
 
 def _per_normalization(row: dict[str, Any], metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """A zero/few-shot evaluation (``kelm evaluate --zero-shot``) reports one accuracy per
-    score normalisation: one row each, labelled ``<model> [<evaluation>, <normalisation>]``."""
+    score normalisation: one row each, labelled ``<model> [<evaluation>, <normalisation>]``;
+    with ``--knowledge``, one more row each for the prompts with facts
+    (``[<evaluation> + knowledge, <normalisation>]``)."""
     accuracy = row["accuracy"]
     if not isinstance(accuracy, dict):
         return [row]
     evaluation = metrics.get("evaluation", "zero-shot")
     name = str(row["model"] or "-").rsplit("/", 1)[-1]
-    return [
+    rows = [
         {**row, "model": f"{name} [{evaluation}, {norm}]", "accuracy": value}
         for norm, value in accuracy.items()
     ]
+    knowledge = metrics.get("knowledge")
+    if isinstance(knowledge, dict) and isinstance(knowledge.get("accuracy"), dict):
+        rows += [
+            {**row, "model": f"{name} [{evaluation} + knowledge, {norm}]", "accuracy": value}
+            for norm, value in knowledge["accuracy"].items()
+        ]
+    return rows
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -11,6 +11,13 @@ Prompt formats (:func:`format_item`):
   kept): ``"The man broke his toe because"`` + ``" he dropped a hammer on his foot."``. The
   unconditional prompt is the bare connective.
 
+Knowledge (``--knowledge``, :mod:`kelm.evaluation.knowledge`): the question's facts, joined by
+spaces into one line, go ``before`` the question (``"<facts>\\nQuestion: ...\\nAnswer:"``;
+COPA: ``"<facts>\\n<premise> because"``) or ``after`` it (``"Question: ...\\n<facts>\\nAnswer:"``;
+COPA: ``"<premise>.\\n<facts>\\nBecause"``). The unconditional prompt and the continuations
+are those without knowledge, so PMI with knowledge is ``log P(choice | facts, question) -
+log P(choice | "Answer:")``: the facts count as part of the question's evidence.
+
 Few-shot: K demonstrations (the demo's prompt + its correct continuation) sampled per question
 with a generator seeded by ``(seed, question id)``, joined by blank lines before the question
 (:class:`DemoSampler`). The pool never contains the evaluated question itself nor a near-copy
@@ -33,7 +40,7 @@ the bare text.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +55,7 @@ UNCONDITIONAL_QA = "Answer:"
 """The unconditional prompt of the PMI normalisation for question-answer items."""
 COPA_CONNECTIVES = {"cause": "because", "effect": "so"}
 DEMO_SEPARATOR = "\n\n"
+KNOWLEDGE_POSITIONS = ("before", "after")
 
 
 # ---------------------------------------------------------------------------------- prompts
@@ -78,20 +86,38 @@ def _lower_first(text: str) -> str:
     return text[0].lower() + text[1:]
 
 
-def format_item(item: QAItem) -> PromptParts:
-    """Prompt, unconditional prompt and continuations of one item (see the module docstring)."""
+def format_item(item: QAItem, facts: Sequence[str] = (), position: str = "before") -> PromptParts:
+    """Prompt, unconditional prompt and continuations of one item (see the module docstring).
+
+    ``facts`` (sentences, :mod:`kelm.evaluation.knowledge`) form one line of knowledge,
+    ``before`` the question or ``after`` it (see the module docstring); the unconditional
+    prompt and the continuations do not change.
+    """
+    knowledge = " ".join(f.strip() for f in facts if f.strip())
+    if position not in KNOWLEDGE_POSITIONS:
+        raise ValueError(f"position must be one of {KNOWLEDGE_POSITIONS}, not {position!r}")
     if is_copa(item):
         connective = COPA_CONNECTIVES[item.meta["asks_for"]]
         premise = item.meta["premise"].strip()
+        stated = premise
         if premise.endswith((".", "!")):
             premise = premise[:-1].rstrip()
-        return PromptParts(
-            f"{premise} {connective}", connective, [_lower_first(c.text) for c in item.choices]
-        )
+        choices = [_lower_first(c.text) for c in item.choices]
+        if not knowledge:
+            context = f"{premise} {connective}"
+        elif position == "before":
+            context = f"{knowledge}\n{premise} {connective}"
+        else:
+            context = f"{stated}\n{knowledge}\n{connective[:1].upper()}{connective[1:]}"
+        return PromptParts(context, connective, choices)
     lines = []
+    if knowledge and position == "before":
+        lines.append(knowledge)
     if item.meta.get("fact1"):
         lines.append(f"Fact: {item.meta['fact1'].strip()}")
     lines.append(f"Question: {item.question.strip()}")
+    if knowledge and position == "after":
+        lines.append(knowledge)
     lines.append("Answer:")
     return PromptParts("\n".join(lines), UNCONDITIONAL_QA, [c.text.strip() for c in item.choices])
 
@@ -105,9 +131,13 @@ def demo_text(item: QAItem) -> str:
     return f"{parts.context} {parts.choices[index]}"
 
 
-def build_prompt(item: QAItem, demos: Sequence[QAItem]) -> str:
-    """The demonstrations and the question's prompt, separated by blank lines."""
-    return DEMO_SEPARATOR.join([*(demo_text(d) for d in demos), format_item(item).context])
+def build_prompt(
+    item: QAItem, demos: Sequence[QAItem], facts: Sequence[str] = (), position: str = "before"
+) -> str:
+    """The demonstrations and the question's prompt (with its facts), separated by blank
+    lines. Demonstrations carry no facts: only the evaluated question is grounded."""
+    context = format_item(item, facts, position).context
+    return DEMO_SEPARATOR.join([*(demo_text(d) for d in demos), context])
 
 
 # ---------------------------------------------------------------------------------- demos
@@ -229,6 +259,7 @@ class Request:
         choice_ids: one list of ids per choice.
         demos: the ids of the demonstrations kept in the prompt.
         dropped: demonstrations sampled but dropped to fit the context window.
+        facts: the knowledge sentences in the prompt.
     """
 
     item: QAItem
@@ -237,6 +268,7 @@ class Request:
     choice_ids: list[list[int]]
     demos: list[str] = field(default_factory=list)
     dropped: int = 0
+    facts: list[str] = field(default_factory=list)
 
 
 def build_requests(
@@ -248,8 +280,10 @@ def build_requests(
     seed: int = 0,
     max_length: int | None = None,
     exclude_evaluated: bool = True,
+    knowledge: Mapping[str, Sequence[str]] | None = None,
+    facts_position: str = "before",
 ) -> list[Request]:
-    """Prompts with their demonstrations, tokenised, fitted to ``max_length``.
+    """Prompts with their demonstrations (and facts), tokenised, fitted to ``max_length``.
 
     Args:
         items: the questions to evaluate.
@@ -261,6 +295,9 @@ def build_requests(
         exclude_evaluated: no evaluated question (nor a near-copy) is ever a demonstration;
             off: only the question itself is left out (leave-one-out, for a pool that *is*
             the evaluated set).
+        knowledge: facts (sentences) by question id, put into that question's prompt
+            (:func:`format_item`); questions not in it get none.
+        facts_position: ``before`` or ``after`` the question.
 
     Raises:
         KelmError: a choice without tokens, a question that does not fit even without
@@ -274,7 +311,8 @@ def build_requests(
         sampler = DemoSampler(pool or [], seed, exclude=items if exclude_evaluated else ())
     requests = []
     for item in items:
-        parts = format_item(item)
+        facts = list(knowledge.get(item.id, ())) if knowledge else []
+        parts = format_item(item, facts, facts_position)
         choice_ids = [encoder.continuation(text) for text in parts.choices]
         for c, ids in zip(item.choices, choice_ids, strict=True):
             if not ids:
@@ -283,10 +321,10 @@ def build_requests(
         uncond = encoder.prompt(parts.unconditional)
         demos = sampler.sample(item, shots) if sampler else []
         sampled = len(demos)
-        prompt = encoder.prompt(build_prompt(item, demos))
+        prompt = encoder.prompt(build_prompt(item, demos, facts, facts_position))
         while max_length is not None and len(prompt) + longest > max_length and demos:
             demos = demos[1:]  # the farthest from the question goes first
-            prompt = encoder.prompt(build_prompt(item, demos))
+            prompt = encoder.prompt(build_prompt(item, demos, facts, facts_position))
         if max_length is not None and max(len(prompt), len(uncond)) + longest > max_length:
             raise KelmError(
                 f"question {item.id!r}: the prompt and its longest choice take "
@@ -294,7 +332,15 @@ def build_requests(
                 "even without demonstrations"
             )
         requests.append(
-            Request(item, prompt, uncond, choice_ids, [d.id for d in demos], sampled - len(demos))
+            Request(
+                item,
+                prompt,
+                uncond,
+                choice_ids,
+                [d.id for d in demos],
+                sampled - len(demos),
+                facts,
+            )
         )
     return requests
 
@@ -302,6 +348,7 @@ def build_requests(
 __all__ = [
     "COPA_CONNECTIVES",
     "DEMO_SEPARATOR",
+    "KNOWLEDGE_POSITIONS",
     "UNCONDITIONAL_QA",
     "DemoSampler",
     "PromptEncoder",

@@ -17,6 +17,9 @@ by side (:data:`NORMALIZATIONS`):
 The model is loaded by :func:`kelm.modeling.causal_lm.load_causal_lm` (default: the offline
 SmolLM2-135M-Instruct).
 
+With ``--knowledge GRAPH_DIR`` every question is scored twice, without and with graph facts in
+its prompt (:mod:`kelm.evaluation.knowledge`), and the two are written side by side.
+
 Outputs, as for trained models (:mod:`kelm.evaluation.qa`): ``predictions.jsonl`` (one line per
 question: id, predicted label per normalisation, answer, correct per normalisation, scores) and
 ``metrics.json`` (``{"accuracy": {"sum", "mean", "pmi"}, "n", "shots", "dropped_demos", ...}``),
@@ -25,10 +28,11 @@ both written atomically.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,12 +41,19 @@ import numpy as np
 
 from kelm._io import atomic_file, check_output_dir, make_output_dir, sha256_file, write_json
 from kelm.errors import KelmError
+from kelm.evaluation.knowledge import (
+    KnowledgeOptions,
+    load_knowledge_graph,
+    question_facts,
+    retrieve_facts,
+)
 from kelm.evaluation.prompts import Request, build_requests
 
 if TYPE_CHECKING:
     import torch
 
     from kelm.data.qa import QAItem
+    from kelm.graph.index import GraphIndex
 
 log = logging.getLogger(__name__)
 
@@ -161,31 +172,52 @@ def accuracy(requests: Sequence[Request], scores: Sequence[QuestionScores]) -> d
     return out
 
 
+def _scored(r: Request, s: QuestionScores) -> dict[str, Any]:
+    """``prediction``, ``correct`` and ``scores`` of one question, by normalisation."""
+    labels = [c.label for c in r.item.choices]
+    gold = r.item.answer_index
+    row: dict[str, Any] = {"prediction": {}, "correct": {} if gold is not None else None}
+    row["scores"] = {}
+    for name in NORMALIZATIONS:
+        values = s.normalized(name)
+        pred = int(np.argmax(values))
+        row["prediction"][name] = labels[pred]
+        if gold is not None:
+            row["correct"][name] = pred == gold
+        row["scores"][name] = {
+            label: round(float(v), 6) for label, v in zip(labels, values, strict=True)
+        }
+    return row
+
+
 def write_zero_shot_predictions(
-    path: str | Path, requests: Sequence[Request], scores: Sequence[QuestionScores]
+    path: str | Path,
+    requests: Sequence[Request],
+    scores: Sequence[QuestionScores],
+    knowledge: tuple[Sequence[Request], Sequence[QuestionScores]] | None = None,
 ) -> None:
     """One JSON line per question (atomically): ``id``, ``prediction`` and ``correct`` (by
     normalisation), ``answer`` (label or null), ``scores`` (by normalisation, then by choice
-    label), ``tokens`` (by label), ``demos`` (ids) and ``dropped_demos``."""
+    label), ``tokens`` (by label), ``demos`` (ids) and ``dropped_demos``; with ``knowledge``
+    (the requests and scores of the same questions with facts), also ``knowledge``:
+    ``{"facts", "prediction", "correct", "scores"}`` of the prompt with facts."""
+    with_facts = knowledge if knowledge is not None else ([], [])
+    if knowledge is not None and len(with_facts[0]) != len(requests):
+        raise ValueError("the runs with and without knowledge must score the same questions")
     with atomic_file(path, "w", encoding="utf-8") as fh:
-        for r, s in zip(requests, scores, strict=True):
+        for i, (r, s) in enumerate(zip(requests, scores, strict=True)):
             labels = [c.label for c in r.item.choices]
-            gold = r.item.answer_index
-            row: dict[str, Any] = {"id": r.item.id, "prediction": {}, "answer": r.item.answer}
-            row["correct"] = {} if gold is not None else None
-            row["scores"] = {}
-            for name in NORMALIZATIONS:
-                values = s.normalized(name)
-                pred = int(np.argmax(values))
-                row["prediction"][name] = labels[pred]
-                if gold is not None:
-                    row["correct"][name] = pred == gold
-                row["scores"][name] = {
-                    label: round(float(v), 6) for label, v in zip(labels, values, strict=True)
-                }
+            scored = _scored(r, s)
+            row: dict[str, Any] = {"id": r.item.id, "prediction": scored["prediction"]}
+            row["answer"] = r.item.answer
+            row["correct"] = scored["correct"]
+            row["scores"] = scored["scores"]
             row["tokens"] = {label: int(n) for label, n in zip(labels, s.tokens, strict=True)}
             row["demos"] = r.demos
             row["dropped_demos"] = r.dropped
+            if knowledge is not None:
+                kr, ks = with_facts[0][i], with_facts[1][i]
+                row["knowledge"] = {"facts": kr.facts, **_scored(kr, ks)}
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
@@ -203,6 +235,8 @@ def evaluate_items(
     device: str | torch.device | None = None,
     progress: bool = False,
     exclude_evaluated: bool = True,
+    knowledge: Mapping[str, Sequence[str]] | None = None,
+    facts_position: str = "before",
 ) -> tuple[dict[str, Any], list[Request], list[QuestionScores]]:
     """Score QA items with a loaded causal LM (the library form of ``--zero-shot``).
 
@@ -220,6 +254,9 @@ def evaluate_items(
         progress: progress bars.
         exclude_evaluated: keep every evaluated question out of the demonstrations (off:
             leave-one-out, when ``pool`` is the evaluated set itself).
+        knowledge: facts (sentences) by question id for the prompts
+            (:func:`kelm.evaluation.prompts.build_requests`); ``None``: none.
+        facts_position: ``before`` or ``after`` the question.
 
     Returns:
         ``(metrics, requests, scores)``; ``metrics`` has ``accuracy`` (by normalisation),
@@ -237,6 +274,8 @@ def evaluate_items(
         seed=seed,
         max_length=limit,
         exclude_evaluated=exclude_evaluated,
+        knowledge=knowledge,
+        facts_position=facts_position,
     )
     start = time.perf_counter()
     scores = score_requests(
@@ -276,6 +315,9 @@ def evaluate_zero_shot(
     max_questions: int | None = None,
     device: str | None = None,
     progress: bool = False,
+    knowledge: str | Path | None = None,
+    knowledge_options: KnowledgeOptions | None = None,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """``kelm evaluate --zero-shot``: score a QA file with a causal LM, write the results.
 
@@ -296,6 +338,13 @@ def evaluate_zero_shot(
         max_questions: score only the first N questions of ``qa_file`` (``None``: all).
         device: ``cpu`` or ``cuda`` (default: auto).
         progress: progress bars.
+        knowledge: a graph index directory: every question is scored a second time with
+            facts from the graph in its prompt (:mod:`kelm.evaluation.knowledge`), and both
+            results are written side by side (``metrics.json``: ``"knowledge"``;
+            ``predictions.jsonl``: each line's ``"knowledge"``).
+        knowledge_options: facts per question, their form and place, path length.
+        cache_dir: where grounding and ranked facts are cached (default
+            ``$KELM_CACHE/zeroshot``).
 
     Returns:
         The metrics written to ``metrics.json``.
@@ -320,14 +369,26 @@ def evaluate_zero_shot(
         raise KelmError(f"unknown scoring method {method!r}; choose one of {', '.join(METHODS)}")
     if max_questions is not None and max_questions < 1:
         raise KelmError("--max-questions must be at least 1")
+    options = knowledge_options or KnowledgeOptions()
+    options.validate()
+    graph = load_knowledge_graph(knowledge) if knowledge is not None else None
     items = read_items(qa_file, need_answers=False)[:max_questions]
     pool = read_items(demos, need_answers=True) if shots > 0 and demos is not None else None
     # A separate training file gives no evaluated question as a demonstration (it may hold
     # the held-out ones); demonstrations from the evaluated file itself are leave-one-out.
     same_file = pool is not None and sha256_file(demos) == sha256_file(qa_file)
     out_dir = check_output_dir(out_dir)  # before the model runs
+    facts = None
+    if graph is not None:  # grounding and retrieval before the model: their errors come first
+        start = time.perf_counter()
+        candidates = retrieve_facts(
+            graph, items, options.hops, cache_dir=cache_dir, progress=progress
+        )
+        facts = question_facts(candidates, options)
+        retrieval_seconds = time.perf_counter() - start
     model, tokenizer, name = load_causal_lm(lm, gguf_file, device=device, progress=progress)
-    metrics, requests, scores = evaluate_items(
+    run = functools.partial(
+        evaluate_items,
         model,
         tokenizer,
         items,
@@ -340,6 +401,13 @@ def evaluate_zero_shot(
         progress=progress,
         exclude_evaluated=not same_file,
     )
+    metrics, requests, scores = run()
+    with_knowledge = None
+    if graph is not None and facts is not None:
+        k_metrics, k_requests, k_scores = run(knowledge=facts, facts_position=options.position)
+        with_knowledge = (k_requests, k_scores)
+        k_metrics["retrieval_seconds"] = round(retrieval_seconds, 3)
+        k_metrics = knowledge_summary(metrics, k_metrics, facts, graph, options)
     metrics = {
         **{k: metrics[k] for k in ("accuracy", "n", "n_labelled") if k in metrics},
         "model": name,
@@ -351,10 +419,51 @@ def evaluate_zero_shot(
         "demos_sha256": sha256_file(demos) if pool is not None else None,
         "normalizations": list(NORMALIZATIONS),
     }
+    if with_knowledge is not None:
+        metrics["knowledge"] = k_metrics
     make_output_dir(out_dir)
-    write_zero_shot_predictions(out_dir / "predictions.jsonl", requests, scores)
+    write_zero_shot_predictions(out_dir / "predictions.jsonl", requests, scores, with_knowledge)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def knowledge_summary(
+    plain: dict[str, Any],
+    metrics: dict[str, Any],
+    facts: Mapping[str, Sequence[str]],
+    graph: GraphIndex,
+    options: KnowledgeOptions,
+) -> dict[str, Any]:
+    """The ``"knowledge"`` part of ``metrics.json``: accuracy with facts, its ``gain`` over
+    the same questions without them (by normalisation), the graph and the options, how many
+    facts the prompts got, prompt tokens and timing."""
+    counts = [len(facts.get(r, ())) for r in facts]
+    out: dict[str, Any] = {}
+    if "accuracy" in metrics and "accuracy" in plain:
+        out["accuracy"] = metrics["accuracy"]
+        out["gain"] = {
+            k: round(metrics["accuracy"][k] - plain["accuracy"][k], 6) for k in NORMALIZATIONS
+        }
+    out.update(
+        {
+            "graph": str(graph.path),
+            "graph_checksum": graph.checksum,
+            **options.to_dict(),
+            "questions_with_facts": int(sum(c > 0 for c in counts)),
+            "facts_per_question": round(float(np.mean(counts)) if counts else 0.0, 3),
+            **{
+                k: metrics[k]
+                for k in (
+                    "prompt_tokens",
+                    "seconds",
+                    "questions_per_second",
+                    "dropped_demos",
+                    "retrieval_seconds",
+                )
+            },
+        }
+    )
+    return out
 
 
 __all__ = [
@@ -363,6 +472,7 @@ __all__ = [
     "accuracy",
     "evaluate_items",
     "evaluate_zero_shot",
+    "knowledge_summary",
     "score_requests",
     "write_zero_shot_predictions",
 ]

@@ -25,6 +25,9 @@ FLAG_BASES = {
     "evaluate": f"evaluate --qa {{qa}} -m {{run}} -o {{d}}/ev {Q}",
     # the checks come before the model is loaded: it is never read
     "zero-shot": f"evaluate --zero-shot --qa {{qa}} --lm {{d}}/no-model -o {{d}}/ev {Q}",
+    "zero-shot-kg": (
+        "evaluate --zero-shot --qa {qa} --lm {d}/no-model -o {d}/ev --knowledge {graph} " + Q
+    ),
     "probe": f"probe --run {{pretrain_run}} {Q}",
     "show": "show -g {graph} --question {question} --choice house -o {d}/x.png",
     "link": "link dog -g {graph} --mode entity",
@@ -64,6 +67,8 @@ FLAGS: dict[tuple[str, str], tuple[list[str], list[str]]] = {
     ("zero-shot", "--max-length"): (["0", "1"], []),
     ("zero-shot", "--max-questions"): (["0"], []),
     ("zero-shot", "--batch-size"): (["0"], []),
+    ("zero-shot-kg", "--facts"): (["-1"], []),
+    ("zero-shot-kg", "--fact-hops"): (["0", "4", HUGE], []),
     ("probe", "--max-triples"): (["0", "-1"], [HUGE]),
     ("show", "--max-nodes"): (["0"], [HUGE]),
     ("show", "--hops"): (["6", HUGE], []),
