@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 
 
 def start(args: argparse.Namespace) -> None:
@@ -28,4 +29,26 @@ def start(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
 
-__all__ = ["start"]
+def cached_graph(relative: str, name: str, fmt: str) -> Path:
+    """The graph index of the data directory's file ``relative`` (format ``fmt``), built once
+    into ``$KELM_CACHE/bench/NAME`` and reused while the source file keeps its size."""
+    from kelm.errors import KelmError
+    from kelm.graph.build import build_index
+    from kelm.graph.index import GraphIndex
+    from kelm.graph.sources.base import BuildOptions
+    from kelm.paths import cache_dir, data_file
+
+    source = data_file(relative)
+    out = cache_dir() / "bench" / name
+    try:
+        graph = GraphIndex.load(out, verify=False)
+        if source.is_dir() or graph.manifest["inputs"][0]["bytes"] == source.stat().st_size:
+            return out
+    except KelmError:
+        pass
+    print(f"building the {name} graph index into {out}", file=sys.stderr, flush=True)
+    build_index([source], out, BuildOptions(format=fmt), progress=False)
+    return out
+
+
+__all__ = ["cached_graph", "start"]

@@ -84,22 +84,9 @@ def note(message: str) -> None:
 
 def default_graph() -> Path:
     """WordNet from the data directory, built once into the cache and reused."""
-    from kelm.errors import KelmError
-    from kelm.graph.build import build_index
-    from kelm.graph.index import GraphIndex
-    from kelm.graph.sources.base import BuildOptions
-    from kelm.paths import cache_dir, data_file
+    from _bench import cached_graph
 
-    source = data_file(WORDNET)
-    out = cache_dir() / "bench" / "wordnet"
-    try:
-        GraphIndex.load(out, verify=False)
-        return out
-    except KelmError:
-        pass
-    note(f"building the WordNet graph index into {out}")
-    build_index([source], out, BuildOptions(format="wordnet"), progress=False)
-    return out
+    return cached_graph(WORDNET, "wordnet", "wordnet")
 
 
 def read_mentions(path: Path) -> list[dict[str, Any]]:

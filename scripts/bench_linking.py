@@ -70,22 +70,9 @@ def note(message: str) -> None:
 
 def default_graph() -> Path:
     """CN-100K from the data directory, built once into the cache and reused."""
-    from kelm.graph.build import build_index
-    from kelm.graph.index import GraphIndex
-    from kelm.graph.sources.base import BuildOptions
-    from kelm.paths import cache_dir, data_file
+    from _bench import cached_graph
 
-    source = data_file(CN100K)
-    out = cache_dir() / "bench" / "cn100k"
-    try:
-        graph = GraphIndex.load(out, verify=False)
-        if graph.manifest["inputs"][0]["bytes"] == source.stat().st_size:
-            return out
-    except KelmError:
-        pass
-    note(f"building the CN-100K graph index into {out}")
-    build_index([source], out, BuildOptions(format="cn100k"), progress=False)
-    return out
+    return cached_graph(CN100K, "cn100k", "cn100k")
 
 
 # ---------------------------------------------------------------------------------- baseline

@@ -12,9 +12,7 @@ process for its share, so they (and the numbers) differ with the number of proce
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,27 +21,8 @@ from training_fixtures import tiny_config, write_config
 
 from kelm.training import load_train_config, train
 
-AUDIT = Path(__file__).resolve().parents[1] / "fixtures" / "rank_audit.py"
-
-
-def torchrun(tmp: Path, watched: Path, *args: object) -> tuple[str, list[str]]:
-    """``kelm ARGS`` on 2 CPU processes: its output, and what rank 1 wrote under
-    ``watched``."""
-    exe = Path(sys.executable).with_name("torchrun")
-    if not exe.exists():
-        pytest.skip("torchrun not installed")
-    log = tmp / "audit"
-    env = {**os.environ, "KELM_AUDIT_DIR": str(watched), "KELM_AUDIT_LOG": str(log)}
-    env["PYTHONPATH"] = os.pathsep.join([str(AUDIT.parents[2]), env.get("PYTHONPATH", "")])
-    proc = subprocess.run(
-        [str(exe), "--standalone", "--nproc_per_node", "2", str(AUDIT), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout, Path(f"{log}.1").read_text().splitlines()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from rank_launch import torchrun  # noqa: E402
 
 
 def no_dropout_encoder(root: Path) -> Path:
