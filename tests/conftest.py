@@ -72,3 +72,16 @@ def cn100k_index(data_root: Path, tmp_path_factory: pytest.TempPathFactory):
         progress=False,
     )
     return GraphIndex.load(out)
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A Dask client on a 2-worker in-process ``LocalCluster``, one per test module (the tests
+    of distributed builds, grounding and pretraining instances)."""
+    distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    )
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
