@@ -291,6 +291,11 @@ def warm_up_head(
         max_targets=max_targets,
         seed=cfg.seed,
     )
+    if len(labels) < 2:  # nothing masked to fit (an objective without MLM targets: tinybert)
+        with torch.no_grad():
+            for p, s in zip(params, start, strict=True):
+                p.copy_(s)
+        return None
     # The identity start counts as "the head it started from" only if it is better than the
     # loaded head (a checkpoint with a trained head keeps its own).
     identity = [p.detach().clone() for p in params]

@@ -7,9 +7,10 @@ One run:
 1. **Setup**: an ``accelerate.Accelerator`` (one or several processes under ``torchrun`` /
    ``accelerate launch``; gloo on CPUs; mixed precision where the device has it), the run
    directory, seeds.
-2. **Data**: the corpus (:mod:`~kelm.pretraining.corpus`) is linked (objectives with entities),
-   tokenised and packed into cached instances (:mod:`~kelm.pretraining.instances`; the main
-   process prepares them first, the others find the cache), then split by document into
+2. **Data** (:mod:`~kelm.pretraining.run_data`): the corpus (:mod:`~kelm.pretraining.corpus`)
+   is linked (objectives with entities), tokenised and packed into cached instances
+   (:mod:`~kelm.pretraining.instances`; the main process prepares them first, the others find
+   the cache), then split by document into
    training and held-out instances.
 3. **Model and optimizer**: the objective builds its module; AdamW with decay / no-decay groups;
    warm-up and decay over ``max_steps`` (:func:`kelm.engine.optim.make_scheduler`).
@@ -77,6 +78,7 @@ from kelm.pretraining.config import (
     flat_pretrain_config,
     load_pretrain_config,
 )
+from kelm.pretraining.run_data import prepare_data
 
 log = logging.getLogger(__name__)
 
@@ -141,95 +143,6 @@ def resolve_mixed_precision(cfg: PretrainConfig) -> str:
     if cfg.cpu or not torch.cuda.is_available():
         return "no"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
-# ---------------------------------------------------------------------------------- data
-def prepare_data(
-    cfg: PretrainConfig,
-    objective_cls: Any,
-    options: Any,
-    tokenizer: Any,
-    knowledge: Any,
-    *,
-    progress: bool = False,
-    scheduler: str | None = None,
-    workers: int | None = None,
-) -> Any:
-    """Read the corpus and prepare (or reuse) its instances for this objective; with
-    ``scheduler`` (:func:`kelm.cluster.dask_client`) the shards are prepared on a Dask
-    cluster (:mod:`kelm.pretraining.instances_dask`), into the same cache."""
-    from kelm.pretraining.corpus import corpus_identity, read_corpus
-    from kelm.pretraining.entity_linking import EntityLinker
-    from kelm.pretraining.instances import (
-        default_cache_dir,
-        instance_dir,
-        instance_key,
-        prepare_instances,
-    )
-
-    cache = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir()
-    # the segment format is a property of the objective's options: a throwaway instance tells
-    probe = objective_cls(cfg, options, tokenizer, knowledge)
-    linker = None
-    if objective_cls.needs_entities:
-        linker = EntityLinker(
-            knowledge.path,
-            cfg.knowledge.linker_mode,
-            cfg.knowledge.pipeline,
-            # the default linker cache is shared with `kelm link`; a run's own cache_dir keeps
-            # everything of the run in one place
-            cache_dir=cache / "linker" if cfg.data.cache_dir else None,
-        )
-    key = instance_key(
-        corpus_identity(cfg.corpus),
-        tokenizer,
-        cfg.data.max_length,
-        probe.segments,
-        linker.identity() if linker is not None else None,
-    )
-    cached = (instance_dir(key, cache) / "manifest.json").is_file()
-    # cached: the corpus need not be read again (nor a cluster started)
-    documents: list[Any] = [] if cached else read_corpus(cfg.corpus)
-
-    def prepare(run_shards: Any = None) -> Any:
-        return prepare_instances(
-            documents,
-            tokenizer,
-            key=key,
-            cache_dir=cache,
-            linker=linker,
-            shard_documents=cfg.data.shard_documents,
-            link_batch_size=cfg.data.link_batch_size,
-            progress=progress,
-            run_shards=run_shards,
-        )
-
-    if scheduler is None or cached:
-        return prepare()
-    from kelm.cluster import dask_client
-    from kelm.paths import cache_dir as kelm_cache
-    from kelm.pretraining.instances_dask import dask_shard_runner
-
-    setup = None
-    if linker is not None:
-        setup = {
-            "graph": str(Path(knowledge.path).resolve()),
-            "mode": cfg.knowledge.linker_mode,
-            "pipeline": cfg.knowledge.pipeline,
-            # the client's linker cache (built or found above), at its resolved path
-            "cache_dir": str((cache if cfg.data.cache_dir else kelm_cache()) / "linker"),
-        }
-    with dask_client(scheduler, workers=workers) as client:
-        return prepare(
-            dask_shard_runner(
-                client,
-                tokenizer,
-                setup,
-                key=key,
-                link_batch_size=cfg.data.link_batch_size,
-                progress=progress,
-            )
-        )
 
 
 # ---------------------------------------------------------------------------------- loop
@@ -617,7 +530,6 @@ def _save_generator(generator: torch.Generator, staged: Path) -> None:
 __all__ = [
     "RUN_OUTPUTS",
     "PretrainResult",
-    "prepare_data",
     "prepare_pretrain_run_dir",
     "pretrain",
     "resolve_mixed_precision",

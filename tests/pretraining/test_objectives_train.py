@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 from kelm.cli import app
 from kelm.errors import KelmError
 from kelm.pretraining import load_pretrain_config, pretrain
-from kelm.pretraining.loop import prepare_data
 from kelm.pretraining.objectives import get_objective
 from kelm.pretraining.objectives.base import load_tokenizer_for
+from kelm.pretraining.run_data import prepare_data
 
 runner = CliRunner()
 
