@@ -252,6 +252,22 @@ def build_app(explorer: Explorer) -> Any:
             )
             load = gr.Button("Load run")
             run_status = gr.Markdown("")
+        with gr.Tab("Link"):
+            with gr.Row():
+                link_text = gr.Textbox(label="Text to link", scale=3, elem_id="kelm-link-text")
+                link_mode = gr.Radio(
+                    choices=["concept", "entity"], value="entity", label="Mode", scale=1
+                )
+            link_go = gr.Button("Link")
+            link_status = gr.Markdown("", elem_id="kelm-link-status")
+            link_spans = gr.HighlightedText(label="Linked spans", elem_id="kelm-link-spans")
+            candidates = gr.Dataframe(
+                headers=CANDIDATE_HEADERS,
+                label="Each span's candidates, best first (entity mode: score = prior and "
+                "context combined)",
+                interactive=False,
+                elem_id="kelm-candidates",
+            )
         with gr.Tab("Graph"):
             with gr.Row():
                 query = gr.Textbox(
@@ -375,9 +391,48 @@ def build_app(explorer: Explorer) -> Any:
 
         neighbours.select(click_neighbour, None, [graph_status, found], api_name=False)
 
-        # API only: link a text in either mode (entity spans carry their candidates' scores)
+        @_page_errors(3)
+        def link_page(text: str, mode: str) -> tuple:
+            if not (text or "").strip():
+                raise KelmError("type a text to link")
+            got = explorer.link(text, mode)
+            line = f"{len(got['spans'])} linked span{'s' if len(got['spans']) != 1 else ''}"
+            return line, highlighted(got["text"], got["spans"]), candidate_table(got["spans"])
+
+        link_outputs = [link_status, link_spans, candidates]
+        link_go.click(link_page, [link_text, link_mode], link_outputs, api_name="link_page")
+        link_text.submit(link_page, [link_text, link_mode], link_outputs, api_name=False)
+
+        # API: link a text in either mode (entity spans carry their candidates' scores)
         gr.api(_link_api(explorer), api_name="link")
     return app
+
+
+CANDIDATE_HEADERS = ["span", "rank", "node", "score", "prior", "context"]
+
+
+def candidate_table(spans: list[dict[str, Any]], top: int = 5) -> dict[str, Any]:
+    """The first ``top`` candidates of every span with their scores (prior and context cosine
+    where entity mode scored them)."""
+    rows = []
+    for span in spans:
+        priors, context = span.get("priors") or [], span.get("context") or []
+        for rank, (name, score) in enumerate(zip(span["names"], span["scores"], strict=False)):
+            if rank == top:
+                break
+            prior = priors[rank] if rank < len(priors) else None
+            cos = context[rank] if rank < len(context) else None
+            rows.append(
+                [
+                    span["text"],
+                    rank + 1,
+                    name,
+                    round(score, 4),
+                    None if prior is None else round(prior, 4),
+                    None if cos is None else round(cos, 4),
+                ]
+            )
+    return {"headers": CANDIDATE_HEADERS, "data": rows}
 
 
 def _link_api(explorer: Explorer) -> Callable[[str, str], dict[str, Any]]:

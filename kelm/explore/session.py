@@ -267,6 +267,9 @@ class Explorer:
                     "text": s.text,
                     "names": list(s._.kelm_names),
                     "scores": [float(x) for x in s._.kelm_scores],
+                    # entity mode: each candidate's prior and context cosine (None: not scored)
+                    "priors": [float(x) for x in (s._.kelm_priors or [])],
+                    "context": [None if x is None else float(x) for x in (s._.kelm_context or [])],
                 }
             )
         return {"text": text, "spans": spans}

@@ -145,3 +145,19 @@ def test_link_api(client: Client) -> None:
     assert client.predict("a dog", "words", api_name="/link") == {
         "error": "linking mode must be concept or entity, not 'words'"
     }
+
+
+def test_link_tab_lists_each_spans_scored_candidates(client: Client) -> None:
+    """The Link tab: spans highlighted, and each span's candidates with score, prior and
+    context (entity mode); an empty text is a message in the page."""
+    status, spans, table = client.predict("a dog and a cat", "entity", api_name="/link_page")
+    assert status == "2 linked spans"
+    assert {seg["token"] for seg in spans if seg["class_or_confidence"]} == {"dog", "cat"}
+    assert table["headers"] == ["span", "rank", "node", "score", "prior", "context"]
+    rows = {row[0]: row for row in table["data"]}
+    assert rows["dog"][1:3] == [1, "dog"] and rows["cat"][2] == "cat"
+    assert all(row[4] is not None for row in table["data"])  # entity mode scores the prior
+    status, _, _ = client.predict("  ", "entity", api_name="/link_page")
+    assert status == "**error:** type a text to link"
+    got = client.predict("a dog", "entity", api_name="/link")
+    assert set(got["spans"][0]) >= {"names", "scores", "priors", "context"}
