@@ -38,10 +38,12 @@ demo: $(STAMP)
 demo-data: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh --data-only
 
-# The import contracts of pyproject.toml (the pipeline's layers, no import circles) first, then
-# the tests. pytest exits 5 when no test is collected: not a failure for a selection given in
+# The browser of the explorer's browser test (installed when missing, as root with apt-get;
+# else that test is skipped), the import contracts of pyproject.toml (the pipeline's layers, no
+# import circles), then the tests. pytest exits 5 when no test is collected: not a failure for a selection given in
 # PYTEST_ARGS (e.g. `-m slow` on a tree without slow tests), a failure for the plain run (CI).
 test: $(STAMP)
+	bash scripts/browser_for_tests.sh
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] && [ -n "$(PYTEST_ARGS)" ]; }
 

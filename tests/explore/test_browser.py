@@ -4,7 +4,7 @@ the highlighted spans, the graph canvas vis-network draws and the score table mu
 graph browser goes from a node to a clicked neighbour. A screenshot is saved in the test's
 temporary folder (its path is printed).
 
-Skipped, saying why, when selenium, chromium or chromedriver is missing (``.ci/run`` installs
+Skipped, saying why, when selenium, chromium or chromedriver is missing (``make test`` installs
 the Debian packages ``chromium`` and ``chromium-driver`` when it can).
 """
 
