@@ -412,27 +412,26 @@ CANDIDATE_HEADERS = ["span", "rank", "node", "score", "prior", "context"]
 
 
 def candidate_table(spans: list[dict[str, Any]], top: int = 5) -> dict[str, Any]:
-    """The first ``top`` candidates of every span with their scores (prior and context cosine
-    where entity mode scored them)."""
+    """The first ``top`` candidates of every span: entity spans' with their score, prior and
+    context cosine (``kelm link --json``'s ``candidates``), concept spans' names only (every
+    node of a concept span matches it equally)."""
     rows = []
     for span in spans:
-        priors, context = span.get("priors") or [], span.get("context") or []
-        for rank, (name, score) in enumerate(zip(span["names"], span["scores"], strict=False)):
-            if rank == top:
-                break
-            prior = priors[rank] if rank < len(priors) else None
-            cos = context[rank] if rank < len(context) else None
+        candidates = span.get("candidates") or [{"name": name} for name in span["names"]]
+        for rank, candidate in enumerate(candidates[:top]):
             rows.append(
                 [
                     span["text"],
                     rank + 1,
-                    name,
-                    round(score, 4),
-                    None if prior is None else round(prior, 4),
-                    None if cos is None else round(cos, 4),
+                    candidate["name"],
+                    *(_rounded(candidate.get(key)) for key in ("score", "prior", "context")),
                 ]
             )
     return {"headers": CANDIDATE_HEADERS, "data": rows}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _link_api(explorer: Explorer) -> Callable[[str, str], dict[str, Any]]:

@@ -246,10 +246,13 @@ class Explorer:
 
     # ------------------------------------------------------------------ linking
     def link(self, text: str, mode: str = "concept") -> dict[str, Any]:
-        """``{"text", "spans"}`` of ``text`` as ``kelm link`` gives them (``mode`` concept or
-        entity; entity spans carry their candidates' ``scores``)."""
+        """``{"text", "spans"}`` of ``text`` as ``kelm link --json`` gives them
+        (:func:`~kelm.linking.component.spans_json`; ``mode`` concept or entity, entity spans
+        list their scored ``candidates``)."""
         if mode not in ("concept", "entity"):
             raise KelmError(f"linking mode must be concept or entity, not {mode!r}")
+        from kelm.linking.component import spans_json
+
         nlp = self._linkers.get(mode)
         if nlp is None:
             from kelm.linking.ground import make_nlp
@@ -257,22 +260,7 @@ class Explorer:
             nlp = make_nlp(None)
             nlp.add_pipe("kelm_linker", config={"graph": str(self.graph_dir), "mode": mode})
             self._linkers[mode] = nlp
-        doc = nlp(text)
-        spans = []
-        for s in doc.spans.get("kelm", []):
-            spans.append(
-                {
-                    "start": s.start_char,
-                    "end": s.end_char,
-                    "text": s.text,
-                    "names": list(s._.kelm_names),
-                    "scores": [float(x) for x in s._.kelm_scores],
-                    # entity mode: each candidate's prior and context cosine (None: not scored)
-                    "priors": [float(x) for x in (s._.kelm_priors or [])],
-                    "context": [None if x is None else float(x) for x in (s._.kelm_context or [])],
-                }
-            )
-        return {"text": text, "spans": spans}
+        return spans_json(nlp(text))
 
     # ------------------------------------------------------------------ graph browser
     def search(self, query: str, limit: int = 50) -> list[str]:

@@ -160,4 +160,7 @@ def test_link_tab_lists_each_spans_scored_candidates(client: Client) -> None:
     status, _, _ = client.predict("  ", "entity", api_name="/link_page")
     assert status == "**error:** type a text to link"
     got = client.predict("a dog", "entity", api_name="/link")
-    assert set(got["spans"][0]) >= {"names", "scores", "priors", "context"}
+    assert set(got["spans"][0]["candidates"][0]) == {"node_id", "name", "score", "prior", "context"}
+    # concept mode: kelm link --json gives names only, and so does the table
+    _, _, table = client.predict("a dog", "concept", api_name="/link_page")
+    assert table["data"] and all(row[3:] == [None, None, None] for row in table["data"])
