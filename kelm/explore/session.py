@@ -272,12 +272,13 @@ class Explorer:
         exact = [self.names[n] for n in self.index.lookup(query)]
         if self._lower_names is None:
             self._lower_names = [n.lower() for n in self.names]
-        q = query.lower().replace(" ", "_")
+        lowered = query.lower()
+        q = lowered.replace(" ", "_")
         prefix, inside = [], []
         for name, lower in zip(self.names, self._lower_names, strict=True):
-            if lower.startswith(q) or lower.startswith(query.lower()):
+            if lower.startswith(q) or lower.startswith(lowered):
                 prefix.append(name)
-            elif q in lower or query.lower() in lower:
+            elif q in lower or lowered in lower:
                 inside.append(name)
             if len(prefix) >= limit:
                 break
