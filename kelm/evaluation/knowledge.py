@@ -46,6 +46,7 @@ import numpy as np
 
 from kelm._io import write_json
 from kelm.errors import KelmError
+from kelm.evaluation.prompts import KNOWLEDGE_POSITIONS
 from kelm.evaluation.templates import TEMPLATES_VERSION, verbalize
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMS: tuple[str, ...] = ("triples", "paths")
-POSITIONS: tuple[str, ...] = ("before", "after")
+POSITIONS: tuple[str, ...] = KNOWLEDGE_POSITIONS
+"""Where the facts go in the prompt: those :func:`kelm.evaluation.prompts.format_item` takes."""
 MAX_HOPS = 3
 PATHS_PER_PAIR = 100
 """Paths found per (question concept, answer concept) pair before ranking."""
