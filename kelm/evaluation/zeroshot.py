@@ -437,7 +437,7 @@ def knowledge_summary(
     """The ``"knowledge"`` part of ``metrics.json``: accuracy with facts, its ``gain`` over
     the same questions without them (by normalisation), the graph and the options, how many
     facts the prompts got, prompt tokens and timing."""
-    counts = [len(facts.get(r, ())) for r in facts]
+    counts = [len(v) for v in facts.values()]
     out: dict[str, Any] = {}
     if "accuracy" in metrics and "accuracy" in plain:
         out["accuracy"] = metrics["accuracy"]
