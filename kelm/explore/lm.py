@@ -144,9 +144,9 @@ class ZeroShotLM:
         requests = build_requests([item], tokenizer, max_length=window)
         with torch.inference_mode():
             (scores,) = score_requests(model, requests, device=self.device)
-        chosen = torch.tensor(scores.normalized(self.normalization), dtype=torch.float64)
-        probs = torch.softmax(chosen, -1)
         by_norm = {n: scores.normalized(n) for n in NORMALIZATIONS}
+        chosen = torch.tensor(by_norm[self.normalization], dtype=torch.float64)
+        probs = torch.softmax(chosen, -1)
         choices = [
             ChoiceExplanation(
                 float(chosen[c]),
