@@ -113,6 +113,7 @@ def test_entities_off_is_the_text_ablation(root: Path) -> None:
     assert linked.metrics["data"]["train_entities"] > 10
     # same seed and settings but the switch: were it ignored, the two runs would be identical
     losses = [[s["loss"] for s in r.history["steps"]] for r in (result, linked)]
+    assert len(losses[0]) == len(losses[1]) > 0
     assert losses[0] != pytest.approx(losses[1], abs=1e-6)
     qa = cfg["data"]["train"]
     out = root / "no-entities-eval"
