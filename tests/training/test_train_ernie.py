@@ -99,8 +99,8 @@ def test_train_evaluate_compare(root: Path) -> None:
 
 
 def test_entities_off_is_the_text_ablation(root: Path) -> None:
-    """``model.entities: false``: no statement carries an entity (the K-Encoder reads the text
-    alone), in training and when the run is evaluated; with entities the same run links many."""
+    """``model.entities: false``: no training statement carries an entity (the K-Encoder reads
+    the text alone) and the run still evaluates; with entities the same run links many."""
     cfg = ernie_config(root, "no-entities", model={"entities": False})
     result = train(load_train_config(write_config(root / "no-entities.yaml", cfg)), progress=False)
     data = result.metrics["data"]
