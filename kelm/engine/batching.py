@@ -36,23 +36,6 @@ def rank_slice(size: int, rank: int, world: int) -> tuple[int, int]:
     return lo, lo + base + (1 if rank < extra else 0)
 
 
-def epoch_batches(
-    n: int, batch_size: int, seed: int, epoch: int, rank: int = 0, world: int = 1
-) -> list[list[int]]:
-    """This process's share of every global batch of one epoch (:func:`global_batches`,
-    :func:`rank_slice`); every process gets one entry per global batch, possibly empty.
-
-    The order depends only on ``(seed, epoch)`` and the share on ``(rank, world)``, so a
-    resumed run, on any number of processes, sees the global batches an uninterrupted run
-    would.
-    """
-    out = []
-    for batch in global_batches(n, batch_size, seed, epoch):
-        lo, hi = rank_slice(len(batch), rank, world)
-        out.append(batch[lo:hi])
-    return out
-
-
 def check_global_batch(batch_size: int, world: int, name: str = "batch_size") -> int:
     """The per-process batch of a global ``batch_size`` over ``world`` processes.
 
@@ -92,7 +75,6 @@ def move_to(batch: dict[str, Any], device: torch.device | str) -> dict[str, Any]
 
 __all__ = [
     "check_global_batch",
-    "epoch_batches",
     "global_batches",
     "move_to",
     "rank_slice",

@@ -102,6 +102,7 @@ class CandidateEmbeddings:
         self._have = np.zeros(graph.num_nodes, dtype=bool)
         self._read: set[str] = set()
         self._writable = True
+        self._manifest_ok = False  # this folder's manifest.json was seen to be (or made) the key
 
     # ------------------------------------------------------------------ lookup
     def vectors(self, nodes: np.ndarray) -> np.ndarray:
@@ -196,8 +197,10 @@ class CandidateEmbeddings:
         from safetensors.numpy import save_file
 
         self.directory.mkdir(parents=True, exist_ok=True)
-        if not self._manifest_matches():  # new, or damaged: its shards carry their own checks
-            write_json(self.directory / "manifest.json", self.key)
+        if not self._manifest_ok:  # checked once per instance, not on every shard
+            if not self._manifest_matches():  # new, or damaged: its shards carry their own checks
+                write_json(self.directory / "manifest.json", self.key)
+            self._manifest_ok = True
         path = self.directory / f"part-{time.time_ns():020d}-{os.getpid()}.safetensors"
         tmp = path.with_name(f".{path.name}.tmp")
         save_file(

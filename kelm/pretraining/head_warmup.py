@@ -35,9 +35,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from kelm.pipeline.node_embeddings import tensors_digest
+
 log = logging.getLogger(__name__)
 
-WARMUP_VERSION = 1
+WARMUP_VERSION = 2
 _HELD_BACK = 0.1  # fraction of the features kept to decide whether the warm-up helped
 
 
@@ -102,13 +104,8 @@ def head_parameters(model: nn.Module, head: nn.Module) -> list[nn.Parameter]:
 def _encoder_digest(model: nn.Module, head: nn.Module) -> str:
     """Digest of every weight outside the head (the features depend on all of them)."""
     head_ids = {id(p) for p in head_parameters(model, head)}
-    h = hashlib.sha256()
-    for name, param in sorted(model.state_dict(keep_vars=True).items()):
-        if id(param) in head_ids:
-            continue
-        h.update(name.encode())
-        h.update(param.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    named = model.state_dict(keep_vars=True).items()
+    return tensors_digest((name, p) for name, p in named if id(p) not in head_ids)
 
 
 def warmup_key(objective: Any, model: nn.Module, head: nn.Module, store_key: Any) -> str:

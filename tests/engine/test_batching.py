@@ -9,7 +9,6 @@ import torch
 
 from kelm.engine.batching import (
     check_global_batch,
-    epoch_batches,
     global_batches,
     rank_slice,
     share_scale,
@@ -22,12 +21,27 @@ from kelm.errors import KelmError
 def test_shares_tile_every_global_batch(world: int) -> None:
     batches = global_batches(11, 4, seed=5, epoch=2)
     assert [len(b) for b in batches] == [4, 4, 3]
-    shares = [epoch_batches(11, 4, 5, 2, rank=r, world=world) for r in range(world)]
-    for step, batch in enumerate(batches):
-        joined = [i for r in range(world) for i in shares[r][step]]
+    for batch in batches:
+        shares = [batch[slice(*rank_slice(len(batch), r, world))] for r in range(world)]
+        joined = [i for share in shares for i in share]
         assert joined == batch  # contiguous, in rank order, nothing repeated or padded
-        sizes = [len(shares[r][step]) for r in range(world)]
+        sizes = [len(share) for share in shares]
         assert max(sizes) - min(sizes) <= 1
+
+
+def test_global_batches_cover_the_epoch_in_an_order_seeded_by_seed_and_epoch() -> None:
+    one = global_batches(10, 3, seed=1, epoch=0)
+    assert sorted(i for b in one for i in b) == list(range(10)) and len(one) == 4
+    assert [len(b) for b in one] == [3, 3, 3, 1]
+    assert one == global_batches(10, 3, seed=1, epoch=0)
+    assert one != global_batches(10, 3, seed=1, epoch=1)
+    assert one != global_batches(10, 3, seed=2, epoch=0)
+    # batch_size is global: 2 processes share each global batch of 4 (the last holds 2)
+    sizes = [
+        [len(range(*rank_slice(len(b), r, 2))) for b in global_batches(10, 4, 1, 0)]
+        for r in range(2)
+    ]
+    assert sizes == [[2, 2, 1], [2, 2, 1]]
 
 
 def test_a_share_may_be_empty_on_a_short_last_batch() -> None:

@@ -1,7 +1,9 @@
 """Candidate texts and their embeddings: the recipe, the lazy on-disk cache (shards reused,
-damaged shards re-embedded, merging), keyed on graph, encoder and recipe."""
+damaged shards re-embedded, merging, the manifest), keyed on graph, encoder and recipe."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
@@ -132,3 +134,23 @@ def test_embed_all_and_read_only_cache(wordnet_excerpt, tmp_path) -> None:
     blocked.write_text("not a folder")
     readonly = CandidateEmbeddings(graph, CountingEncoder(), blocked)
     assert readonly.vectors(np.array([0, 1])).shape == (2, 16)  # works, caches nothing
+
+
+def test_manifest_checked_once_per_instance_and_restored(wordnet_excerpt, tmp_path) -> None:
+    graph = GraphIndex.load(wordnet_excerpt)
+    first = CandidateEmbeddings(graph, CountingEncoder(), tmp_path)
+    checks = []
+    check = first._manifest_matches
+    first._manifest_matches = lambda: checks.append(1) or check()  # type: ignore[method-assign]
+    for node in range(3):
+        first.vectors(np.array([node]))
+    assert len(checks) == 1  # three shards written, the manifest read once
+    manifest = first.directory / "manifest.json"
+    manifest.write_text("{}")  # damaged: its shards are not trusted
+    encoder = CountingEncoder()
+    second = CandidateEmbeddings(graph, encoder, tmp_path)
+    second.vectors(np.array([0, 3]))
+    assert encoder.embedded == 2 and json.loads(manifest.read_text()) == second.key
+    fresh = CountingEncoder()
+    CandidateEmbeddings(graph, fresh, tmp_path).vectors(np.arange(4))
+    assert fresh.embedded == 0

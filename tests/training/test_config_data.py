@@ -1,5 +1,6 @@
 """Training config (env expansion, unknown keys, shipped configs) and the data layer (reading,
-splitting, batch order, collation) on tiny inputs; no model is trained here."""
+splitting, collation) on tiny inputs; no model is trained here (the batch order:
+tests/engine/test_batching.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from training_fixtures import QUESTIONS, qa_record, write_config, write_qa
 
 from kelm.config import RUN_KINDS, dump_config, expand_env, unbounded_numbers
 from kelm.data.qa import Choice, QAItem
-from kelm.engine.batching import epoch_batches
 from kelm.errors import InputError, KelmError
 from kelm.modeling.backbones import IGNORE_INDEX
 from kelm.pipeline import Collator, Example, read_items, split_items
@@ -82,17 +82,6 @@ def test_split_is_seeded_disjoint_and_complete() -> None:
     subset, held_sub = split_items(items, 0.1, split_seed=7, max_train=10)
     assert held_sub == held and len(subset) == 10
     assert {i.id for i in subset} <= {i.id for i in train}
-
-
-def test_epoch_batches_cover_and_shard() -> None:
-    one = epoch_batches(10, 3, seed=1, epoch=0)
-    assert sorted(i for b in one for i in b) == list(range(10)) and len(one) == 4
-    assert one == epoch_batches(10, 3, seed=1, epoch=0)
-    assert one != epoch_batches(10, 3, seed=1, epoch=1)
-    # batch_size is global: 2 processes share each global batch of 4 (the last holds 2)
-    ranks = [epoch_batches(10, 4, seed=1, epoch=0, rank=r, world=2) for r in range(2)]
-    assert [len(b) for b in ranks[0]] == [2, 2, 1] == [len(b) for b in ranks[1]]
-    assert [a + b for a, b in zip(*ranks, strict=True)] == epoch_batches(10, 4, 1, 0)
 
 
 def _example(num_choices: int, label: int, with_graph: bool = True) -> Example:
