@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kelm._io import FILE_MODE, atomic_file, publish_dir, remove_stale_staging, staging_dir
+from kelm._io import (
+    atomic_file,
+    publish_dir,
+    remove_stale_staging,
+    replace_file,
+    staging_dir,
+)
 from kelm.errors import DownloadError, KelmError
 
 log = logging.getLogger("kelm.data.download")
@@ -80,8 +86,7 @@ class ResumingDownloader:
             )
         self.digest, self.size = digest, size
         # pooch hashes output_file and renames it onto the final path only if it matches.
-        os.replace(self.part, output_file)
-        os.chmod(output_file, FILE_MODE)
+        replace_file(self.part, output_file)
         return None
 
     # -------------------------------------------------------------------------- transfer

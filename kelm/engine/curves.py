@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kelm._io import replace_file
+
 
 def _pyplot() -> Any:
     import matplotlib
@@ -80,7 +82,7 @@ def plot_curves(history: Mapping[str, Any], path: str | os.PathLike[str]) -> Pat
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     finally:
         plt.close(fig)
         if tmp.exists():

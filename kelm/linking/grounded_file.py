@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kelm._io import sha256_file, sha256_once, verify_file, write_json
+from kelm._io import replace_file, sha256_file, sha256_once, verify_file, write_json
 from kelm.errors import InputError, KelmError
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ def publish(out: Path, partial: Path, partial_manifest: Path, manifest: dict[str
     complete (a crash in between leaves an output without manifest: never reused)."""
     with contextlib.suppress(FileNotFoundError):
         manifest_path(out).unlink()
-    os.replace(partial, out)
+    replace_file(partial, out)
     write_json(manifest_path(out), {**manifest, "sha256": sha256_file(out)})
     with contextlib.suppress(FileNotFoundError):
         partial_manifest.unlink()
