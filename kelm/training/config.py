@@ -131,7 +131,8 @@ class ModelConfig(EncoderConfig):
             that starts at zero; ``False``: one MLP over text and graph features).
         relation_dim: KagNet relation table width (``None``: the KG embeddings' width, else 100).
         path_dim: KagNet path LSTM width.
-        max_paths: KagNet paths per statement fed to the model (the first ones).
+        max_paths: KagNet paths per statement fed to the model (the first ones; 0: none, every
+            statement takes the learned "no path" vector: the ablation of the path module).
         knowledge_layers: ERNIE: top encoder layers turned into knowledgeable (K-Encoder)
             layers.
         entity_hidden_size: ERNIE: width of the K-Encoder entity stream (``None``: the entity
@@ -167,7 +168,7 @@ class ModelConfig(EncoderConfig):
     statement_paths: bool = True
     relation_dim: int | None = bounded(None, ge=1)
     path_dim: int = bounded(64, ge=1)
-    max_paths: int = bounded(32, ge=1)
+    max_paths: int = bounded(32, ge=0)
     knowledge_layers: int = bounded(2, ge=1)
     entity_hidden_size: int | None = bounded(None, ge=1)
     entity_heads: int = bounded(4, ge=1)

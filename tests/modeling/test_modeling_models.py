@@ -220,6 +220,13 @@ def test_pad_paths() -> None:
     assert out["path_nodes"][0, 1].tolist() == [1, 3, 2, -1]
     assert out["path_rels"][2, 0].tolist() == [2, 1, -1]  # first relation of each hop
     assert km.pad_paths([[], []])["path_mask"].shape == (2, 1)
+    first = km.pad_paths([[([1, 2], [0]), ([1, 3, 2], [1, 2])]], max_paths=1)
+    assert first["path_mask"].tolist() == [[True]] and first["path_nodes"][0, 0, :2].tolist() == [
+        1,
+        2,
+    ]
+    none = km.pad_paths([[([1, 2], [0])], FakePathSet()], max_paths=0)  # the path ablation
+    assert not none["path_mask"].any() and none["path_mask"].shape == (2, 1)
     with pytest.raises(ValueError, match="max_hops"):
         km.pad_paths([[([1, 2, 3, 4, 5], [0, 0, 0, 0])]], max_hops=3)
 
