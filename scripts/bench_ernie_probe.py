@@ -64,7 +64,11 @@ def run_arm(objective: str, work: Path, seed: int, args: argparse.Namespace) -> 
         "optim": {"lr": args.lr, "warmup_steps": max(1, args.steps // 10)},
     }
     if objective == "ernie":
-        cfg["objective_options"] = {"num_knowledge_layers": args.knowledge_layers}
+        cfg["objective_options"] = {
+            "num_knowledge_layers": args.knowledge_layers,
+            "unlink_masked": not args.keep_masked_links,
+            "knowledge_lr": args.knowledge_lr,
+        }
     if args.encoder is None:
         del cfg["model"]["encoder"]
     path = work / f"{objective}-s{seed}.yaml"
@@ -94,9 +98,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--mask-probability", type=float, default=0.25)
     p.add_argument("--head-warmup-steps", type=int, default=300)
     p.add_argument("--knowledge-layers", type=int, default=2)
+    p.add_argument(
+        "--knowledge-lr",
+        type=float,
+        default=None,
+        help="learning rate of ERNIE's added parameters (default: --lr)",
+    )
     p.add_argument("--kge-epochs", type=int, default=200)
     p.add_argument("--kge-dim", type=int, default=64)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument(
+        "--keep-masked-links",
+        action="store_true",
+        help="ablation: a masked mention keeps its entity (objective_options.unlink_masked false)",
+    )
     p.add_argument("--encoder", default=None, help="backbone folder (default: bundled MiniLM)")
     p.add_argument("--arms", nargs="+", default=["ernie", "mlm"])
     p.add_argument("--work", default=None, help="working folder (default: a temporary one)")

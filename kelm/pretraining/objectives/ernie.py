@@ -10,7 +10,8 @@ Instances carry the node id of each linked mention on its first wordpiece. A bat
 as for ``mlm`` (``masking.*``) and its alignments are noised by
 :func:`kelm.pretraining.masking.dea_noise` (5% replaced by a random entity, 15% removed,
 the rest kept); every aligned position is a dEA target (its true entity among the batch's
-entities). Both draws come from the collate generator. Entity ids outside the table (a cache
+entities). A mention masked for MLM also loses its input entity (``unlink_masked``). Both
+draws come from the collate generator. Entity ids outside the table (a cache
 of another graph cannot reach here: the graph checksum is part of the instance key) are
 removed, and counted in ``entity_ids_dropped``.
 """
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 
 from kelm.config import bounded
 from kelm.errors import KelmError
+from kelm.modeling.backbones import IGNORE_INDEX
 from kelm.pretraining.instances import Instance
 from kelm.pretraining.masking import dea_noise
 from kelm.pretraining.objectives.base import (
@@ -42,6 +44,10 @@ from kelm.pretraining.objectives.base import (
 )
 
 log = logging.getLogger(__name__)
+
+BACKBONE_PREFIXES = ("text_encoder.", "mlm_head.")
+"""Parameter name prefixes of the backbone and its MLM head in
+:class:`~kelm.modeling.KelmErnieForPreTraining` (the rest is what ERNIE adds)."""
 
 
 @dataclass
@@ -58,6 +64,15 @@ class ErnieOptions:
         freeze_entity_embeddings: keep the entity table fixed (ERNIE does).
         dea_replace_prob, dea_mask_prob: dEA noise: alignments replaced by a random entity /
             removed.
+        knowledge_lr: learning rate of the parameters ERNIE adds to the backbone (entity
+            table and projection, the K-Encoder's entity attention and fusion weights, the dEA
+            head); ``None``: ``optim.lr``. The fusion weights start at zero and must grow before
+            any entity reaches the text, which at the backbone's rate takes more steps than a
+            short run has (fine-tuning trains them at ``optim.gnn_lr`` for the same reason).
+        unlink_masked: a mention whose first wordpiece is masked for MLM loses its entity in
+            the input (its dEA target stays). Otherwise the entity of a masked word is a copy of
+            the answer: the model learns to read a word from its own entity rather than from
+            the entities around it, which is what carries graph facts into the text.
     """
 
     num_knowledge_layers: int = bounded(2, ge=1)
@@ -68,6 +83,8 @@ class ErnieOptions:
     freeze_entity_embeddings: bool = True
     dea_replace_prob: float = bounded(0.05, ge=0, le=1)
     dea_mask_prob: float = bounded(0.15, ge=0, le=1)
+    knowledge_lr: float | None = bounded(None, gt=0)
+    unlink_masked: bool = True
 
 
 class ErnieObjective(Objective):
@@ -132,6 +149,24 @@ class ErnieObjective(Objective):
 
         return KelmErnieForPreTraining.from_pretrained(str(path))
 
+    def param_groups(self, module: nn.Module) -> list[dict[str, Any]]:
+        """The base groups, with the knowledge parameters (everything outside the backbone and
+        its MLM head) in groups of their own at ``knowledge_lr`` when it is set."""
+        groups = super().param_groups(module)
+        lr = self.options.knowledge_lr
+        if lr is None:
+            return groups
+        knowledge = {
+            id(p) for name, p in module.named_parameters() if not name.startswith(BACKBONE_PREFIXES)
+        }
+        split: list[dict[str, Any]] = []
+        for group in groups:
+            backbone = [p for p in group["params"] if id(p) not in knowledge]
+            added = [p for p in group["params"] if id(p) in knowledge]
+            split.append({**group, "params": backbone})
+            split.append({**group, "params": added, "lr": lr, "name": group["name"] + "_knowledge"})
+        return [g for g in split if g["params"]]
+
     def _valid_entities(self, entity_ids: Tensor) -> Tensor:
         bad = (entity_ids < -1) | (entity_ids >= self.num_entities)
         if bool(bad.any()):
@@ -151,6 +186,9 @@ class ErnieObjective(Objective):
             replace_prob=self.options.dea_replace_prob,
             mask_prob=self.options.dea_mask_prob,
         )
+        if self.options.unlink_masked:  # no entity may give away the word it is masked from
+            masked = batch["labels"] != IGNORE_INDEX  # [B, L]
+            batch["entity_ids"] = batch["entity_ids"].masked_fill(masked, -1)
         return batch
 
     def model_inputs(self, batch: dict[str, Any]) -> dict[str, Any]:
