@@ -58,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep the indices")
     parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also build each size on a 1-worker cluster: worker_scaling = its time / the "
+        "--workers build's time",
+    )
+    parser.add_argument(
         "--link-questions",
         type=int,
         default=0,
@@ -365,6 +371,22 @@ def main(argv: list[str] | None = None) -> None:
             },
         )
         row["index_mb"] = round(sum(f.stat().st_size for f in outs["dist"].iterdir()) / 1e6, 1)
+        if args.scaling and args.workers > 1:
+            log(f"{triples:,}: distributed build, 1 worker (the scaling baseline)")
+            outs["dist1"] = args.workdir / f"index-dist1-{triples}"
+            row["dist_1_worker"] = run_child(
+                "dist",
+                {
+                    "input": str(path),
+                    "out": str(outs["dist1"]),
+                    "workers": 1,
+                    "partition_mb": args.partition_mb,
+                    "bucket_triples": args.bucket_triples,
+                },
+            )
+            one, many = row["dist_1_worker"]["seconds"], row["dist"]["seconds"]
+            row["worker_scaling"] = round(one / many, 2)  # the target: >= 1.6 on 2 workers
+            row["agree_1_worker"] = row["dist_1_worker"]["checksum"] == row["dist"]["checksum"]
         if "single" in row:
             row["agree"] = row["single"]["checksum"] == row["dist"]["checksum"]
             row["dist_speedup"] = round(row["single"]["seconds"] / row["dist"]["seconds"], 2)

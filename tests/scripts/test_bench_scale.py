@@ -1,4 +1,4 @@
-"""The scale benchmark, run tiny: one JSON object in which both builds agree."""
+"""The scale benchmark, run tiny: one JSON object in which all builds agree."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def test_bench_scale_tiny(tmp_path: Path):
             "1",
             "--bucket-triples",
             "2000",
+            "--scaling",
         ],
         capture_output=True,
         text=True,
@@ -39,3 +40,6 @@ def test_bench_scale_tiny(tmp_path: Path):
     assert row["agree"] is True and row["dist"]["buckets"] == 3
     assert len(row["dist"]["worker_peak_mb"]) == 2 and row["dist"]["edges"] > 0
     assert result["parse"]["triples"] == 6000
+    # --scaling: the same input on one worker, the same index, and the ratio of the times
+    assert row["agree_1_worker"] is True and len(row["dist_1_worker"]["worker_peak_mb"]) == 1
+    assert row["worker_scaling"] > 0
