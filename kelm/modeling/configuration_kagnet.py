@@ -28,6 +28,10 @@ class KagnetConfig(KelmGraphConfig):
         fc_dim: hidden width of the scoring MLP.
         statement_paths: the path LSTM starts from a state computed from the statement vector
             (``False``: from zeros, as in the paper).
+        schema_gcn: contextualise the concepts of the statement's subgraph with the relational
+            GCN (``False``: every path concept is its projected node table vector and the
+            ``graphs`` are not read; on CommonsenseQA the GCN's per-statement states overfit:
+            see ``configs/csqa-kagnet.yaml``).
         residual: residual scoring: the choice logit is the plain LM's linear head on the
             statement vector plus the graph module's contribution, whose last layer starts at
             zero, so at step 0 the model is its text baseline and training adds what the graph
@@ -44,6 +48,7 @@ class KagnetConfig(KelmGraphConfig):
     fc_dim: int = 200
     residual: bool = True
     statement_paths: bool = True
+    schema_gcn: bool = True
 
     def validate_paths(self) -> None:
         for name in ("relation_dim", "path_dim", "max_hops", "fc_dim"):

@@ -78,6 +78,7 @@ def build_kagnet(settings: Any, context: BuildContext) -> KagnetForMultipleChoic
         relation_dim=relation_dim,
         path_dim=settings.path_dim,
         statement_paths=settings.statement_paths,
+        schema_gcn=settings.schema_gcn,
         max_hops=context.max_hops,
     )
     context.init_nodes(model, model.init_node_embeddings)

@@ -4,10 +4,10 @@ Commonsense Reasoning"), on a Hugging Face text encoder.
 Per statement (question, choice):
 
 1. **Statement vector** ``s``: the encoder's pooled representation of "question [SEP] choice".
-2. **Schema-graph GCN**: the concepts of the statement's graph (``graphs``) start from the node
-   table (projected to ``gnn_dim``) and are contextualised by a relational GCN
-   (:class:`~kelm.modeling.gnn.RGCNEncoder`). Path concepts missing from the graph (or all, when
-   no ``graphs`` are given) use the projected table vector.
+2. **Schema-graph GCN** (``schema_gcn``): the concepts of the statement's graph (``graphs``)
+   start from the node table (projected to ``gnn_dim``) and are contextualised by a relational
+   GCN (:class:`~kelm.modeling.gnn.RGCNEncoder`). Path concepts missing from the graph (or all,
+   when no ``graphs`` are given or the GCN is off) use the projected table vector.
 3. **Path encoder**: an LSTM over the triples ``[c_t; r_t; c_{t+1}]`` of each path; the path
    vector is the LSTM state after the last hop. With ``statement_paths`` (a kelm addition) the
    LSTM starts from a state computed from ``s`` rather than zeros, so its gates read each hop's
@@ -112,8 +112,12 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
         self.node_embedding = NodeEmbedding(config.num_nodes, config.node_dim)
         self.relation_embedding = nn.Embedding(2 * config.num_relations, config.relation_dim)
         self.concept_proj = nn.Linear(config.node_dim, d)
-        self.gcn = RGCNEncoder(
-            d, config.num_edge_types, config.gnn_layers, config.num_bases, config.gnn_dropout
+        self.gcn = (
+            RGCNEncoder(
+                d, config.num_edge_types, config.gnn_layers, config.num_bases, config.gnn_dropout
+            )
+            if config.schema_gcn
+            else None
         )
         self.gnn_dropout = nn.Dropout(config.gnn_dropout)
         self.path_lstm = nn.LSTM(2 * d + config.relation_dim, p, batch_first=True)
@@ -293,7 +297,7 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
             input_ids, attention_mask, token_type_ids: the tokenised statements.
             graphs: the ``B * C`` statement graphs (question-major), a ``torch_geometric``
                 ``Batch`` with ``node_ids``, ``edge_index``, ``edge_type``; ``None`` skips the
-                schema-graph GCN.
+                schema-graph GCN (as does ``config.schema_gcn = False``).
             path_nodes, path_rels, path_mask: the padded paths (:func:`pad_paths`); ``None``:
                 no paths (every statement uses the "no path" vector).
             statement_vectors: precomputed statement vectors of a frozen encoder (see
@@ -316,7 +320,7 @@ class KagnetForMultipleChoice(KelmPreTrainedModel):
         n = statements.size(0)
 
         graph_states = graph_keys = None
-        if graphs is not None:
+        if graphs is not None and self.gcn is not None:
             if graphs.num_graphs != n:
                 raise ValueError(f"got {graphs.num_graphs} graphs for {n} statements")
             node_ids = graphs.node_ids  # [n_nodes]

@@ -127,6 +127,8 @@ class ModelConfig(EncoderConfig):
             layers, where only the context node carries the statement).
         statement_paths: kagnet: the path LSTM starts from a state computed from the statement
             (``False``: from zeros, as in the paper).
+        schema_gcn: kagnet: the relational GCN over the statement's subgraph sets the path
+            concepts' vectors (``False``: the projected node table alone).
         residual: kagnet, qagnn: residual scoring (the plain LM head plus a graph contribution
             that starts at zero; ``False``: one MLP over text and graph features).
         relation_dim: KagNet relation table width (``None``: the KG embeddings' width, else 100).
@@ -166,6 +168,7 @@ class ModelConfig(EncoderConfig):
     residual: bool = True
     statement_features: bool = True
     statement_paths: bool = True
+    schema_gcn: bool = True
     relation_dim: int | None = bounded(None, ge=1)
     path_dim: int = bounded(64, ge=1)
     max_paths: int = bounded(32, ge=0)

@@ -18,6 +18,7 @@ from modeling_fixtures import (
     inputs_for,
     make_model,
     toy_batch,
+    toy_paths,
 )
 from torch_geometric.data import Batch
 from transformers import AutoConfig, AutoModel, AutoModelForMultipleChoice
@@ -143,6 +144,25 @@ def test_kagnet_without_paths_uses_the_no_path_vector() -> None:
     assert abs(float(with_path[0, 0] - without[0, 0])) > 1e-6
     torch.testing.assert_close(with_path[0, 1:], without[0, 1:])
     torch.testing.assert_close(with_path[1], without[1])
+
+
+def test_kagnet_without_the_schema_gcn_reads_no_graph() -> None:
+    model = make_model("kagnet", schema_gcn=False).eval()
+    assert model.gcn is None and not any(n.startswith("gcn.") for n, _ in model.named_parameters())
+    batch = toy_batch()
+    text = {k: batch[k] for k in ("input_ids", "attention_mask")}
+    paths = toy_paths()
+    with torch.no_grad():
+        with_graphs = model(**text, graphs=batch["graphs"], **paths).logits
+        without = model(**text, **paths).logits
+    torch.testing.assert_close(with_graphs, without, rtol=0, atol=0)
+    # with the GCN the same graphs do move the scores (else the test above proves nothing)
+    gcn = make_model("kagnet").eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(gcn.classifier[-1].weight)  # the graph part starts at zero
+        moved = gcn(**text, graphs=batch["graphs"], **paths).logits
+        kept = gcn(**text, **paths).logits
+    assert not torch.allclose(moved, kept)
 
 
 @pytest.mark.parametrize("family", ["kagnet", "qagnn"])
