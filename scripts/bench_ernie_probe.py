@@ -6,7 +6,10 @@ embed-kg``), then ERNIE (MLM + dEA, entity table = those vectors) and the MLM-on
 pretrained with the same settings, steps and seed on the same corpus, and both are probed:
 "a {head} is used for [MASK]..." ranked over every tail. Prints one JSON object.
 
-    python scripts/bench_ernie_probe.py --steps 300 --seeds 0 1
+    python scripts/bench_ernie_probe.py --seeds 0 1      # about 23 min per run on one thread
+
+The defaults are the measured setting (100 tails, 1,000 steps, backbone lr 3e-4, ERNIE's added
+parameters at 3e-3); at 300 steps neither model has learned even the stated facts.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ def run_arm(objective: str, work: Path, seed: int, args: argparse.Namespace) -> 
         cfg["objective_options"] = {
             "num_knowledge_layers": args.knowledge_layers,
             "unlink_masked": not args.keep_masked_links,
-            "knowledge_lr": args.knowledge_lr,
+            "knowledge_lr": args.knowledge_lr or None,
         }
     if args.encoder is None:
         del cfg["model"]["encoder"]
@@ -90,19 +93,19 @@ def run_arm(objective: str, work: Path, seed: int, args: argparse.Namespace) -> 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tails", type=int, default=200)
+    p.add_argument("--tails", type=int, default=100)
     p.add_argument("--heads-per-tail", type=int, default=3)
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--mask-probability", type=float, default=0.25)
     p.add_argument("--head-warmup-steps", type=int, default=300)
     p.add_argument("--knowledge-layers", type=int, default=2)
     p.add_argument(
         "--knowledge-lr",
         type=float,
-        default=None,
-        help="learning rate of ERNIE's added parameters (default: --lr)",
+        default=3e-3,
+        help="learning rate of ERNIE's added parameters (objective_options.knowledge_lr; 0: --lr)",
     )
     p.add_argument("--kge-epochs", type=int, default=200)
     p.add_argument("--kge-dim", type=int, default=64)
