@@ -69,7 +69,7 @@ def run_arm(objective: str, work: Path, seed: int, args: argparse.Namespace) -> 
     if objective == "ernie":
         cfg["objective_options"] = {
             "num_knowledge_layers": args.knowledge_layers,
-            "unlink_masked": not args.keep_masked_links,
+            "unlink_masked": args.unlink_masked,
             "knowledge_lr": args.knowledge_lr or None,
         }
     if args.encoder is None:
@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--kge-dim", type=int, default=64)
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument(
-        "--keep-masked-links",
+        "--unlink-masked",
         action="store_true",
-        help="ablation: a masked mention keeps its entity (objective_options.unlink_masked false)",
+        help="a masked mention loses its input entity (objective_options.unlink_masked)",
     )
     p.add_argument("--encoder", default=None, help="backbone folder (default: bundled MiniLM)")
     p.add_argument("--arms", nargs="+", default=["ernie", "mlm"])

@@ -37,6 +37,6 @@ def test_bench_ernie_probe_tiny(tmp_path: Path) -> None:
     assert ernie["probe"]["heads_linked"] == 6 and mlm["probe"]["heads_linked"] == 0
     assert out["settings"]["knowledge_lr"] == 3e-3
     options = json.loads((tmp_path / "run-ernie-s0" / "metrics.json").read_text())["objective"]
-    assert options["options"]["knowledge_lr"] == 3e-3 and options["options"]["unlink_masked"]
+    assert options["options"]["knowledge_lr"] == 3e-3 and not options["options"]["unlink_masked"]
     control = out["mlm_hits@10_mean"]
     assert out["ratio_hits@10"] == (out["ernie_hits@10_mean"] / control if control else None)
