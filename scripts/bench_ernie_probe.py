@@ -93,30 +93,42 @@ def run_arm(objective: str, work: Path, seed: int, args: argparse.Namespace) -> 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tails", type=int, default=100)
-    p.add_argument("--heads-per-tail", type=int, default=3)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--mask-probability", type=float, default=0.25)
-    p.add_argument("--head-warmup-steps", type=int, default=300)
-    p.add_argument("--knowledge-layers", type=int, default=2)
+    p.add_argument("--tails", type=int, default=100, help="made-up tail words (probe candidates)")
+    p.add_argument(
+        "--heads-per-tail", type=int, default=3, help="heads used for each tail (one is probed)"
+    )
+    p.add_argument("--steps", type=int, default=1000, help="pretraining steps per arm")
+    p.add_argument("--batch-size", type=int, default=32, help="sequences per step")
+    p.add_argument("--lr", type=float, default=3e-4, help="backbone learning rate")
+    p.add_argument("--mask-probability", type=float, default=0.25, help="share of words masked")
+    p.add_argument(
+        "--head-warmup-steps", type=int, default=300, help="MLM head-only warm-up (cached)"
+    )
+    p.add_argument(
+        "--knowledge-layers", type=int, default=2, help="ERNIE fusion layers (top of the encoder)"
+    )
     p.add_argument(
         "--knowledge-lr",
         type=float,
         default=3e-3,
         help="learning rate of ERNIE's added parameters (objective_options.knowledge_lr; 0: --lr)",
     )
-    p.add_argument("--kge-epochs", type=int, default=200)
-    p.add_argument("--kge-dim", type=int, default=64)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--kge-epochs", type=int, default=200, help="TransE epochs on the world graph")
+    p.add_argument("--kge-dim", type=int, default=64, help="TransE dimension")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     p.add_argument(
         "--unlink-masked",
         action="store_true",
         help="a masked mention loses its input entity (objective_options.unlink_masked)",
     )
     p.add_argument("--encoder", default=None, help="backbone folder (default: bundled MiniLM)")
-    p.add_argument("--arms", nargs="+", default=["ernie", "mlm"])
+    p.add_argument(
+        "--arms",
+        nargs="+",
+        choices=["ernie", "mlm"],
+        default=["ernie", "mlm"],
+        help="ernie and/or mlm (the control)",
+    )
     p.add_argument("--work", default=None, help="working folder (default: a temporary one)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
