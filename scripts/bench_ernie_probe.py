@@ -17,9 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +132,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="ernie and/or mlm (the control)",
     )
     p.add_argument("--work", default=None, help="working folder (default: a temporary one)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs (arm x seed) at once, each in a process of one thread",
+    )
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {args.jobs}")
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
 
@@ -155,17 +165,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "settings": {k: v for k, v in vars(args).items() if k not in ("world", "work", "arms")},
             "runs": {},
         }
-        for seed in args.seeds:
-            for arm in args.arms:
-                out["runs"][f"{arm}/seed{seed}"] = run_arm(arm, work, seed, args)
+        tasks = [(arm, seed) for seed in args.seeds for arm in args.arms]
+        if args.jobs > 1 and len(tasks) > 1:
+            # spawn: a fresh interpreter per run (no forked torch thread pools)
+            context = multiprocessing.get_context("spawn")
+            workers = min(args.jobs, len(tasks))
+            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                futures = [pool.submit(run_arm, arm, work, seed, args) for arm, seed in tasks]
+                results = [f.result() for f in futures]
+        else:
+            results = [run_arm(arm, work, seed, args) for arm, seed in tasks]
+        for (arm, seed), result in zip(tasks, results, strict=True):
+            out["runs"][f"{arm}/seed{seed}"] = result
         for arm in args.arms:
             hits = [out["runs"][f"{arm}/seed{s}"]["probe"]["hits@10"] for s in args.seeds]
             out[f"{arm}_hits@10_mean"] = sum(hits) / len(hits)
         if "ernie" in args.arms and "mlm" in args.arms:
             control = out["mlm_hits@10_mean"]
             out["ratio_hits@10"] = out["ernie_hits@10_mean"] / control if control else None
+    print(summary(out), file=sys.stderr)
     print(json.dumps(out, indent=1))
     return out
+
+
+def summary(out: dict[str, Any]) -> str:
+    """A readable table of the runs (stderr; the JSON on stdout is the result)."""
+    lines = [f"{'run':<14} {'hits@1':>7} {'hits@10':>8} {'MRR':>6}"]
+    probe: dict[str, Any] = {}
+    for name, run in out["runs"].items():
+        probe = run["probe"]
+        lines.append(
+            f"{name:<14} {probe['hits@1']:>7.3f} {probe['hits@10']:>8.3f} {probe['mrr']:>6.3f}"
+        )
+    if probe:
+        lines.append(
+            f"{'chance':<14} {probe['chance_hits@1']:>7.3f} {probe['chance_hits@10']:>8.3f} "
+            f"{probe['chance_mrr']:>6.3f}"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,8 @@ def probe_world(
         graph: the graph index, to link the probe heads (``None``: no entities).
 
     Returns:
-        ``{"n", "candidates", "hits@1", "hits@10", "mrr", "chance_hits@10", "heads_linked"}``.
+        ``{"n", "candidates", "hits@1", "hits@10", "mrr", "chance_hits@1", "chance_hits@10",
+        "chance_mrr", "heads_linked"}`` (``chance_*``: a uniformly random ranking's expectation).
     """
     tok = objective.tokenizer
     pieces = {t: tok(t, add_special_tokens=False)["input_ids"] for t in world.tails}
@@ -172,7 +173,10 @@ def probe_world(
         "hits@1": sum(r <= 1 for r in ranks) / n,
         "hits@10": sum(r <= 10 for r in ranks) / n,
         "mrr": sum(1.0 / r for r in ranks) / n,
+        "chance_hits@1": 1 / len(world.tails),
         "chance_hits@10": min(1.0, 10 / len(world.tails)),
+        # a uniformly random rank's expected reciprocal: H(C) / C
+        "chance_mrr": sum(1 / r for r in range(1, len(world.tails) + 1)) / len(world.tails),
         "heads_linked": linked,
     }
 

@@ -88,3 +88,7 @@ def test_probe_ranks_multi_piece_candidates_and_counts_ties_against_gold() -> No
     assert blind["heads_linked"] == 0
     assert blind["hits@10"] == 0.0 and blind["hits@1"] == 0.0
     assert blind["chance_hits@10"] == 10 / 15
+    assert blind["chance_hits@1"] == 1 / 15
+    # the expected reciprocal rank of a uniformly random rank among 15
+    assert abs(blind["chance_mrr"] - sum(1 / r for r in range(1, 16)) / 15) < 1e-12
+    assert 0.2 < blind["chance_mrr"] < 0.23

@@ -1,5 +1,6 @@
-"""The ERNIE knowledge probe benchmark, run tiny: both arms pretrain, both are probed on the
-same world, and one JSON object comes out with the ratio of their hits@10."""
+"""The ERNIE knowledge probe benchmark, run tiny: both arms pretrain (side by side, ``--jobs 2``),
+both are probed on the same world, and one JSON object comes out with the ratio of their
+hits@10 (and a readable table on stderr)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def test_bench_ernie_probe_tiny(tmp_path: Path) -> None:
             str(SCRIPT),
             *("--tails", "6", "--heads-per-tail", "2", "--steps", "2", "--batch-size", "4"),
             *("--head-warmup-steps", "0", "--kge-epochs", "2", "--kge-dim", "8"),
-            *("--knowledge-layers", "1", "--work", str(tmp_path)),
+            *("--knowledge-layers", "1", "--work", str(tmp_path), "--jobs", "2"),
         ],
         capture_output=True,
         text=True,
@@ -38,5 +39,15 @@ def test_bench_ernie_probe_tiny(tmp_path: Path) -> None:
     assert out["settings"]["knowledge_lr"] == 3e-3
     options = json.loads((tmp_path / "run-ernie-s0" / "metrics.json").read_text())["objective"]
     assert options["options"]["knowledge_lr"] == 3e-3 and not options["options"]["unlink_masked"]
+    # the readable table on stderr: one row per run and the chance row
+    table = done.stderr.splitlines()
+    assert any(line.startswith("ernie/seed0 ") for line in table)
+    assert any(line.startswith("mlm/seed0 ") for line in table)
+    chance = next(line for line in table if line.startswith("chance "))
+    assert chance.split()[1:] == [
+        f"{1 / 6:.3f}",
+        "1.000",
+        f"{sum(1 / r for r in range(1, 7)) / 6:.3f}",
+    ]
     control = out["mlm_hits@10_mean"]
     assert out["ratio_hits@10"] == (out["ernie_hits@10_mean"] / control if control else None)
