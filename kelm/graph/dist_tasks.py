@@ -8,7 +8,8 @@ of the sorted node names, so bucket ``b`` holds node ids ``offsets[b] .. offsets
 1. :func:`parse_partition` -- ``p<P>/triples``, its metadata tables and ``p<P>/names`` (the
    partition's distinct node names, sorted);
 2. :func:`bucket_vocabulary` -- ``vocab.b<B>``: the distinct names of a bucket over all
-   partitions, sorted (the node vocabulary is their concatenation);
+   partitions, sorted (the node vocabulary is their concatenation), and ``p<P>/ids.b<B>.npy``:
+   the positions of each partition's names in it;
 3. :func:`encode_partition` -- ``p<P>/edges.b<B>``: the partition's edges as ids, split by the
    head's bucket (and metadata split by the node's bucket);
 4. :func:`out_bucket` -- one bucket's out-CSR pieces (sorted by head, relation, tail,
@@ -156,12 +157,31 @@ def _names(work: Path, pidx: int) -> pa.Array:
 
 
 def bucket_vocabulary(work: str, b: int, bounds: list[str | None], partitions: int) -> int:
-    """Write bucket ``b``'s sorted distinct names; return how many there are."""
+    """Write bucket ``b``'s sorted distinct names and, for every partition with names in the
+    bucket, their positions in it (``p<P>/ids.b<B>.npy``); return how many names there are.
+
+    One hash pass over the bucket's names finds both, so every name is looked up once: looking
+    each partition's names up in every bucket's vocabulary instead costs partitions x nodes,
+    which grows with the square of the input.
+    """
     root = Path(work)
-    parts = [_bucket_slice(_names(root, p), bounds, b) for p in range(partitions)]
-    parts = [p for p in parts if len(p)]
-    names = pc.unique(pa.chunked_array(parts, type=pa.string()).combine_chunks())
-    names = names.take(pc.sort_indices(names))
+    slices = [_bucket_slice(_names(root, p), bounds, b) for p in range(partitions)]
+    present = [s for s in slices if len(s)]
+    if not present:
+        _write(root / f"vocab.b{b:05d}", pa.table({"name": pa.array([], pa.string())}))
+        return 0
+    encoded = pc.dictionary_encode(pa.chunked_array(present, type=pa.string()).combine_chunks())
+    first_seen = encoded.dictionary  # the distinct names, in order of first occurrence
+    order = pc.sort_indices(first_seen).to_numpy()
+    names = first_seen.take(pa.array(order))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)  # first-seen index -> sorted position
+    local = rank[encoded.indices.to_numpy(zero_copy_only=False)]
+    at = 0
+    for p, part in enumerate(slices):
+        if len(part):
+            np.save(root / f"p{p:05d}" / f"ids.b{b:05d}.npy", local[at : at + len(part)])
+            at += len(part)
     _write(root / f"vocab.b{b:05d}", pa.table({"name": names}))
     return len(names)
 
@@ -186,14 +206,16 @@ def encode_partition(
     pdir = root / f"p{pidx:05d}"
     starts = np.asarray(offsets, dtype=np.int64)
     names = _names(root, pidx)
+    # the partition's names are sorted and the buckets are ranges of that order, so their
+    # positions (written by bucket_vocabulary) concatenate in bucket order to the names' ids
     pieces = []
     for b in range(len(bounds) - 1):
-        part = _bucket_slice(names, bounds, b)
-        if len(part):
-            vocab = _read(root / f"vocab.b{b:05d}")["name"]
-            local = pc.index_in(part, value_set=vocab).to_numpy(zero_copy_only=False)
-            pieces.append(local.astype(np.int64) + starts[b])
+        found = pdir / f"ids.b{b:05d}.npy"
+        if found.exists():
+            pieces.append(np.load(found, allow_pickle=False) + starts[b])
     ids = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+    if ids.shape[0] != len(names):
+        raise RuntimeError(f"partition {pidx}: {ids.shape[0]} ids for {len(names)} names")
 
     def node_ids(column: pa.ChunkedArray) -> np.ndarray:
         found = pc.index_in(column, value_set=names)
@@ -407,37 +429,39 @@ def _save_strings(root: Path, name: str, b: int, column: StringColumn) -> None:
 # ---------------------------------------------------------------------- 7. assemble
 def assemble(work: str, staged: str, name: str, buckets: int) -> str:
     """Write index file ``name`` (e.g. ``out.indptr.npy``) from its bucket pieces; return its
-    sha256. Pointer arrays (``indptr``, string ``offsets``) are rebased piece by piece."""
-    from numpy.lib.format import open_memmap
+    sha256. Pointer arrays (``indptr``, string ``offsets``) are rebased piece by piece.
+
+    The file is streamed piece by piece (the header ``np.save`` would write, then each piece's
+    bytes), so a worker holds one piece at a time whatever the index's size; a memory map of
+    the whole output would count every written page in the worker's resident memory.
+    """
+    from numpy.lib import format as npy
 
     stem = name[: -len(".npy")]
     files = [Path(work) / "pieces" / f"{stem}.b{b:05d}.npy" for b in range(buckets)]
-    pieces = [np.load(f, mmap_mode="r", allow_pickle=False) for f in files]
+    shapes = [np.load(f, mmap_mode="r", allow_pickle=False) for f in files]
     pointer = stem.endswith(("indptr", "offsets"))
     if pointer:
-        total = sum(int(p.shape[0]) - 1 for p in pieces) + 1
+        total = sum(int(p.shape[0]) - 1 for p in shapes) + 1
     else:
-        total = sum(int(p.shape[0]) for p in pieces)
-    dtype = pieces[0].dtype
+        total = sum(int(p.shape[0]) for p in shapes)
+    dtype = shapes[0].dtype
+    del shapes
     target = Path(staged) / name
-    if total == 0:
-        np.save(target, np.zeros(0, dtype), allow_pickle=False)
-        return sha256_file(target)
-    out = open_memmap(target, mode="w+", dtype=dtype, shape=(total,))
-    at, base = 0, 0
-    for piece in pieces:
+    header = {"descr": npy.dtype_to_descr(dtype), "fortran_order": False, "shape": (total,)}
+    with open(target, "wb") as fh:
+        npy.write_array_header_1_0(fh, header)
+        base = 0
+        for f in files:
+            piece = np.load(f, allow_pickle=False)
+            if pointer:
+                fh.write(np.ascontiguousarray(piece[:-1] + base, dtype=dtype).tobytes())
+                base += int(piece[-1])
+            else:
+                fh.write(np.ascontiguousarray(piece, dtype=dtype).tobytes())
+            del piece
         if pointer:
-            body = piece[:-1]
-            out[at : at + body.shape[0]] = body + base
-            at += body.shape[0]
-            base += int(piece[-1])
-        else:
-            out[at : at + piece.shape[0]] = piece
-            at += piece.shape[0]
-    if pointer:
-        out[at] = base
-    out.flush()
-    del out
+            fh.write(np.asarray([base], dtype=dtype).tobytes())
     return sha256_file(target)
 
 

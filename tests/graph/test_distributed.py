@@ -159,3 +159,32 @@ def test_refuses_formats_it_cannot_cut(tmp_path, client):
             BuildOptions(format="rdf"),
             client=client,
         )
+
+
+def test_bucket_vocabulary_gives_every_partition_its_ids(tmp_path):
+    """Each bucket's vocabulary is the sorted union of its names; each partition gets the
+    positions of its own names there (what encode_partition turns into node ids), and none
+    for a bucket it has no name in."""
+    import numpy as np
+    import pyarrow as pa
+
+    from kelm.graph import dist_tasks
+
+    partitions = [["apple", "kiwi", "pear", "zebra"], ["banana", "kiwi", "melon"], ["yam"]]
+    for p, names in enumerate(partitions):
+        (tmp_path / f"p{p:05d}").mkdir()
+        dist_tasks._write(tmp_path / f"p{p:05d}" / "names", pa.table({"name": names}))
+    bounds = [None, "l", "x", None]  # buckets: < "l", "l" .. < "x", >= "x"
+    sizes = [dist_tasks.bucket_vocabulary(str(tmp_path), b, bounds, 3) for b in range(3)]
+    vocab = [dist_tasks._read(tmp_path / f"vocab.b{b:05d}")["name"].to_pylist() for b in range(3)]
+    assert vocab == [["apple", "banana", "kiwi"], ["melon", "pear"], ["yam", "zebra"]]
+    assert sizes == [3, 2, 2]
+    for p, names in enumerate(partitions):
+        for b in range(3):
+            path = tmp_path / f"p{p:05d}" / f"ids.b{b:05d}.npy"
+            mine = [n for n in names if (bounds[b] or "") <= n < (bounds[b + 1] or "\uffff")]
+            if not mine:
+                assert not path.exists()
+                continue
+            ids = np.load(path)
+            assert [vocab[b][i] for i in ids] == mine
