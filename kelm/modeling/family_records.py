@@ -8,6 +8,8 @@ causal LM). Importing
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from transformers import AutoModel, AutoModelForPreTraining, AutoModelForSequenceClassification
@@ -116,9 +118,60 @@ def build_gsc(settings: Any, context: BuildContext) -> GSCForMultipleChoice:
     )
 
 
+def _ernie_run_config(encoder: str) -> KelmErnieConfig | None:
+    """The config of ``encoder`` when it is a kelm ERNIE model folder (a ``kelm pretrain``
+    ERNIE run's ``model/``), else ``None``."""
+    path = Path(encoder)
+    if not (path / "config.json").is_file():
+        return None
+    try:
+        model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get(
+            "model_type"
+        )
+    except (OSError, ValueError, AttributeError):
+        return None
+    if model_type != KelmErnieConfig.model_type:
+        return None
+    return KelmErnieConfig.from_pretrained(path)
+
+
+def _ernie_from_pretraining(
+    settings: Any, context: BuildContext, pretrained: KelmErnieConfig
+) -> KelmErnieForMultipleChoice:
+    """ERNIE fine-tuned from a ``kelm pretrain`` ERNIE run: the backbone, the fusion layers and
+    the entity table it was pretrained with are loaded (the table is not re-initialised: the
+    fusion learned to read those vectors); the scoring head starts new. The run's graph must
+    be the one the pretraining linked to, as entity ids are node ids."""
+    graph = context.graph
+    assert graph is not None, "ernie is built with its graph"
+    if pretrained.graph_checksum and pretrained.graph_checksum != graph.checksum:
+        raise KelmError(
+            f"model.encoder {context.encoder}: an ERNIE pretrained on another graph (checksum "
+            f"{pretrained.graph_checksum[:12]}) than this run's ({graph.checksum[:12]}); "
+            "entity ids are node ids, so fine-tune it on the graph it was pretrained with"
+        )
+    if pretrained.num_entities != graph.num_nodes:
+        raise KelmError(
+            f"model.encoder {context.encoder}: {pretrained.num_entities:,} entities, the "
+            f"graph has {graph.num_nodes:,} nodes"
+        )
+    model = KelmErnieForMultipleChoice.from_pretrained(
+        context.encoder,
+        **_head_settings(settings),
+        freeze_entity_embeddings=settings.freeze_node_embeddings,
+        entity_scoring=settings.entity_scoring,
+        entity_scoring_dim=settings.fc_dim,
+    )
+    model.config.architectures = None  # save_pretrained writes this class
+    return model
+
+
 def build_ernie(settings: Any, context: BuildContext) -> KelmErnieForMultipleChoice:
     graph = context.graph
     assert graph is not None, "ernie is built with its graph"
+    pretrained = _ernie_run_config(context.encoder)
+    if pretrained is not None:
+        return _ernie_from_pretraining(settings, context, pretrained)
     model = KelmErnieForMultipleChoice.from_text_encoder(
         context.encoder,
         **_head_settings(settings),

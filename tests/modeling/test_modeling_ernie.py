@@ -303,3 +303,49 @@ def test_non_bert_backbone_is_refused() -> None:
     config = km.KelmErnieConfig(encoder_config=encoder, **ERNIE_KWARGS)
     with pytest.raises(KelmError, match="not a BERT-family encoder"):
         km.KelmErnieModel(config)
+
+
+def test_ernie_family_builds_from_a_pretraining_run(tmp_path: Path) -> None:
+    """`model.encoder` = a `kelm pretrain` ERNIE run's model/: the fine-tuning model keeps the
+    backbone, fusion layers and entity table it was pretrained with (a plain text encoder is
+    refused there: it is no BERT); another graph is one error line."""
+    from types import SimpleNamespace
+
+    from kelm.modeling.families import BuildContext
+    from kelm.modeling.family_records import build_ernie
+
+    pre = make(km.KelmErnieForPreTraining, graph_checksum="g" * 64)
+    with torch.no_grad():
+        pre.entity_embedding.weight.normal_()
+    pre.save_pretrained(tmp_path / "model")
+    settings = SimpleNamespace(
+        pooling="mean",
+        classifier_dropout=0.0,
+        freeze_node_embeddings=True,
+        entity_scoring=True,
+        fc_dim=16,
+    )
+
+    def context(checksum: str, nodes: int = NUM_ENTITIES) -> BuildContext:
+        graph = SimpleNamespace(checksum=checksum, num_nodes=nodes)
+        return BuildContext(
+            encoder=str(tmp_path / "model"),
+            tokenizer=None,
+            max_length=8,
+            max_hops=3,
+            graph=graph,  # type: ignore[arg-type]
+            node_dim=12,
+        )
+
+    model = build_ernie(settings, context("g" * 64))
+    assert isinstance(model, km.KelmErnieForMultipleChoice)
+    assert model.config.entity_scoring and model.config.architectures is None
+    state = pre.state_dict()
+    for name, tensor in model.state_dict().items():
+        if name.startswith(("text_encoder.", "knowledge_layers.", "entity_embedding.")):
+            assert torch.equal(tensor, state[name]), name
+    assert not model.entity_embedding.weight.requires_grad  # freeze_node_embeddings
+    with pytest.raises(KelmError, match="another graph"):
+        build_ernie(settings, context("h" * 64))
+    with pytest.raises(KelmError, match="entities, the graph has"):
+        build_ernie(settings, context("g" * 64, nodes=NUM_ENTITIES + 1))
