@@ -155,13 +155,23 @@ def _ernie_from_pretraining(
             f"model.encoder {context.encoder}: {pretrained.num_entities:,} entities, the "
             f"graph has {graph.num_nodes:,} nodes"
         )
-    model = KelmErnieForMultipleChoice.from_pretrained(
-        context.encoder,
-        **_head_settings(settings),
-        freeze_entity_embeddings=settings.freeze_node_embeddings,
-        entity_scoring=settings.entity_scoring,
-        entity_scoring_dim=settings.fc_dim,
-    )
+    from transformers.utils import logging as hf_logging
+
+    # the library's loading report would list the new head's weights as missing: expected
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        model = KelmErnieForMultipleChoice.from_pretrained(
+            context.encoder,
+            **_head_settings(settings),
+            freeze_entity_embeddings=settings.freeze_node_embeddings,
+            entity_scoring=settings.entity_scoring,
+            entity_scoring_dim=settings.fc_dim,
+        )
+    except OSError as exc:
+        raise KelmError(f"cannot load the ERNIE model in {context.encoder}: {exc}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     model.config.architectures = None  # save_pretrained writes this class
     return model
 
