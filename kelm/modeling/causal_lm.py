@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kelm.errors import KelmError
-from kelm.modeling.encoders import check_model_folder, hf_progress_bars
+from kelm.modeling.encoders import check_model_folder, hf_progress_bars, quiet_transformers
 
 if TYPE_CHECKING:
     import torch
@@ -117,7 +117,6 @@ def load_causal_lm(
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     source, gguf = resolve_lm(lm, gguf_file)
     name = f"{source}/{gguf}" if gguf else source
@@ -127,17 +126,13 @@ def load_causal_lm(
         raise KelmError("reading GGUF files needs the `gguf` package: pip install gguf")
     kwargs = {"gguf_file": gguf} if gguf else {}
     what = f"{source}/{gguf}" if gguf else source
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        with _loading_bars(progress):
+        with quiet_transformers(), _loading_bars(progress):
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except Exception as exc:  # corrupt files surface as many exception types
         problem = "cannot read the GGUF file" if gguf else "cannot load a causal LM"
         raise KelmError(f"{what}: {problem} ({type(exc).__name__}: {_first_line(exc)})") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return model.to(dev).eval(), tokenizer, name
 

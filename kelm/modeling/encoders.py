@@ -160,6 +160,19 @@ def has_weights(folder: str | Path) -> bool:
     return any((Path(folder) / name).is_file() for name in WEIGHT_FILES)
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence the transformers library's logging below errors for the block (its loading
+    reports list weights kelm initialises on purpose, e.g. a new head); the level before is
+    restored however the block ends."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def load_text_encoder(
     name_or_path_or_config: str | Path | PreTrainedConfig | None = None,
 ) -> PreTrainedModel:
@@ -198,19 +211,16 @@ def load_text_encoder(
         return build_text_encoder(config).eval()
     # The checkpoint's pooler weights are unused (kelm pools itself): load quietly, then report
     # only what matters, weights the checkpoint lacks.
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        try:
-            model, info = AutoModel.from_pretrained(
-                source, add_pooling_layer=False, output_loading_info=True
-            )
-        except TypeError:
-            model, info = AutoModel.from_pretrained(source, output_loading_info=True)
+        with quiet_transformers():
+            try:
+                model, info = AutoModel.from_pretrained(
+                    source, add_pooling_layer=False, output_loading_info=True
+                )
+            except TypeError:
+                model, info = AutoModel.from_pretrained(source, output_loading_info=True)
     except OSError as exc:
         raise KelmError(f"cannot load text encoder {source!r}: {exc}") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
         warnings.warn(

@@ -21,7 +21,7 @@ from kelm.modeling.configuration_gsc import GSCConfig
 from kelm.modeling.configuration_kagnet import KagnetConfig
 from kelm.modeling.configuration_lm import KelmLMConfig
 from kelm.modeling.configuration_qagnn import QAGNNConfig
-from kelm.modeling.encoders import load_tokenizer, resolve_encoder
+from kelm.modeling.encoders import load_tokenizer, quiet_transformers, resolve_encoder
 from kelm.modeling.families import BuildContext, ModelFamily, register_family
 from kelm.modeling.modeling_ernie import (
     KelmErnieForMultipleChoice,
@@ -155,23 +155,18 @@ def _ernie_from_pretraining(
             f"model.encoder {context.encoder}: {pretrained.num_entities:,} entities, the "
             f"graph has {graph.num_nodes:,} nodes"
         )
-    from transformers.utils import logging as hf_logging
-
-    # the library's loading report would list the new head's weights as missing: expected
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        model = KelmErnieForMultipleChoice.from_pretrained(
-            context.encoder,
-            **_head_settings(settings),
-            freeze_entity_embeddings=settings.freeze_node_embeddings,
-            entity_scoring=settings.entity_scoring,
-            entity_scoring_dim=settings.fc_dim,
-        )
+        # the library's loading report would list the new head's weights as missing: expected
+        with quiet_transformers():
+            model = KelmErnieForMultipleChoice.from_pretrained(
+                context.encoder,
+                **_head_settings(settings),
+                freeze_entity_embeddings=settings.freeze_node_embeddings,
+                entity_scoring=settings.entity_scoring,
+                entity_scoring_dim=settings.fc_dim,
+            )
     except OSError as exc:
         raise KelmError(f"cannot load the ERNIE model in {context.encoder}: {exc}") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     model.config.architectures = None  # save_pretrained writes this class
     return model
 

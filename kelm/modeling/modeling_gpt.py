@@ -44,7 +44,7 @@ from kelm.errors import KelmError
 from kelm.modeling.backbones import KelmPreTrainedModel
 from kelm.modeling.causal_lm import resolve_lm
 from kelm.modeling.configuration_gpt import KelmGPTConfig
-from kelm.modeling.encoders import has_weights
+from kelm.modeling.encoders import has_weights, quiet_transformers
 
 TRANSFER_TOKENS: dict[str, str] = {
     "start": "<|start|>",
@@ -183,30 +183,27 @@ def load_causal_lm_backbone(name_or_path: str | Path | None = None) -> PreTraine
         KelmError: the checkpoint cannot be found or read, or is not a causal LM.
     """
     from transformers import AutoConfig
-    from transformers.utils import logging as hf_logging
 
     source, gguf = _resolve_source(name_or_path)
     where = f"{source}/{gguf}" if gguf else source
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        if gguf is None and Path(source).is_dir() and not has_weights(source):
-            warnings.warn(
-                f"{source}: no weights, only a config; the causal LM starts from random weights",
-                stacklevel=2,
-            )
-            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source))
-        else:
-            model = AutoModelForCausalLM.from_pretrained(
-                source, **({"gguf_file": gguf} if gguf else {})
-            )
+        with quiet_transformers():
+            if gguf is None and Path(source).is_dir() and not has_weights(source):
+                warnings.warn(
+                    f"{source}: no weights, only a config; the causal LM starts from random "
+                    "weights",
+                    stacklevel=2,
+                )
+                model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(source))
+            else:
+                model = AutoModelForCausalLM.from_pretrained(
+                    source, **({"gguf_file": gguf} if gguf else {})
+                )
     except Exception as exc:  # missing / corrupt files, unsupported architectures
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         raise KelmError(
             f"cannot load a causal LM from {where!r} ({type(exc).__name__}: {first})"
         ) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     return model.eval()
 
 

@@ -121,3 +121,19 @@ def test_a_local_path_that_is_no_model_folder_says_what_it_is(tmp_path) -> None:
     # a model folder, and a name that is not a local path (a Hub id), pass
     encoders.check_model_folder(run / "model")
     encoders.check_model_folder("bert-base-uncased")
+
+
+def test_quiet_transformers_restores_the_level_even_on_error() -> None:
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_info()
+    try:
+        with encoders.quiet_transformers():
+            assert hf_logging.get_verbosity() == hf_logging.ERROR
+        assert hf_logging.get_verbosity() == hf_logging.INFO
+        with pytest.raises(KelmError), encoders.quiet_transformers():
+            raise KelmError("boom")
+        assert hf_logging.get_verbosity() == hf_logging.INFO
+    finally:
+        hf_logging.set_verbosity(before)

@@ -101,17 +101,14 @@ def load_with_info(auto_cls: Any, source: str, **kwargs: Any) -> tuple[nn.Module
     Raises:
         KelmError: the checkpoint cannot be loaded.
     """
-    from transformers.utils import logging as hf_logging
+    from kelm.modeling.encoders import quiet_transformers
 
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        model, info = auto_cls.from_pretrained(source, output_loading_info=True, **kwargs)
+        with quiet_transformers():
+            model, info = auto_cls.from_pretrained(source, output_loading_info=True, **kwargs)
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: mismatched sizes
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise KelmError(f"cannot load {source!r}: {first}") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     return model, sorted(info.get("missing_keys") or [])
 
 

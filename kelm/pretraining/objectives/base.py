@@ -140,16 +140,13 @@ def backbone_config(cfg: PretrainConfig) -> Any:
 def load_pretrained_quietly(auto_cls: Any, source: str) -> nn.Module:
     """``auto_cls.from_pretrained(source)``; heads the checkpoint lacks (a bare encoder has no
     MLM head) are initialised randomly with one warning instead of the library's report."""
-    from transformers.utils import logging as hf_logging
+    from kelm.modeling.encoders import quiet_transformers
 
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        model, info = auto_cls.from_pretrained(source, output_loading_info=True)
+        with quiet_transformers():
+            model, info = auto_cls.from_pretrained(source, output_loading_info=True)
     except OSError as exc:
         raise KelmError(f"cannot load {source!r}: {exc}") from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
     missing = sorted(info.get("missing_keys") or [])
     if missing:
         warnings.warn(
