@@ -140,8 +140,10 @@ def _ernie_from_pretraining(
 ) -> KelmErnieForMultipleChoice:
     """ERNIE fine-tuned from a ``kelm pretrain`` ERNIE run: the backbone, the fusion layers and
     the entity table it was pretrained with are loaded (the table is not re-initialised: the
-    fusion learned to read those vectors); the scoring head starts new. The run's graph must
-    be the one the pretraining linked to, as entity ids are node ids."""
+    fusion learned to read those vectors); the scoring head starts new. The fusion's shape
+    (knowledge layers, entity heads and widths) is the pretrained model's, whatever the run's
+    settings say. The run's graph must be the one the pretraining linked to, as entity ids
+    are node ids."""
     graph = context.graph
     assert graph is not None, "ernie is built with its graph"
     if pretrained.graph_checksum and pretrained.graph_checksum != graph.checksum:

@@ -74,7 +74,8 @@ class ErnieOptions:
             Off by default: on the knowledge probe (``scripts/bench_ernie_probe.py``) keeping
             the links did better (hits@10 0.84 vs 0.67, seed 0): decoding words from entity
             vectors is what lets a head's TransE vector (near ``tail - relation``) name its
-            tail.
+            tail. On the CN-100K cloze (1,000 steps, seed 0) unlinking did better (hits@10
+            0.306 vs 0.230; the MLM control 0.324), as there the masked tail has no entity.
     """
 
     num_knowledge_layers: int = bounded(2, ge=1)
