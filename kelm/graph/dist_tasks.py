@@ -11,10 +11,12 @@ of the sorted node names, so bucket ``b`` holds node ids ``offsets[b] .. offsets
    partitions, sorted (the node vocabulary is their concatenation), and ``p<P>/ids.b<B>.npy``:
    the positions of each partition's names in it;
 3. :func:`encode_partition` -- ``p<P>/edges.b<B>``: the partition's edges as ids, split by the
-   head's bucket (and metadata split by the node's bucket);
-4. :func:`out_bucket` -- one bucket's out-CSR pieces (sorted by head, relation, tail,
-   duplicates merged), and ``in/b<B>.c<C>``: its edges split by the tail's bucket;
-5. :func:`in_bucket` -- one bucket's in-CSR pieces;
+   head's bucket, with a sample of them (``edges.b<B>.sample.npy``), and metadata split by
+   the node's bucket;
+4. :func:`kelm.graph.dist_csr.out_slice` -- one slice of a bucket's out-CSR (sorted by head,
+   relation, tail, duplicates merged), and ``in/b<B>.s<S>.c<C>``: its edges split by the
+   tail's bucket (slices bound what one worker sorts when a hub holds many edges);
+5. :func:`kelm.graph.dist_csr.in_slice` -- one slice of a bucket's in-CSR;
 6. :func:`meta_bucket` -- one bucket's node names, labels, texts, aliases and attributes;
 7. :func:`assemble` -- one index file from its pieces, written into the staged index.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,7 @@ from kelm.graph.sources.base import TRIPLE_SCHEMA, BuildOptions, LineIssues
 from kelm.graph.strings import StringColumn
 
 SAMPLE = 256  # names per partition offered for choosing the bucket boundaries
+SAMPLE_EVERY = 512  # one edge in this many is offered for choosing a bucket's slice boundaries
 _STR = pa.large_string()
 
 
@@ -94,8 +98,8 @@ def parse_partition(
             }
             nodes = part.nodes
             lines_read = part.lines_read
+            predicates = sorted(part.predicates)
             summary.update(
-                predicates=sorted(part.predicates),
                 statements=part.statements,
                 malformed=part.malformed,
                 lead_malformed=part.lead_malformed,
@@ -107,6 +111,7 @@ def parse_partition(
             nodes = out.nodes
             lines_read = out.lines_read
             summary["relation_order"] = out.relation_order
+            predicates = []
     triples = _concat(tables.pop("triples"), TRIPLE_SCHEMA)
     _write(pdir / "triples", triples)
     for name, parts in tables.items():
@@ -117,18 +122,40 @@ def parse_partition(
     names = pc.unique(pa.chunked_array(chunks, type=pa.string()).combine_chunks())
     names = names.drop_null() if names.null_count else names
     names = names.take(pc.sort_indices(names))
-    _write(pdir / "names", pa.table({"name": names}))
+    # one record batch, so a reader maps it without copying (feather cuts at 64K rows)
+    feather.write_feather(
+        pa.table({"name": names}),
+        str(pdir / "names"),
+        compression="uncompressed",
+        chunksize=max(1, len(names)),
+    )
     step = max(1, len(names) // SAMPLE)
+    # The relation names go to a file, not into the summary: a worker keeps every summary
+    # until the client gathers them all, so per-partition lists would grow with the input.
+    relations = sorted(set(pc.unique(triples["relation"]).to_pylist()) - {None})
+    (pdir / "relations.json").write_text(
+        json.dumps({"relations": relations, "predicates": predicates})
+    )
     summary.update(
         lines_read=lines_read,
         issues=issues.to_dict(),
-        relations=sorted(set(pc.unique(triples["relation"]).to_pylist()) - {None}),
         triples=triples.num_rows,
         has_nodes=bool(sum(len(a) for a in nodes)),
         names=len(names),
         sample=names[::step].to_pylist(),
     )
     return summary
+
+
+def relation_names(work: str, partitions: int) -> dict[str, list[str]]:
+    """The relations (and, for N-Triples, every predicate) of all partitions, sorted."""
+    relations: set[str] = set()
+    predicates: set[str] = set()
+    for p in range(partitions):
+        found = json.loads((Path(work) / f"p{p:05d}" / "relations.json").read_text())
+        relations.update(found["relations"])
+        predicates.update(found["predicates"])
+    return {"relations": sorted(relations), "predicates": sorted(predicates)}
 
 
 # ---------------------------------------------------------------------- 2. vocabulary
@@ -165,7 +192,10 @@ def bucket_vocabulary(work: str, b: int, bounds: list[str | None], partitions: i
     which grows with the square of the input.
     """
     root = Path(work)
-    slices = [_bucket_slice(_names(root, p), bounds, b) for p in range(partitions)]
+    # each partition's slice copied on its own, so no partition's whole name list stays held
+    slices = [
+        pa.concat_arrays([_bucket_slice(_names(root, p), bounds, b)]) for p in range(partitions)
+    ]
     present = [s for s in slices if len(s)]
     if not present:
         _write(root / f"vocab.b{b:05d}", pa.table({"name": pa.array([], pa.string())}))
@@ -237,7 +267,7 @@ def encode_partition(
     if not keep_self_loops:
         keep = h != t
         h, r, t, w = h[keep], r[keep], t[keep], w[keep]
-    _split_write(pdir, "edges", pa.table({"h": h, "r": r, "t": t, "w": w}), h, starts)
+    rows = _split_edges(pdir, h, r, t, w, starts)
 
     for name in ("labels", "texts", "aliases", "attributes"):
         file = pdir / name
@@ -255,7 +285,7 @@ def encode_partition(
                 table.schema.get_field_index("key"), "key", _rename(table["key"], rename)
             )
         _split_write(pdir, name, table, node, starts)
-    return {"raw": raw, "self_loops": raw - int(h.shape[0])}
+    return {"raw": raw, "self_loops": raw - int(h.shape[0]), "bucket_rows": rows}
 
 
 def _rename(column: pa.ChunkedArray, rename: dict[str, str]) -> pa.Array:
@@ -275,105 +305,47 @@ def _split_write(pdir: Path, name: str, table: pa.Table, ids: np.ndarray, starts
             _write(pdir / f"{name}.b{b:05d}", table.take(pa.array(order[lo:hi])))
 
 
+def _split_edges(
+    pdir: Path, h: np.ndarray, r: np.ndarray, t: np.ndarray, w: np.ndarray, starts: np.ndarray
+) -> list[int]:
+    """Write the partition's edges by the head's bucket (``edges.b<B>``, input order kept) and
+    every ``SAMPLE_EVERY``-th of them as (head, relation, tail) rows (``edges.b<B>.sample.npy``:
+    what a bucket's slice boundaries are chosen from); return each bucket's row count."""
+    bucket = _bucket_of(h, starts)
+    order = np.argsort(bucket, kind="stable")
+    cut = np.searchsorted(bucket[order], np.arange(len(starts) + 1))
+    # every SAMPLE_EVERY-th row of the partition, then by bucket: each bucket is sampled at the
+    # same rate (every SAMPLE_EVERY-th row of each bucket's piece would oversample small ones)
+    picked = np.arange(0, h.shape[0], SAMPLE_EVERY)
+    picked = picked[np.argsort(bucket[picked], kind="stable")]
+    picked_cut = np.searchsorted(bucket[picked], np.arange(len(starts) + 1))
+    rows = []
+    for b in range(len(starts)):
+        lo, hi = int(cut[b]), int(cut[b + 1])
+        rows.append(hi - lo)
+        if hi == lo:
+            continue
+        take = order[lo:hi]
+        table = pa.table({"h": h[take], "r": r[take], "t": t[take], "w": w[take]})
+        _write(pdir / f"edges.b{b:05d}", table)
+        pick = picked[int(picked_cut[b]) : int(picked_cut[b + 1])]
+        sample = np.stack([h[pick], r[pick], t[pick]], axis=1)
+        np.save(pdir / f"edges.b{b:05d}.sample.npy", sample, allow_pickle=False)
+    return rows
+
+
 def _gather(root: Path, partitions: int, name: str, b: int) -> list[pa.Table]:
     files = [root / f"p{p:05d}" / f"{name}.b{b:05d}" for p in range(partitions)]
     return [_read(f) for f in files if f.exists()]
 
 
 def _save(root: Path, name: str, b: int, array: np.ndarray) -> None:
-    np.save(
-        root / "pieces" / f"{name}.b{b:05d}.npy", np.ascontiguousarray(array), allow_pickle=False
-    )
+    save_piece(root, name, f"b{b:05d}", array)
 
 
-def _indptr(local_ids: np.ndarray, n: int) -> np.ndarray:
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(local_ids, minlength=n), out=indptr[1:])
-    return indptr
-
-
-# ---------------------------------------------------------------------- 4. out-CSR
-def out_bucket(
-    work: str,
-    b: int,
-    partitions: int,
-    offsets: list[int],
-    num_rel: int,
-    keep_duplicates: bool,
-) -> dict[str, Any]:
-    """Sort bucket ``b``'s edges by (head, relation, tail), merge duplicates (largest weight),
-    write its out-CSR pieces and its edges split by the tail's bucket."""
-    root = Path(work)
-    starts = np.asarray(offsets[:-1], dtype=np.int64)
-    lo, n = offsets[b], offsets[b + 1] - offsets[b]
-    tables = _gather(root, partitions, "edges", b)
-    schema = pa.schema(
-        [("h", pa.int64()), ("r", pa.int64()), ("t", pa.int64()), ("w", pa.float32())]
-    )
-    edges = _concat(tables, schema)
-    h = edges["h"].to_numpy() - lo
-    r, t, w = edges["r"].to_numpy(), edges["t"].to_numpy(), edges["w"].to_numpy()
-    del edges, tables
-    order = np.lexsort((t, r, h))  # stable: duplicates keep their input order
-    h, r, t, w = h[order], r[order], t[order], w[order]
-    duplicates = 0
-    if not keep_duplicates and h.size:
-        first = np.ones(h.shape[0], dtype=bool)
-        first[1:] = (h[1:] != h[:-1]) | (r[1:] != r[:-1]) | (t[1:] != t[:-1])
-        keep = np.flatnonzero(first)
-        w = np.maximum.reduceat(w, keep)
-        duplicates = int(h.shape[0] - keep.shape[0])
-        h, r, t = h[keep], r[keep], t[keep]
-    _save(root, "out.indptr", b, _indptr(h, n))
-    _save(root, "out.indices", b, t.astype(np.int32))
-    _save(root, "out.type", b, r.astype(np.int32))
-    _save(root, "out.weight", b, w.astype(np.float32))
-    rel_counts = np.bincount(r, minlength=num_rel)
-    in_dir = root / "in"
-    in_dir.mkdir(exist_ok=True)
-    local_edge = np.arange(h.shape[0], dtype=np.int64)
-    table = pa.table({"t": t, "r": r, "h": h + lo, "w": w, "e": local_edge})
-    bucket = _bucket_of(t, starts)
-    order = np.argsort(bucket, kind="stable")
-    cut = np.searchsorted(bucket[order], np.arange(len(starts) + 1))
-    for c in range(len(starts)):
-        a, z = int(cut[c]), int(cut[c + 1])
-        if z > a:
-            _write(in_dir / f"b{b:05d}.c{c:05d}", table.take(pa.array(order[a:z])))
-    return {"edges": int(h.shape[0]), "duplicates": duplicates, "rel_counts": rel_counts.tolist()}
-
-
-# ---------------------------------------------------------------------- 5. in-CSR
-def in_bucket(work: str, c: int, offsets: list[int], edge_offsets: list[int], num_rel: int) -> int:
-    """Bucket ``c``'s in-CSR: its edges by (tail, relation), heads ascending in each group."""
-    root = Path(work)
-    lo, n = offsets[c], offsets[c + 1] - offsets[c]
-    parts = []
-    for b in range(len(offsets) - 1):
-        file = root / "in" / f"b{b:05d}.c{c:05d}"
-        if file.exists():
-            table = _read(file)
-            e = pc.add(table["e"], pa.scalar(edge_offsets[b], pa.int64()))
-            parts.append(table.set_column(table.schema.get_field_index("e"), "e", e))
-    schema = pa.schema(
-        [
-            ("t", pa.int64()),
-            ("r", pa.int64()),
-            ("h", pa.int64()),
-            ("w", pa.float32()),
-            ("e", pa.int64()),
-        ]
-    )
-    table = _concat(parts, schema)
-    t = table["t"].to_numpy() - lo
-    r = table["r"].to_numpy()
-    order = np.argsort(t * num_rel + r, kind="stable")  # edges come in out order
-    _save(root, "in.indptr", c, _indptr(t[order], n))
-    _save(root, "in.indices", c, table["h"].to_numpy()[order].astype(np.int32))
-    _save(root, "in.type", c, r[order].astype(np.int32))
-    _save(root, "in.weight", c, table["w"].to_numpy()[order].astype(np.float32))
-    _save(root, "in.edge", c, table["e"].to_numpy()[order].astype(np.int64))
-    return int(order.shape[0])
+def save_piece(root: Path, name: str, key: str, array: np.ndarray) -> None:
+    """Write piece ``key`` (``b<B>`` or ``b<B>.s<S>``) of index array ``name``."""
+    np.save(root / "pieces" / f"{name}.{key}.npy", np.ascontiguousarray(array), allow_pickle=False)
 
 
 # ---------------------------------------------------------------------- 6. node metadata
@@ -427,9 +399,12 @@ def _save_strings(root: Path, name: str, b: int, column: StringColumn) -> None:
 
 
 # ---------------------------------------------------------------------- 7. assemble
-def assemble(work: str, staged: str, name: str, buckets: int) -> str:
-    """Write index file ``name`` (e.g. ``out.indptr.npy``) from its bucket pieces; return its
-    sha256. Pointer arrays (``indptr``, string ``offsets``) are rebased piece by piece.
+def assemble(work: str, staged: str, name: str, groups: list[list[str]]) -> str:
+    """Write index file ``name`` (e.g. ``out.indptr.npy``) from its pieces; return its sha256.
+
+    ``groups``: per node bucket, in order, the keys of its pieces (``b<B>``, or ``b<B>.s<S>``
+    for its slices). Pieces are concatenated; string ``offsets`` are rebased piece by piece,
+    and an ``indptr`` is the running sum of its ``count`` pieces (a bucket's slices summed).
 
     The file is streamed piece by piece (the header ``np.save`` would write, then each piece's
     bytes), so a worker holds one piece at a time whatever the index's size; a memory map of
@@ -438,29 +413,49 @@ def assemble(work: str, staged: str, name: str, buckets: int) -> str:
     from numpy.lib import format as npy
 
     stem = name[: -len(".npy")]
-    files = [Path(work) / "pieces" / f"{stem}.b{b:05d}.npy" for b in range(buckets)]
-    shapes = [np.load(f, mmap_mode="r", allow_pickle=False) for f in files]
-    pointer = stem.endswith(("indptr", "offsets"))
-    if pointer:
-        total = sum(int(p.shape[0]) - 1 for p in shapes) + 1
+    pieces = Path(work) / "pieces"
+    counted = stem.endswith("indptr")
+    if counted:
+        stem = stem[: -len("indptr")] + "count"
+
+    def path(key: str) -> Path:
+        return pieces / f"{stem}.{key}.npy"
+
+    def load(key: str) -> np.ndarray:
+        return np.load(path(key), allow_pickle=False)
+
+    heads = [np.load(path(g[0]), mmap_mode="r", allow_pickle=False) for g in groups]
+    dtype = heads[0].dtype
+    if counted:
+        total = sum(int(p.shape[0]) for p in heads) + 1
+    elif stem.endswith("offsets"):
+        total = sum(int(p.shape[0]) - 1 for p in heads) + 1
     else:
-        total = sum(int(p.shape[0]) for p in shapes)
-    dtype = shapes[0].dtype
-    del shapes
+        total = sum(int(np.load(path(k), mmap_mode="r").shape[0]) for g in groups for k in g)
+    del heads
     target = Path(staged) / name
     header = {"descr": npy.dtype_to_descr(dtype), "fortran_order": False, "shape": (total,)}
     with open(target, "wb") as fh:
         npy.write_array_header_1_0(fh, header)
         base = 0
-        for f in files:
-            piece = np.load(f, allow_pickle=False)
-            if pointer:
-                fh.write(np.ascontiguousarray(piece[:-1] + base, dtype=dtype).tobytes())
-                base += int(piece[-1])
-            else:
-                fh.write(np.ascontiguousarray(piece, dtype=dtype).tobytes())
-            del piece
-        if pointer:
+        for group in groups:
+            if counted:  # edges per node of the bucket, summed over its slices
+                counts = load(group[0])
+                for key in group[1:]:
+                    counts += load(key)
+                ends = np.cumsum(counts) + base
+                fh.write(np.ascontiguousarray(ends - counts, dtype=dtype).tobytes())
+                base = int(ends[-1]) if ends.size else base
+                continue
+            for key in group:  # one slice at a time
+                piece = load(key)
+                if stem.endswith("offsets"):
+                    fh.write(np.ascontiguousarray(piece[:-1] + base, dtype=dtype).tobytes())
+                    base += int(piece[-1])
+                else:
+                    fh.write(np.ascontiguousarray(piece, dtype=dtype).tobytes())
+                del piece
+        if counted or stem.endswith("offsets"):
             fh.write(np.asarray([base], dtype=dtype).tobytes())
     return sha256_file(target)
 

@@ -5,8 +5,10 @@ names are dictionary-encoded globally by ranges of the sorted names (buckets: a 
 every partition's names gives the boundaries, each bucket's distinct names are sorted on one
 worker, and a node's id is its bucket's first id plus its rank in the bucket); edges are
 shuffled by the bucket of their head into out-CSR pieces and by the bucket of their tail into
-in-CSR pieces; every piece is written to a work directory beside the output, and each index
-file is assembled from its pieces on a worker. The client holds only per-partition summaries.
+in-CSR pieces, each bucket sorted in slices of bounded size (a hub node's edges need not fit
+one worker: :mod:`kelm.graph.dist_csr`); every piece is written to a work directory beside
+the output, and each index file is assembled from its pieces on a worker. The client holds
+only per-partition summaries.
 
 The result equals the single-process build of the same inputs (:func:`build_index`): node ids
 in byte order of the names, relation ids in the same order, the same edges, weights, metadata
@@ -28,8 +30,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kelm._io import check_output_dir, publish_dir, remove_stale_staging, staging_dir
 from kelm.errors import InputError, KelmError
+from kelm.graph import dist_csr as csr
 from kelm.graph import dist_tasks as tasks
 from kelm.graph.build import (
     BuildReport,
@@ -69,8 +74,9 @@ def build_index_distributed(
         client: a ``distributed.Client``.
         partition_bytes: input bytes per partition.
         buckets: node buckets (default: from the number of names and edges).
-        bucket_edges: input triples per bucket aimed at (with ``NAMES_PER_BUCKET`` names):
-            what one worker sorts at a time, so it bounds a worker's memory.
+        bucket_edges: input triples per bucket aimed at (with ``NAMES_PER_BUCKET`` names), and
+            per slice of a bucket's edges: about what one worker sorts at a time, so it
+            bounds a worker's memory whatever the degree of the largest hub.
 
     Raises:
         InputError: as the single-process build (missing, empty or malformed input).
@@ -150,15 +156,15 @@ def _run(
     issues = _merge_issues(paths, parts, parsed, options)
 
     # Relation vocabulary: the single-process rule over every partition's relations.
+    found = client.submit(tasks.relation_names, str(work), len(parts), pure=False).result()
     rename = None
     if options.format == "rdf":
         from kelm.graph.sources.rdf_terms import _default_prefixes, _short_names
 
-        predicates = set().union(*(s["predicates"] for s in parsed))
-        rename = _short_names(predicates, _default_prefixes())
-        present = {rename[r] for s in parsed for r in s["relations"]}
+        rename = _short_names(set(found["predicates"]), _default_prefixes())
+        present = {rename[r] for r in found["relations"]}
     else:
-        present = {r for s in parsed for r in s["relations"]}
+        present = set(found["relations"])
     preferred: list[str] = []
     for s in parsed:
         preferred += [r for r in s.get("relation_order") or [] if r not in preferred]
@@ -211,29 +217,48 @@ def _run(
     )
     seconds["encode"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    # Each bucket's edges in slices of about bucket_edges (see kelm.graph.dist_csr).
+    bucket_rows = [sum(e["bucket_rows"][b] for e in encoded) for b in range(n_buckets)]
+    out_slices = [csr.slice_count(n, bucket_edges) for n in bucket_rows]
+    out_keys = [(b, s) for b in range(n_buckets) for s in range(out_slices[b])]
     out_stats = client.gather(
         [
             client.submit(
-                tasks.out_bucket,
+                csr.out_slice,
                 str(work),
                 b,
+                s,
+                out_slices[b],
                 len(parts),
                 offsets,
                 len(relations),
                 options.keep_duplicates,
                 pure=False,
             )
-            for b in range(n_buckets)
+            for b, s in out_keys
         ]
     )
+    sources = []  # every out-slice's key and first edge id, in edge order
     edge_offsets = [0]
-    for s in out_stats:
-        edge_offsets.append(edge_offsets[-1] + s["edges"])
+    for (b, s), stats in zip(out_keys, out_stats, strict=True):
+        sources.append((csr.slice_key(b, s), edge_offsets[-1]))
+        edge_offsets.append(edge_offsets[-1] + stats["edges"])
+    tail_rows = [sum(st["tail_rows"][c] for st in out_stats) for c in range(n_buckets)]
+    in_slices = [csr.slice_count(n, bucket_edges) for n in tail_rows]
     in_done = [
         client.submit(
-            tasks.in_bucket, str(work), c, offsets, edge_offsets, len(relations), pure=False
+            csr.in_slice,
+            str(work),
+            c,
+            s,
+            in_slices[c],
+            sources,
+            offsets,
+            len(relations),
+            pure=False,
         )
         for c in range(n_buckets)
+        for s in range(in_slices[c])
     ]
     meta = client.gather(
         [
@@ -245,19 +270,27 @@ def _run(
     seconds["csr"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     names = array_files()
+    slice_groups = {
+        "out": [[csr.slice_key(b, s) for s in range(out_slices[b])] for b in range(n_buckets)],
+        "in": [[csr.slice_key(c, s) for s in range(in_slices[c])] for c in range(n_buckets)],
+    }
+    bucket_groups = [[f"b{b:05d}"] for b in range(n_buckets)]
     digests = client.gather(
-        client.map(
-            tasks.assemble,
-            [str(work)] * len(names),
-            [str(staged)] * len(names),
-            names,
-            [n_buckets] * len(names),
-            pure=False,
-        )
+        [
+            client.submit(
+                tasks.assemble,
+                str(work),
+                str(staged),
+                name,
+                slice_groups.get(name.split(".")[0], bucket_groups),
+                pure=False,
+            )
+            for name in names
+        ]
     )
     seconds["assemble"] = time.perf_counter() - t0
     files = dict(zip(names, digests, strict=True))
-    rel_counts = [sum(s["rel_counts"][i] for s in out_stats) for i in range(len(relations))]
+    rel_counts = np.sum([s["rel_counts"] for s in out_stats], axis=0).tolist()
     raw = sum(e["raw"] for e in encoded)
     counts = {
         "nodes": num_nodes,
@@ -275,6 +308,7 @@ def _run(
         "distributed": {
             "partitions": len(parts),
             "buckets": n_buckets,
+            "slices": {"out": len(out_keys), "in": sum(in_slices)},
             "workers": len(client.scheduler_info().get("workers", {})),
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
         }

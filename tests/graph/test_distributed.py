@@ -188,3 +188,65 @@ def test_bucket_vocabulary_gives_every_partition_its_ids(tmp_path):
                 continue
             ids = np.load(path)
             assert [vocab[b][i] for i in ids] == mine
+
+
+def hub_lines(n: int, seed: int) -> list[str]:
+    """Edges where one head and one tail hold most of them (with repeats: duplicates to merge,
+    keeping the largest weight), as in a Wikidata-like graph."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        h = "hub" if rng.random() < 0.5 else f"n{rng.randrange(1000)}"
+        t = "sink" if h != "hub" and rng.random() < 0.6 else f"n{rng.randrange(300)}"
+        lines.append(f"{h}\tr{rng.randrange(3)}\t{t}\t{rng.choice([0.5, 1, 2])}")
+    return lines
+
+
+@pytest.mark.parametrize("keep_duplicates", [False, True])
+def test_hubs_are_sorted_in_slices(tmp_path, client, monkeypatch, keep_duplicates):
+    """With slices far smaller than the hub's edges, the hub's bucket is cut into slices of
+    about that size (a worker never sorts the whole bucket), and the index is the same."""
+    from kelm.graph import dist_csr, dist_tasks
+    from kelm.graph.distributed import build_index_distributed
+
+    path = tmp_path / "hubs.tsv"
+    path.write_text("\n".join(hub_lines(4000, 5)) + "\n")
+    options = BuildOptions(format="tsv", keep_duplicates=keep_duplicates)
+    monkeypatch.setattr(dist_tasks, "SAMPLE_EVERY", 4)
+    monkeypatch.setattr(dist_csr, "SAMPLE_EVERY", 4)
+    log = tmp_path / "slices.txt"  # the tasks may run on a copy of the spies: a file it is
+    out_slice, in_slice = dist_csr.out_slice, dist_csr.in_slice
+
+    def spy_out(*args, **kw):
+        stats = out_slice(*args, **kw)
+        with open(log, "a") as fh:
+            fh.write(f"out {stats['edges']}\n")
+        return stats
+
+    def spy_in(*args, **kw):
+        edges = in_slice(*args, **kw)
+        with open(log, "a") as fh:
+            fh.write(f"in {edges}\n")
+        return edges
+
+    monkeypatch.setattr(dist_csr, "out_slice", spy_out)
+    monkeypatch.setattr(dist_csr, "in_slice", spy_in)
+    build_index([path], tmp_path / "single", options, progress=False)
+    build_index_distributed(
+        [path], tmp_path / "dist", options, client=client, partition_bytes=4000, bucket_edges=200
+    )
+    single, dist = GraphIndex.load(tmp_path / "single"), GraphIndex.load(tmp_path / "dist")
+    assert_same(single, dist)
+    sizes = {"out": [], "in": []}
+    for line in log.read_text().splitlines():
+        kind, edges = line.split()
+        sizes[kind].append(int(edges))
+    # slices hold about bucket_edges input edges (the sample's quantiles, so not exactly),
+    # fewer than the hub's own: one node's edges span several slices
+    assert max(sizes["out"]) < 300 and max(sizes["in"]) < 300
+    assert single.degree("out")[single.node_id("hub")] > 2 * max(sizes["out"])
+    assert single.degree("in")[single.node_id("sink")] > max(sizes["in"])
+    slices = dist.manifest["distributed"]["slices"]
+    assert slices["out"] > dist.manifest["distributed"]["buckets"] + 3
+    assert slices["in"] > dist.manifest["distributed"]["buckets"] + 2
+    assert sum(sizes["out"]) == sum(sizes["in"]) == single.manifest["counts"]["edges"]

@@ -1,0 +1,205 @@
+"""The CSR stages of a distributed graph build (:mod:`kelm.graph.distributed`): edges sorted
+in slices of bounded size, run on Dask workers.
+
+A node bucket is a range of node ids, but edges are not spread evenly over nodes: in a
+Wikidata-like graph one hub can be the head (or tail) of a fixed share of all edges, so the
+bucket that holds it grows with the input, and so would the memory of the worker sorting it.
+So each bucket's edges are cut once more, into *slices*: contiguous ranges of the bucket's
+final edge order, (head, relation, tail) for the out-CSR and (tail, relation, head) for the
+in-CSR. A slice's boundaries are edges taken from a systematic sample (every
+``SAMPLE_EVERY``-th edge), chosen so that each slice holds about ``slice_edges`` input edges,
+and one hub's edges can fall into several slices. A slice sorted on its own is a block of the
+bucket's sorted edges (equal edges share a key, so duplicates never straddle two slices), and
+the slices of a bucket, concatenated in order, are the bucket's edges: the output does not
+depend on where the boundaries fall.
+
+Per slice ``b<B>.s<S>`` the pieces are ``count`` (edges per node of the bucket, summed over
+its slices into ``indptr`` when the file is assembled), ``indices``, ``type``, ``weight`` and
+(in-CSR) ``edge``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from kelm.graph.dist_tasks import (
+    SAMPLE_EVERY,
+    _bucket_of,
+    _read,
+    _write,
+    save_piece,
+)
+
+_OUT = ("h", "r", "t")  # an out-slice's sort key, most significant first
+_IN = ("t", "r", "h")
+
+
+def slice_key(b: int, s: int) -> str:
+    return f"b{b:05d}.s{s:05d}"
+
+
+def slice_count(rows: int, slice_edges: int) -> int:
+    """Slices for a bucket of ``rows`` edges, each of at most about ``slice_edges``."""
+    return max(1, -(-rows // max(1, slice_edges)))
+
+
+def _boundaries(samples: list[Path], slices: int) -> np.ndarray:
+    """``slices - 1`` boundary keys (rows of 3 ids), the sample's quantiles in key order."""
+    if slices == 1:
+        return np.zeros((0, 3), dtype=np.int64)
+    found = [np.load(f, allow_pickle=False) for f in samples if f.exists()]
+    sample = np.concatenate(found) if found else np.zeros((0, 3), dtype=np.int64)
+    if sample.shape[0] == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    sample = sample[np.lexsort((sample[:, 2], sample[:, 1], sample[:, 0]))]
+    return sample[[sample.shape[0] * j // slices for j in range(1, slices)]]
+
+
+def _below(a: np.ndarray, b: np.ndarray, c: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Rows whose key (a, b, c) comes before ``key`` in lexicographic order."""
+    ka, kb, kc = (int(x) for x in key)
+    return (a < ka) | ((a == ka) & ((b < kb) | ((b == kb) & (c < kc))))
+
+
+def _select(table: pa.Table, columns: tuple[str, str, str], bounds: np.ndarray, s: int) -> pa.Table:
+    """The rows of ``table`` in slice ``s`` of ``bounds`` (all of them when there is one)."""
+    if bounds.shape[0] == 0:
+        return table
+    a, b, c = (table[name].to_numpy() for name in columns)
+    keep = np.ones(a.shape[0], dtype=bool)
+    if s > 0:
+        keep &= ~_below(a, b, c, bounds[s - 1])
+    if s < bounds.shape[0]:
+        keep &= _below(a, b, c, bounds[s])
+    return table.filter(pa.array(keep)) if not keep.all() else table
+
+
+def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
+
+
+def _counts(local_ids: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(local_ids, minlength=n).astype(np.int64)
+
+
+_EDGES = pa.schema([("h", pa.int64()), ("r", pa.int64()), ("t", pa.int64()), ("w", pa.float32())])
+_IN_EDGES = pa.schema(
+    [
+        ("t", pa.int64()),
+        ("r", pa.int64()),
+        ("h", pa.int64()),
+        ("w", pa.float32()),
+        ("e", pa.int64()),
+    ]
+)
+
+
+# ---------------------------------------------------------------------- 4. out-CSR
+def out_slice(
+    work: str,
+    b: int,
+    s: int,
+    slices: int,
+    partitions: int,
+    offsets: list[int],
+    num_rel: int,
+    keep_duplicates: bool,
+) -> dict[str, Any]:
+    """Slice ``s`` of bucket ``b``'s out-CSR: its edges sorted by (head, relation, tail),
+    duplicates merged (largest weight), and ``in/b<B>.s<S>.c<C>``: the same edges split by
+    the tail's bucket (with every ``SAMPLE_EVERY``-th as a (tail, relation, head) sample)."""
+    root = Path(work)
+    starts = np.asarray(offsets[:-1], dtype=np.int64)
+    lo, n = offsets[b], offsets[b + 1] - offsets[b]
+    files = [root / f"p{p:05d}" / f"edges.b{b:05d}" for p in range(partitions)]
+    bounds = _boundaries([f.with_name(f.name + ".sample.npy") for f in files], slices)
+    # One partition's file at a time: the worker holds the slice, never the whole bucket.
+    edges = _concat([_select(_read(f), _OUT, bounds, s) for f in files if f.exists()], _EDGES)
+    h = edges["h"].to_numpy() - lo
+    r, t, w = edges["r"].to_numpy(), edges["t"].to_numpy(), edges["w"].to_numpy()
+    del edges
+    order = np.lexsort((t, r, h))  # stable: duplicates keep their input order
+    h, r, t, w = h[order], r[order], t[order], w[order]
+    del order
+    duplicates = 0
+    if not keep_duplicates and h.size:
+        first = np.ones(h.shape[0], dtype=bool)
+        first[1:] = (h[1:] != h[:-1]) | (r[1:] != r[:-1]) | (t[1:] != t[:-1])
+        keep = np.flatnonzero(first)
+        w = np.maximum.reduceat(w, keep)
+        duplicates = int(h.shape[0] - keep.shape[0])
+        h, r, t = h[keep], r[keep], t[keep]
+    key = slice_key(b, s)
+    save_piece(root, "out.count", key, _counts(h, n))
+    save_piece(root, "out.indices", key, t.astype(np.int32))
+    save_piece(root, "out.type", key, r.astype(np.int32))
+    save_piece(root, "out.weight", key, w.astype(np.float32))
+    in_dir = root / "in"
+    in_dir.mkdir(exist_ok=True)
+    h += lo
+    bucket = _bucket_of(t, starts)
+    order = np.argsort(bucket, kind="stable")
+    cut = np.searchsorted(bucket[order], np.arange(len(starts) + 1))
+    picked = np.arange(0, h.shape[0], SAMPLE_EVERY)  # the same rate for every tail bucket
+    picked_bucket = bucket[picked]
+    tail_rows = []
+    for c in range(len(starts)):
+        a, z = int(cut[c]), int(cut[c + 1])
+        tail_rows.append(z - a)
+        if z == a:
+            continue
+        take = order[a:z]  # ascending: the edges keep their out order
+        table = pa.table({"t": t[take], "r": r[take], "h": h[take], "w": w[take], "e": take})
+        _write(in_dir / f"{key}.c{c:05d}", table)
+        pick = picked[picked_bucket == c]
+        sample = np.stack([t[pick], r[pick], h[pick]], axis=1)
+        np.save(in_dir / f"{key}.c{c:05d}.sample.npy", sample, allow_pickle=False)
+    return {
+        "edges": int(h.shape[0]),
+        "duplicates": duplicates,
+        # an array, not a list: it pickles compactly, and results wait on the worker
+        "rel_counts": np.bincount(r, minlength=num_rel).astype(np.int64),
+        "tail_rows": tail_rows,
+    }
+
+
+# ---------------------------------------------------------------------- 5. in-CSR
+def in_slice(
+    work: str,
+    c: int,
+    s: int,
+    slices: int,
+    sources: list[tuple[str, int]],
+    offsets: list[int],
+    num_rel: int,
+) -> int:
+    """Slice ``s`` of bucket ``c``'s in-CSR: its edges by (tail, relation), heads ascending in
+    each group. ``sources``: every out-slice's key and first edge id, in edge order."""
+    root = Path(work) / "in"
+    lo, n = offsets[c], offsets[c + 1] - offsets[c]
+    files = [(root / f"{key}.c{c:05d}", first) for key, first in sources]
+    bounds = _boundaries([f.with_name(f.name + ".sample.npy") for f, _ in files], slices)
+    parts = []
+    for file, first in files:
+        if file.exists():
+            table = _select(_read(file), _IN, bounds, s)
+            e = pa.array(table["e"].to_numpy() + first)
+            parts.append(table.set_column(table.schema.get_field_index("e"), "e", e))
+    table = _concat(parts, _IN_EDGES)
+    t = table["t"].to_numpy() - lo
+    r = table["r"].to_numpy()
+    order = np.argsort(t * num_rel + r, kind="stable")  # the edges come in out order
+    key = slice_key(c, s)
+    save_piece(root.parent, "in.count", key, _counts(t, n))
+    save_piece(root.parent, "in.indices", key, table["h"].to_numpy()[order].astype(np.int32))
+    save_piece(root.parent, "in.type", key, r[order].astype(np.int32))
+    save_piece(root.parent, "in.weight", key, table["w"].to_numpy()[order].astype(np.float32))
+    save_piece(root.parent, "in.edge", key, table["e"].to_numpy()[order].astype(np.int64))
+    return int(order.shape[0])
