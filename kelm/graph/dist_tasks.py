@@ -147,15 +147,28 @@ def parse_partition(
     return summary
 
 
-def relation_names(work: str, partitions: int) -> dict[str, list[str]]:
-    """The relations (and, for N-Triples, every predicate) of all partitions, sorted."""
+def relation_vocabulary(work: str, partitions: int, rdf: bool, preferred: list[str]) -> list[str]:
+    """The build's relations: ``preferred`` (a source's own order) first, then the rest in
+    byte order, as the single-process build orders them; for N-Triples each predicate gets
+    its short name. Written to ``relations.json`` (with the renaming) for the encoding tasks.
+    """
     relations: set[str] = set()
     predicates: set[str] = set()
     for p in range(partitions):
         found = json.loads((Path(work) / f"p{p:05d}" / "relations.json").read_text())
         relations.update(found["relations"])
         predicates.update(found["predicates"])
-    return {"relations": sorted(relations), "predicates": sorted(predicates)}
+    rename = None
+    if rdf:
+        from kelm.graph.sources.rdf_terms import _default_prefixes, _short_names
+
+        rename = _short_names(predicates, _default_prefixes())
+        relations = {rename[r] for r in relations}
+    ordered = [r for r in preferred if r in relations]
+    vocabulary = ordered + sorted(relations - set(ordered))
+    text = json.dumps({"relations": vocabulary, "rename": rename})
+    (Path(work) / "relations.json").write_text(text)
+    return vocabulary
 
 
 # ---------------------------------------------------------------------- 2. vocabulary
@@ -227,12 +240,12 @@ def encode_partition(
     file_index: int,
     bounds: list[str | None],
     offsets: list[int],
-    relations: list[str],
-    rename: dict[str, str] | None,
     keep_self_loops: bool,
 ) -> dict[str, int]:
     """Map a partition's names and relations to ids and split its rows by node bucket."""
     root = Path(work)
+    vocabulary = json.loads((root / "relations.json").read_text())
+    relations, rename = vocabulary["relations"], vocabulary["rename"]
     pdir = root / f"p{pidx:05d}"
     starts = np.asarray(offsets, dtype=np.int64)
     names = _names(root, pidx)
@@ -284,8 +297,23 @@ def encode_partition(
             table = table.set_column(
                 table.schema.get_field_index("key"), "key", _rename(table["key"], rename)
             )
-        _split_write(pdir, name, table, node, starts)
+        table = _reduce_metadata(name, table)
+        _split_write(pdir, name, table, table["id"].to_numpy(), starts)
     return {"raw": raw, "self_loops": raw - int(h.shape[0]), "bucket_rows": rows}
+
+
+def _reduce_metadata(name: str, table: pa.Table) -> pa.Table:
+    """What of a partition's metadata rows the node buckets can use, by the rules of
+    :func:`meta_bucket`: per node its first label or text (lowest rank, then line; one file per
+    partition), and distinct aliases and attributes. A node whose statements fill many
+    partitions (a hub) then costs its bucket one row per partition, not one per statement."""
+    if name in ("aliases", "attributes"):
+        return table.group_by(table.column_names, use_threads=False).aggregate([])
+    table = table.sort_by([("id", "ascending"), ("rank", "ascending"), ("seq", "ascending")])
+    ids = table["id"].to_numpy()
+    first = np.ones(ids.shape[0], dtype=bool)
+    first[1:] = ids[1:] != ids[:-1]
+    return table.filter(pa.array(first))
 
 
 def _rename(column: pa.ChunkedArray, rename: dict[str, str]) -> pa.Array:

@@ -155,21 +155,19 @@ def _run(
     seconds = {"parse": time.perf_counter() - t0}
     issues = _merge_issues(paths, parts, parsed, options)
 
-    # Relation vocabulary: the single-process rule over every partition's relations.
-    found = client.submit(tasks.relation_names, str(work), len(parts), pure=False).result()
-    rename = None
-    if options.format == "rdf":
-        from kelm.graph.sources.rdf_terms import _default_prefixes, _short_names
-
-        rename = _short_names(set(found["predicates"]), _default_prefixes())
-        present = {rename[r] for r in found["relations"]}
-    else:
-        present = set(found["relations"])
+    # Relation vocabulary: the single-process rule over every partition's relations, written
+    # to the work directory for the encoding tasks (not sent with each of them).
     preferred: list[str] = []
     for s in parsed:
         preferred += [r for r in s.get("relation_order") or [] if r not in preferred]
-    ordered = [r for r in preferred if r in present]
-    relations = ordered + sorted(present - set(ordered))
+    relations = client.submit(
+        tasks.relation_vocabulary,
+        str(work),
+        len(parts),
+        options.format == "rdf",
+        preferred,
+        pure=False,
+    ).result()
 
     # Node buckets: boundaries from the partitions' name samples.
     total_names = sum(s["names"] for s in parsed)
@@ -207,8 +205,6 @@ def _run(
                 parts[k][0],
                 bounds,
                 offsets,
-                relations,
-                rename,
                 options.keep_self_loops,
                 pure=False,
             )
