@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from kelm.graph.sources import _blocks, ntriples
+from kelm.graph.sources import _blocks, ntriples, rdf
 from kelm.graph.sources.base import BuildOptions, LineIssues
 
 WD = "http://www.wikidata.org/entity/"
 WDT = "http://www.wikidata.org/prop/direct/"
 XSD = "http://www.w3.org/2001/XMLSchema#"
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+SKOS = "http://www.w3.org/2004/02/skos/core#"
 
 
 def sample_lines(n: int, seed: int = 0) -> list[str]:
@@ -149,3 +153,125 @@ def test_byte_ranges_cover_every_line_once(tmp_path):
         read += part.lines_read
     assert statements == 300
     assert read == len(lines)
+
+
+def small_blocks(monkeypatch, block_bytes: int) -> None:
+    real = _blocks.map_raw_blocks
+
+    def small(*args, **kwargs):
+        kwargs["block_bytes"] = block_bytes
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ntriples, "map_raw_blocks", small)
+
+
+def test_nearly_plain_lines_agree_with_the_exact_parser(tmp_path):
+    """Lines a character off the plain form take rdflib's line parser, and plain lines with
+    other trailing whitespace the fast path: statements and issues are the exact parser's."""
+    start = f"<{WD}Q1> <{WDT}P1> "
+    lines = [
+        start + f"<{WD}Q2> .",
+        start + f"<{WD}Q2> .  ",  # trailing whitespace: still plain
+        start + f"<{WD}Q2> .\t\r",
+        start + '"x y"@en .\r',
+        start + '"tab\there" .',  # a raw tab in a literal
+        start + f'"7"^^<{XSD}integer> . ',
+        start + f"<{WD}Q{{2}}> .",  # a brace in an IRI
+        start + "<Q2> .",  # no scheme
+        start + "<1h:x> .",  # a scheme starting with a digit
+        start + '"x"^^<http://ex.org/é> .',  # a datatype IRI beyond ASCII
+        start + '"x"@1en .',
+        start + '"x"@en- .',
+        start + '"x"@en^^<http://ex.org/t> .',
+        start + '"a"b" .',
+        start + '"x" "y" .',
+        start + f"<{WD}Q2>  .",  # two spaces before the dot
+        start + f"<{WD}Q2> . # note",
+        " " + start + f"<{WD}Q2> .",  # a leading space
+        start + '"say \\"hi\\""@en .',
+    ]
+    path = tmp_path / "near.nt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    stripped = [ln.strip(" \t\r\n") for ln in lines]
+    fast = [bool(ntriples._FAST_LINE_PY.match(ln)) for ln in stripped]
+    assert 5 <= sum(fast) < len(lines)  # both paths are exercised
+
+    issues = LineIssues(keep=100)
+    part = ntriples.parse_ntriples(path, BuildOptions(format="rdf"), issues)
+    expected_issues = LineIssues(keep=100)
+    rows = np.arange(len(lines))
+    edges, lits, bad = ntriples._parse_slowly(
+        path, pa.array(stripped), rows, None, rdf._file_tag(path), expected_issues
+    )
+    assert 0 < len(bad) < len(lines)
+    assert [(i.line, i.reason) for i in issues.first] == [
+        (i.line, i.reason) for i in expected_issues.first
+    ]
+    assert part.malformed == len(bad)
+    assert part.statements == edges.num_rows + lits.num_rows
+    got_edges = pa.concat_tables(part.edges).select(["head", "relation", "tail"])
+    assert got_edges.to_pylist() == edges.cast(got_edges.schema).to_pylist()
+    got_attrs = pa.concat_tables(part.attributes).to_pylist()
+    assert got_attrs == [
+        {"node": r["node"], "key": r["pred"], "value": r["value"]} for r in lits.to_pylist()
+    ]
+
+
+def test_labels_follow_python_string_rules(tmp_path, monkeypatch):
+    """Aliases, labels and texts are those of the statement-by-statement collector (Python's
+    split, strip and lower: Unicode whitespace, special casings), on both paths."""
+    values = [
+        "Plain Label",
+        "  padded\u3000",
+        "a \t  B",
+        "ΟΔΟΣ",
+        "İstanbul",
+        "x\x1cY",
+        "\u2003",
+        "",
+    ]
+    values += ["STRASSE ǅ", "Ünïcode\u00a0Name"]
+    predicates = [RDFS + "label", SKOS + "prefLabel", SKOS + "altLabel", SKOS + "definition"]
+    predicates += [RDFS + "comment"]
+    tags = [None, "en", "EN-gb", "de"]
+    reference = rdf._Collector(keep_literals=True)
+    lines = []
+    for i, (value, pred, tag) in enumerate(itertools.product(values, predicates, tags)):
+        node = f"{WD}Q{i % 7}"
+        literal = '"' + value + '"' + (f"@{tag}" if tag else "")
+        if i % 5 == 0:  # the same value escaped: the exact path
+            literal = literal.replace("\t", "\\t")
+            literal = literal.replace("a", "\\u0061", 1)
+        lines.append(f"<{node}> <{pred}> {literal} .")
+        reference.literal(node, pred, value, tag)
+    reference.flush()
+    path = tmp_path / "labels.nt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    small_blocks(monkeypatch, 2000)  # several blocks, each with both paths
+    part = ntriples.parse_ntriples(path, BuildOptions(format="rdf"), LineIssues())
+    assert part.statements == len(lines)
+
+    def rows(tables: list[pa.Table], columns: list[str]) -> list[dict]:
+        table = pa.concat_tables(tables).select(columns)
+        return sorted(table.to_pylist(), key=lambda r: (r.get("seq", 0), str(r)))
+
+    assert rows(part.aliases, ["node", "alias"]) == rows(reference.alias_tables, ["node", "alias"])
+    columns = ["node", "rank", "seq", "label"]
+    assert rows(part.labels, columns) == rows(reference.label_tables, columns)
+    columns = ["node", "rank", "seq", "text"]
+    assert rows(part.texts, columns) == rows(reference.text_tables, columns)
+
+
+def test_blocks_of_only_comments_and_blank_lines(tmp_path, monkeypatch):
+    path = tmp_path / "comments.nt"
+    path.write_text("# one\n\n  \n# two\n" + f"<{WD}Q1> <{WDT}P1> <{WD}Q2> .\n# three\n")
+    small_blocks(monkeypatch, 8)
+    part = ntriples.parse_ntriples(path, BuildOptions(format="rdf"), LineIssues())
+    assert (part.statements, part.malformed, part.lines_read) == (1, 0, 6)
+    path.write_text("# only a comment\n")
+    part = ntriples.parse_ntriples(path, BuildOptions(format="rdf"), LineIssues())
+    assert (part.statements, part.malformed, part.lines_read) == (0, 0, 1)
+
+
+def test_python_whitespace_is_str_isspace():
+    assert set(ntriples.PY_WHITESPACE) == {chr(c) for c in range(0x110000) if chr(c).isspace()}

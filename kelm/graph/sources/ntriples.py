@@ -7,10 +7,11 @@ Wikidata's truthy dump and most large N-Triples files are lines of one plain for
 
 A block of such lines is cut into lines with numpy (newline positions are the offsets of an
 Arrow array over the block's own buffer), checked against one regular expression without
-captures (RE2 matches those in a single pass), and split into terms by ``split_pattern`` and
-slicing: no Python per line. Every other line (escapes, blank nodes, other spacing, comments
-after the dot, invalid UTF-8, errors) goes through the exact line parser of :mod:`.rdf`
-(rdflib's grammar), so the statements and the issues are those of a line-by-line parse.
+captures (RE2 matches those in a single pass), and split into terms at the positions of its
+spaces and quotes: no Python per line. Every other line (escapes, blank nodes, other spacing,
+comments after the dot, invalid UTF-8, errors) goes through the exact line parser of :mod:`.rdf`
+(rdflib's grammar), so the statements and the issues are those of a line-by-line parse. Labels,
+aliases and texts follow Python's string rules, vectorised where Arrow's are the same.
 
 What a block yields is the raw material of :class:`~.base.SourceOutput` with the predicates
 still full IRIs: their short names depend on every predicate of the input, so the caller
@@ -22,6 +23,7 @@ ties (a partition adds its own offset above the line bits).
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,11 @@ _LANG = r"[a-zA-Z]+(?:-[a-zA-Z0-9]+)*"
 #: A line in the plain form (after stripping " \t\r\n"); anything else takes the exact path.
 FAST_LINE = rf'^<{_IRI}> <{_IRI}> (?:<{_IRI}>|"[^"\\]*"(?:@{_LANG}|\^\^<{_DATATYPE}>)?) \.$'
 _FAST_LINE_PY = re.compile(FAST_LINE)
+# The same test on a raw line, newline included. The plain form starts its raw line (no
+# leading whitespace), so "raw line = plain form + trailing whitespace" is exactly "stripped line
+# in the plain form and raw line starting with '<'", and no trimmed copy of the block is needed.
+_FAST_RAW_LINE = FAST_LINE[:-1] + r"[ \t\r\n]*$"
+_TRIM = " \t\r\n"
 
 _LITERAL_SCHEMA = pa.schema(
     [
@@ -191,27 +198,65 @@ def _add(total: NTriplesPart, part: NTriplesPart, line_offset: int) -> None:
 
 
 # ---------------------------------------------------------------------- one block
-def _lines(raw) -> tuple[pa.LargeBinaryArray, int, np.ndarray]:
-    """The block's lines (each with its newline) as an Arrow array over the block's buffer."""
-    buf = np.frombuffer(raw, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10)
+def _lines(buf: np.ndarray, ends: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """The block's lines (each with its newline, at ``ends``) as an Arrow array over the block's
+    buffer, and their offsets."""
     n = int(ends.shape[0])
     offsets = np.empty(n + 1, dtype=np.int64)
     offsets[0] = 0
     offsets[1:] = ends + 1
+    binary, _, dtype = _types_for(buf)
     array = pa.Array.from_buffers(
-        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
+        binary, n, [None, pa.py_buffer(offsets.astype(dtype, copy=False)), pa.py_buffer(buf)]
     )
-    return array, n, offsets
+    return array, offsets
+
+
+_SCRATCH = threading.local()
+
+
+def _marks(buf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the newlines, spaces and quotes of ``buf``, in order, and those bytes.
+
+    One comparison finds every byte up to the quote (0x22); the few others among them (tabs,
+    "!", ...) are dropped afterwards. The mask goes into a buffer that each thread keeps for
+    its next blocks: a fresh one per block costs more in page faults than the comparison.
+    """
+    n = buf.shape[0]
+    mask = getattr(_SCRATCH, "mask", None)
+    if mask is None or mask.shape[0] < n:
+        mask = np.empty(n, dtype=bool)
+        if n <= 1 << 26:  # a block of ordinary lines (a giant line's is not kept)
+            _SCRATCH.mask = mask
+    mask = mask[:n]
+    np.less_equal(buf, 34, out=mask)
+    marks = np.flatnonzero(mask)
+    found = buf[marks]
+    keep = (found == 10) | (found == 32) | (found == 34)
+    if keep.all():
+        return marks, found
+    return marks[keep], found[keep]
+
+
+def _types_for(buf: np.ndarray) -> tuple[pa.DataType, pa.DataType, type]:
+    """Binary and string types, and offset dtype, of arrays over ``buf``: 32-bit offsets (the
+    output's own ``string``, no cast) unless a block is over 2 GiB (a line that long)."""
+    if buf.shape[0] < 2**31:
+        return pa.binary(), pa.string(), np.int32
+    return pa.large_binary(), pa.large_string(), np.int64
 
 
 def _parse_block(
     path: Path, raw, tag: str, keep_literals: bool, issues: LineIssues
 ) -> _BlockResult:
-    lines, n_lines, line_offsets = _lines(raw)
     buf = np.frombuffer(raw, dtype=np.uint8)
+    # Newlines, spaces and quotes, in order: the lines, and where a plain line's terms are.
+    marks, marked = _marks(buf)
+    newlines = np.flatnonzero(marked == 10)  # the line ends' places in ``marks``
+    n_lines = int(newlines.shape[0])
+    lines, line_offsets = _lines(buf, marks[newlines])
     try:
-        text = lines.cast(pa.large_string())
+        text = lines.cast(_types_for(buf)[1])  # checks UTF-8 without copying
         bad_utf8 = None
     except pa.ArrowInvalid:  # some line is not UTF-8: find which (rare), the rest as usual
         bad_utf8 = np.zeros(n_lines, dtype=bool)
@@ -223,37 +268,45 @@ def _parse_block(
                 bad_utf8[i] = True
                 values.append("")
         text = pa.array(values, pa.large_string())
-    text = pc.utf8_trim(text, " \t\r\n")
-    skip = pc.or_(pc.equal(pc.binary_length(text), 0), pc.starts_with(text, "#"))
+    if bad_utf8 is None:
+        fast = pc.match_substring_regex(text, _FAST_RAW_LINE).to_numpy(zero_copy_only=False)
+        others = np.flatnonzero(~fast)
+    else:  # the text was rebuilt from Python strings: every line takes the exact path
+        fast = np.zeros(n_lines, dtype=bool)
+        others = np.arange(n_lines)
+    # Only the other lines are trimmed: blank lines and comments are skipped, the rest parsed
+    # exactly (invalid UTF-8 is "" here, yet not skipped: it is reported).
+    trimmed = pc.utf8_trim(text.take(pa.array(others)), _TRIM)
+    skip = pc.or_(pc.equal(pc.binary_length(trimmed), 0), pc.starts_with(trimmed, "#"))
     skip = skip.to_numpy(zero_copy_only=False)
-    fast = pc.match_substring_regex(text, FAST_LINE).to_numpy(zero_copy_only=False)
-    starts = line_offsets[:-1]
-    if n_lines:
-        # The plain form starts the raw line (no leading space), so the trimmed line is
-        # ``buf[start : start + trimmed length]``.
-        fast &= buf[np.minimum(starts, buf.shape[0] - 1)] == 60
     if bad_utf8 is not None:
-        skip = skip & ~bad_utf8
-        fast = fast & ~bad_utf8
-    slow_rows = np.flatnonzero(~fast & ~skip)
-    numbers = np.arange(1, n_lines + 1, dtype=np.int64)
+        skip &= ~bad_utf8
+    slow_rows = others[~skip]
 
     edge_parts: list[pa.Table] = []
     lit_parts: list[pa.Table] = []
     fast_rows = np.flatnonzero(fast)
-    if fast_rows.size and bad_utf8 is None:
-        ends = starts + pc.binary_length(text).to_numpy(zero_copy_only=False)
-        edge, lit = _split_fast(buf, starts, ends, fast_rows, numbers)
+    if fast_rows.size:
+        ls = line_offsets[fast_rows]
+        ends = line_offsets[fast_rows + 1] - 1  # the newline
+        # A line's first mark follows the previous line's newline, and its final " ." is the
+        # mark before its own newline, unless more whitespace trails the "." (rare).
+        first = np.concatenate([[0], newlines[:-1] + 1])[fast_rows]
+        final = newlines[fast_rows] - 1
+        odd = np.flatnonzero(buf[ends - 1] != 46)
+        if odd.size:
+            rest = pc.utf8_rtrim(text.take(pa.array(fast_rows[odd])), _TRIM)
+            ends[odd] = ls[odd] + pc.binary_length(rest).to_numpy(zero_copy_only=False)
+            final[odd] = np.searchsorted(marks, ends[odd] - 2)
+        edge, lit = _split_fast(buf, marks, first, final, ls, ends, fast_rows + 1)
         edge_parts.append(edge)
         lit_parts.append(lit)
-    elif fast_rows.size:  # the text was rebuilt from Python strings: take the exact path
-        slow_rows = np.flatnonzero(~skip)
-        fast_rows = fast_rows[:0]
     malformed = 0
     bad = np.zeros(0, dtype=np.int64)
     starts = [int(fast_rows[0])] if fast_rows.size else []
     if slow_rows.size:
-        edge, lit, bad_rows = _parse_slowly(path, text, slow_rows, bad_utf8, tag, issues)
+        slow_text = trimmed.filter(pa.array(~skip))
+        edge, lit, bad_rows = _parse_slowly(path, slow_text, slow_rows, bad_utf8, tag, issues)
         bad = np.asarray(bad_rows, dtype=np.int64)
         malformed = int(bad.size)
         edge_parts.append(edge)
@@ -269,63 +322,69 @@ def _parse_block(
 
 
 def _split_fast(
-    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray, numbers: np.ndarray
+    buf: np.ndarray,
+    marks: np.ndarray,
+    first: np.ndarray,
+    final: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    numbers: np.ndarray,
 ) -> tuple[pa.Table, pa.Table]:
-    """Terms of lines in the plain form (``rows``; line ``i`` is ``buf[starts[i]:ends[i]]``
-    without its newline and trailing whitespace): edges (IRI objects) and literal statements.
+    """Terms of lines in the plain form: edges (IRI objects) and literal statements.
+
+    Line ``i`` is ``buf[starts[i]:ends[i]]`` without its trailing whitespace, and line
+    ``numbers[i]`` of the block; ``marks`` are the positions of the block's newlines, spaces and
+    quotes, of which ``marks[first[i]]`` is the line's first and ``marks[final[i]]`` the space
+    of its final " .".
 
     No per-line copies: the block buffer is cut into 9 segments per line (``<``, subject,
-    ``> <``, predicate, ``> ``, object or literal value, junk, language tag, rest), as one
-    Arrow array over the buffer whose offsets are the cut points; each term is then a ``take``
-    of every 9th segment.
+    ``> <``, predicate, ``> ``, object or literal value, junk, language tag, rest up to the next
+    line in the plain form), as one Arrow array over the buffer whose offsets are the cut
+    points; each term is then a ``take`` of every 9th segment.
     """
-    n = starts.shape[0]
-    ls, e = starts[rows], ends[rows]
-    spaces = np.flatnonzero(buf == 32)
-    first = np.searchsorted(spaces, ls)
-    sp1, sp2 = spaces[first], spaces[first + 1]
+    m = starts.shape[0]
+    # IRIs hold no space nor quote, so a line's first two marks are the spaces after its
+    # subject and predicate; nor does anything after a literal's closing quote (language tag,
+    # datatype IRI), so the mark before the final " ." is that quote.
+    sp1, sp2 = marks[first], marks[first + 1]
     iri = buf[sp2 + 1] == 60  # "<"
-    quotes = np.flatnonzero(buf == 34)
-    # The closing quote of a literal: the line's last quote.
-    q = quotes[np.maximum(np.searchsorted(quotes, e) - 1, 0)] if quotes.size else e
-    has_lang = ~iri & (buf[np.minimum(q + 1, buf.shape[0] - 1)] == 64)  # "@"
-    cuts = np.empty((n, 9), dtype=np.int64)
-    cuts[:] = starts[:, None]  # lines not in the plain form: empty segments, then the line
-    b = cuts[rows]
-    b[:, 1] = ls + 1
-    b[:, 2] = sp1 - 1
-    b[:, 3] = sp1 + 2
-    b[:, 4] = sp2 - 1
-    b[:, 5] = sp2 + 2
-    value_end = np.where(iri, e - 3, q)
-    b[:, 6] = value_end
-    b[:, 7] = np.where(has_lang, q + 2, value_end)
-    b[:, 8] = np.where(has_lang, e - 2, value_end)
-    cuts[rows] = b
-    offsets = np.empty(9 * n + 1, dtype=np.int64)
-    offsets[:-1] = cuts.reshape(-1)
-    offsets[-1] = buf.shape[0]
-    segments = pa.Array.from_buffers(
-        pa.large_binary(), 9 * n, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
-    ).view(pa.large_string())  # the block is valid UTF-8, and every cut is at an ASCII byte
+    lits = np.flatnonzero(~iri)
+    q = marks[final[lits] - 1]
+    has_lang = buf[q + 1] == 64  # "@"
 
-    def term(k: int, which: np.ndarray) -> pa.Array:
-        return segments.take(pa.array(9 * rows[which] + k))
+    _, string, dtype = _types_for(buf)
+    offsets = np.empty(9 * m + 1, dtype=dtype)
+    cuts = offsets[:-1].reshape(m, 9)  # a view: the cuts are written in place
+    cuts[:, 0] = starts
+    cuts[:, 1] = starts + 1
+    cuts[:, 2] = sp1 - 1
+    cuts[:, 3] = sp1 + 2
+    cuts[:, 4] = sp2 - 1
+    cuts[:, 5] = sp2 + 2
+    cuts[:, 6:] = (ends - 3)[:, None]  # an IRI object ends before "> ."; no language tag
+    cuts[lits, 6] = q
+    cuts[lits, 7] = np.where(has_lang, q + 2, q)
+    cuts[lits, 8] = np.where(has_lang, ends[lits] - 2, q)
+    offsets[-1] = buf.shape[0]
+    # The block is valid UTF-8, and every cut is at an ASCII byte.
+    segments = pa.Array.from_buffers(
+        string, 9 * m, [None, pa.py_buffer(offsets), pa.py_buffer(buf)]
+    )
+
+    def term(k: int, rows: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+        return segments.take(pa.array(9 * rows + k, mask=missing))
 
     edges = np.flatnonzero(iri)
-    lits = np.flatnonzero(~iri)
     edge_table = pa.table(
         {"head": term(1, edges), "relation": term(3, edges), "tail": term(5, edges)}
     )
-    lang = term(7, lits)
-    lang_mask = pa.array(~has_lang[lits])
     lit_table = pa.table(
         {
             "node": term(1, lits),
             "pred": term(3, lits),
             "value": term(5, lits),
-            "lang": pc.if_else(lang_mask, pa.scalar(None, lang.type), lang),
-            "line": pa.array(numbers[rows[lits]]),
+            "lang": term(7, lits, missing=~has_lang),  # a null index takes a null
+            "line": pa.array(numbers[lits]),
         }
     )
     return edge_table, lit_table
@@ -354,12 +413,13 @@ def _parse_slowly(
     tag: str,
     issues: LineIssues,
 ) -> tuple[pa.Table, pa.Table, list[int]]:
-    """The exact line parser of :mod:`.rdf` on the given rows; returns the rows it rejected."""
+    """The exact line parser of :mod:`.rdf` on the given rows (``text``: their lines, stripped);
+    returns the rows it rejected."""
     parser = rdf._LineParser(tag)
     sink = _RowSink()
     parser.sink = sink
     bad: list[int] = []
-    lines = text.take(pa.array(rows)).to_pylist()
+    lines = text.to_pylist()
     for row, line in zip(rows.tolist(), lines, strict=True):
         number = row + 1
         if bad_utf8 is not None and bad_utf8[row]:
@@ -403,8 +463,8 @@ def _block_output(
     """Edges, and literals sorted out into labels, aliases, texts and attributes, as
     :class:`rdf._Collector` does statement by statement."""
     part = NTriplesPart()
-    edges = pa.concat_tables([t.cast(_EDGE_SCHEMA) for t in edge_parts])
-    lits = pa.concat_tables([t.cast(_LITERAL_SCHEMA) for t in lit_parts])
+    edges = _concat(edge_parts, _EDGE_SCHEMA)
+    lits = _concat(lit_parts, _LITERAL_SCHEMA)
     part.statements = edges.num_rows + lits.num_rows
     if edges.num_rows:
         edges = edges.append_column("weight", pa.array(np.ones(edges.num_rows, dtype=np.float32)))
@@ -430,69 +490,102 @@ def _block_output(
     return part
 
 
+def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    """The parts as one table; an empty part adds no (empty) chunk."""
+    full = [t.cast(schema) for t in parts if t.num_rows]
+    return pa.concat_tables(full) if full else schema.empty_table()
+
+
 _EDGE_SCHEMA = pa.schema([("head", pa.string()), ("relation", pa.string()), ("tail", pa.string())])
 _LABEL_PREDICATES = pa.array(sorted(rdf.LABELS), pa.string())
 _TEXT_PREDICATES = pa.array(sorted(rdf.TEXTS), pa.string())
 
 
+#: What Python's ``str.split()`` and ``str.strip()`` take for whitespace (``str.isspace``).
+PY_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+_WHITESPACE_RUN = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in PY_WHITESPACE) + "]+"
+
+
 def _labels(part: NTriplesPart, rows: pa.Table) -> None:
     """Aliases and label candidates, with Python's string rules (``split``, ``lower``,
     ``strip``) so they are exactly those of the statement-by-statement collector."""
-    a_node, a_alias = [], []
-    l_node, l_rank, l_seq, l_value = [], [], [], []
-    for node, pred, value, lang, line in zip(
-        *(rows[c].to_pylist() for c in ("node", "pred", "value", "lang", "line")), strict=True
-    ):
-        alias = " ".join(value.split()).lower()
-        if alias:
-            a_node.append(node)
-            a_alias.append(alias)
-        rank = rdf.LABELS[pred]
-        label = value.strip()
-        if rank is not None and label:
-            lang_rank = rdf._lang_rank(lang)
-            l_node.append(node)
-            l_rank.append(4 * (lang_rank == 2) + 2 * rank + (lang_rank == 1))
-            l_seq.append(line)
-            l_value.append(label)
-    if a_node:
-        part.aliases.append(
-            pa.table(
-                {"node": pa.array(a_node, pa.string()), "alias": pa.array(a_alias, pa.string())}
-            )
-        )
-    if l_node:
+    node, pred, value, lang, line = _columns(rows)
+    # " ".join(value.split()): every run of whitespace one space, none at the ends.
+    alias = pc.utf8_trim(pc.replace_substring_regex(value, _WHITESPACE_RUN, " "), " ")
+    alias = _lower(alias)
+    keep = pc.not_equal(pc.binary_length(alias), 0)
+    if pc.any(keep).as_py():
+        part.aliases.append(pa.table({"node": node.filter(keep), "alias": alias.filter(keep)}))
+    rank = _LABEL_RANKS[pc.index_in(pred, value_set=_LABEL_PREDICATES).to_numpy()]
+    lang_rank = _lang_ranks(lang)
+    label = pc.utf8_trim(value, PY_WHITESPACE)  # value.strip()
+    keep = (rank >= 0) & (pc.binary_length(label).to_numpy(zero_copy_only=False) > 0)
+    if keep.any():
+        label_rank = 4 * (lang_rank == 2) + 2 * rank + (lang_rank == 1)
+        mask = pa.array(keep)
         part.labels.append(
             pa.table(
                 {
-                    "node": pa.array(l_node, pa.string()),
-                    "rank": pa.array(l_rank, pa.int8()),
-                    "seq": pa.array(l_seq, pa.int64()),
-                    "label": pa.array(l_value, pa.string()),
+                    "node": node.filter(mask),
+                    "rank": pa.array(label_rank[keep].astype(np.int8)),
+                    "seq": line.filter(mask),
+                    "label": label.filter(mask),
                 }
             )
         )
 
 
 def _texts(part: NTriplesPart, rows: pa.Table) -> None:
-    t_node, t_rank, t_seq, t_value = [], [], [], []
-    for node, pred, value, lang, line in zip(
-        *(rows[c].to_pylist() for c in ("node", "pred", "value", "lang", "line")), strict=True
-    ):
-        text = value.strip()
-        if text:
-            t_node.append(node)
-            t_rank.append(rdf._lang_rank(lang) * 2 + rdf.TEXTS[pred])
-            t_seq.append(line)
-            t_value.append(text)
-    if t_node:
+    node, pred, value, lang, line = _columns(rows)
+    text = pc.utf8_trim(value, PY_WHITESPACE)  # value.strip()
+    keep = pc.binary_length(text).to_numpy(zero_copy_only=False) > 0
+    if keep.any():
+        pred_rank = _TEXT_RANKS[pc.index_in(pred, value_set=_TEXT_PREDICATES).to_numpy()]
+        text_rank = _lang_ranks(lang) * 2 + pred_rank
+        mask = pa.array(keep)
         part.texts.append(
             pa.table(
                 {
-                    "node": pa.array(t_node, pa.string()),
-                    "rank": pa.array(t_rank, pa.int8()),
-                    "seq": pa.array(t_seq, pa.int64()),
-                    "text": pa.array(t_value, pa.string()),
+                    "node": node.filter(mask),
+                    "rank": pa.array(text_rank[keep].astype(np.int8)),
+                    "seq": line.filter(mask),
+                    "text": text.filter(mask),
                 }
             )
         )
+
+
+# The rank of each of _LABEL_PREDICATES (-1: alias only) and _TEXT_PREDICATES.
+_LABEL_RANKS = np.array(
+    [-1 if rdf.LABELS[p] is None else rdf.LABELS[p] for p in sorted(rdf.LABELS)]
+)
+_TEXT_RANKS = np.array([rdf.TEXTS[p] for p in sorted(rdf.TEXTS)])
+
+
+def _columns(rows: pa.Table) -> list[pa.Array]:
+    rows = rows.combine_chunks()
+    return [rows[c].combine_chunks() for c in ("node", "pred", "value", "lang", "line")]
+
+
+def _lower(values: pa.Array) -> pa.Array:
+    """``str.lower()`` of every value: Arrow's where a value is ASCII (the same rule), Python's
+    for the others (Unicode's special casings, e.g. a final sigma, are Python's own)."""
+    ascii_ = pc.string_is_ascii(values)
+    lowered = pc.ascii_lower(values)
+    if pc.all(ascii_).as_py():
+        return lowered
+    other = pc.invert(ascii_)
+    python = pa.array([v.lower() for v in values.filter(other).to_pylist()], values.type)
+    return pc.replace_with_mask(lowered, other, python)
+
+
+def _lang_ranks(lang: pa.Array) -> np.ndarray:
+    """``rdf._lang_rank`` of every language tag (null: none), computed once per distinct tag."""
+    lang = pc.fill_null(lang, "")
+    tags = pc.unique(lang)
+    ranks = np.array([rdf._lang_rank(t) for t in tags.to_pylist()], dtype=np.int64)
+    return ranks[pc.index_in(lang, value_set=tags).to_numpy()]
