@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from kelm.graph.dist_tasks import (
     SAMPLE_EVERY,
@@ -33,6 +34,7 @@ from kelm.graph.dist_tasks import (
     _write,
     save_piece,
 )
+from kelm.graph.strings import StringColumn
 
 _OUT = ("h", "r", "t")  # an out-slice's sort key, most significant first
 _IN = ("t", "r", "h")
@@ -203,3 +205,70 @@ def in_slice(
     save_piece(root.parent, "in.weight", key, table["w"].to_numpy()[order].astype(np.float32))
     save_piece(root.parent, "in.edge", key, table["e"].to_numpy()[order].astype(np.int64))
     return int(order.shape[0])
+
+
+# ---------------------------------------------------------------------- 6. aliases, attributes
+def _row_boundaries(samples: list[Path], columns: list[str], slices: int) -> list[tuple]:
+    """``slices - 1`` boundary rows (values of ``columns``), the sample's quantiles."""
+    tables = [_read(f).select(columns) for f in samples if f.exists()]
+    if slices == 1 or not tables:
+        return []
+    sample = pa.concat_tables(tables).sort_by([(c, "ascending") for c in columns])
+    picks = [sample.num_rows * j // slices for j in range(1, slices)]
+    return [tuple(sample[c][i].as_py() for c in columns) for i in picks]
+
+
+def _rows_below(table: pa.Table, columns: list[str], key: tuple) -> pa.Array:
+    """Rows whose values of ``columns`` come before ``key`` in the sort order (byte order
+    for strings; a null, which sorts last, is never before)."""
+    below = None
+    for column, value in reversed(list(zip(columns, key, strict=True))):
+        less = pc.fill_null(pc.less(table[column], value), False)
+        if below is not None:
+            same = pc.fill_null(pc.equal(table[column], value), False)
+            less = pc.or_(less, pc.and_(same, below))
+        below = less
+    return below
+
+
+def row_slice(
+    work: str,
+    name: str,
+    prefix: str,
+    fields: list[str],
+    b: int,
+    s: int,
+    slices: int,
+    partitions: int,
+) -> int:
+    """Slice ``s`` of bucket ``b``'s ``name`` rows (aliases or attributes): distinct rows
+    sorted by node, then ``fields``, written as ``<prefix>.node`` and one string column per
+    field. Return the slice's row count."""
+    root = Path(work)
+    columns = ["id", *fields]
+    files = [root / f"p{p:05d}" / f"{name}.b{b:05d}" for p in range(partitions)]
+    bounds = _row_boundaries([f.with_name(f.name + ".sample") for f in files], columns, slices)
+    parts = []
+    for file in files:  # one partition's rows at a time, as for the edges
+        if not file.exists():
+            continue
+        table = _read(file).select(columns)
+        if bounds:
+            keep = pa.array(np.ones(table.num_rows, dtype=bool))
+            if s > 0:
+                keep = pc.and_(keep, pc.invert(_rows_below(table, columns, bounds[s - 1])))
+            if s < len(bounds):
+                keep = pc.and_(keep, _rows_below(table, columns, bounds[s]))
+            table = table.filter(keep)
+        parts.append(table)
+    schema = pa.schema([("id", pa.int64())] + [(f, pa.large_string()) for f in fields])
+    table = _concat(parts, schema)
+    table = table.group_by(columns, use_threads=False).aggregate([])
+    table = table.sort_by([(c, "ascending") for c in columns])
+    key = slice_key(b, s)
+    save_piece(root, f"{prefix}.node", key, table["id"].to_numpy().astype(np.int64))
+    for field in fields:
+        column = StringColumn.from_arrow(table[field])
+        save_piece(root, f"{prefix}.{field}.data", key, column.data)
+        save_piece(root, f"{prefix}.{field}.offsets", key, column.offsets)
+    return table.num_rows

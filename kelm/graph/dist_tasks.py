@@ -280,8 +280,9 @@ def encode_partition(
     if not keep_self_loops:
         keep = h != t
         h, r, t, w = h[keep], r[keep], t[keep], w[keep]
-    rows = _split_edges(pdir, h, r, t, w, starts)
+    edge_rows = _split_edges(pdir, h, r, t, w, starts)
 
+    meta_rows = {name: [0] * len(starts) for name in ("aliases", "attributes")}
     for name in ("labels", "texts", "aliases", "attributes"):
         file = pdir / name
         if not file.exists():
@@ -298,8 +299,16 @@ def encode_partition(
                 table.schema.get_field_index("key"), "key", _rename(table["key"], rename)
             )
         table = _reduce_metadata(name, table)
-        _split_write(pdir, name, table, table["id"].to_numpy(), starts)
-    return {"raw": raw, "self_loops": raw - int(h.shape[0]), "bucket_rows": rows}
+        sampled = name in meta_rows  # sorted in slices (dist_csr.row_slice)
+        rows = _split_write(pdir, name, table, table["id"].to_numpy(), starts, sampled)
+        if sampled:
+            meta_rows[name] = rows
+    return {
+        "raw": raw,
+        "self_loops": raw - int(h.shape[0]),
+        "bucket_rows": edge_rows,
+        "meta_rows": meta_rows,
+    }
 
 
 def _reduce_metadata(name: str, table: pa.Table) -> pa.Table:
@@ -322,15 +331,26 @@ def _rename(column: pa.ChunkedArray, rename: dict[str, str]) -> pa.Array:
     return short.take(pc.index_in(column, value_set=full))
 
 
-def _split_write(pdir: Path, name: str, table: pa.Table, ids: np.ndarray, starts: np.ndarray):
-    """Write ``table``'s rows by the bucket of ``ids``, each bucket keeping the row order."""
+def _split_write(
+    pdir: Path, name: str, table: pa.Table, ids: np.ndarray, starts: np.ndarray, sampled=False
+) -> list[int]:
+    """Write ``table``'s rows by the bucket of ``ids``, each bucket keeping the row order (and,
+    if ``sampled``, every ``SAMPLE_EVERY``-th row of the partition as ``<name>.b<B>.sample``);
+    return each bucket's row count."""
     bucket = _bucket_of(ids, starts)
     order = np.argsort(bucket, kind="stable")
     bounds = np.searchsorted(bucket[order], np.arange(len(starts) + 1))
+    picked = np.arange(0, ids.shape[0], SAMPLE_EVERY)
+    picked = picked[np.argsort(bucket[picked], kind="stable")]
+    picked_cut = np.searchsorted(bucket[picked], np.arange(len(starts) + 1))
     for b in range(len(starts)):
         lo, hi = int(bounds[b]), int(bounds[b + 1])
         if hi > lo:
             _write(pdir / f"{name}.b{b:05d}", table.take(pa.array(order[lo:hi])))
+            if sampled:
+                pick = picked[int(picked_cut[b]) : int(picked_cut[b + 1])]
+                _write(pdir / f"{name}.b{b:05d}.sample", table.take(pa.array(pick)))
+    return np.diff(bounds).tolist()
 
 
 def _split_edges(
@@ -377,10 +397,10 @@ def save_piece(root: Path, name: str, key: str, array: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------- 6. node metadata
-def meta_bucket(work: str, b: int, partitions: int, offsets: list[int]) -> dict[str, int]:
+def meta_bucket(work: str, b: int, partitions: int, offsets: list[int]) -> None:
     """Bucket ``b``'s names, labels and texts (one per node: per file the lowest rank, then
-    the first in the file; the first file's wins), aliases and attributes (distinct rows
-    sorted by node, then value)."""
+    the first in the file; the first file's wins). Aliases and attributes are sorted in
+    slices (:func:`kelm.graph.dist_csr.row_slice`)."""
     root = Path(work)
     lo, n = offsets[b], offsets[b + 1] - offsets[b]
     names = _read(root / f"vocab.b{b:05d}")["name"]
@@ -405,20 +425,6 @@ def meta_bucket(work: str, b: int, partitions: int, offsets: list[int]) -> dict[
             values = table[field].take(pa.array(index, mask=index < 0))
         column = StringColumn.from_arrow(values.cast(_STR).fill_null(""))
         _save_strings(root, f"nodes.{field}", b, column)
-    counts = {}
-    for name, prefix, fields in (
-        ("aliases", "aliases", ["alias"]),
-        ("attributes", "attrs", ["key", "value"]),
-    ):
-        schema = pa.schema([("id", pa.int64())] + [(f, _STR) for f in fields])
-        table = _concat(_gather(root, partitions, name, b), schema)
-        table = table.group_by(schema.names, use_threads=False).aggregate([])
-        table = table.sort_by([("id", "ascending")] + [(f, "ascending") for f in fields])
-        _save(root, f"{prefix}.node", b, table["id"].to_numpy().astype(np.int64))
-        for f in fields:
-            _save_strings(root, f"{prefix}.{f}", b, StringColumn.from_arrow(table[f]))
-        counts[name] = table.num_rows
-    return counts
 
 
 def _save_strings(root: Path, name: str, b: int, column: StringColumn) -> None:
@@ -452,15 +458,17 @@ def assemble(work: str, staged: str, name: str, groups: list[list[str]]) -> str:
     def load(key: str) -> np.ndarray:
         return np.load(path(key), allow_pickle=False)
 
-    heads = [np.load(path(g[0]), mmap_mode="r", allow_pickle=False) for g in groups]
-    dtype = heads[0].dtype
-    if counted:
-        total = sum(int(p.shape[0]) for p in heads) + 1
-    elif stem.endswith("offsets"):
-        total = sum(int(p.shape[0]) - 1 for p in heads) + 1
+    def length(key: str) -> int:
+        return int(np.load(path(key), mmap_mode="r", allow_pickle=False).shape[0])
+
+    pointer = stem.endswith("offsets")
+    dtype = np.load(path(groups[0][0]), mmap_mode="r", allow_pickle=False).dtype
+    if counted:  # one count per node of each bucket (its slices' counts are summed)
+        total = sum(length(g[0]) for g in groups) + 1
+    elif pointer:  # each piece's offsets end with its length
+        total = sum(length(k) - 1 for g in groups for k in g) + 1
     else:
-        total = sum(int(np.load(path(k), mmap_mode="r").shape[0]) for g in groups for k in g)
-    del heads
+        total = sum(length(k) for g in groups for k in g)
     target = Path(staged) / name
     header = {"descr": npy.dtype_to_descr(dtype), "fortran_order": False, "shape": (total,)}
     with open(target, "wb") as fh:
@@ -477,13 +485,13 @@ def assemble(work: str, staged: str, name: str, groups: list[list[str]]) -> str:
                 continue
             for key in group:  # one slice at a time
                 piece = load(key)
-                if stem.endswith("offsets"):
+                if pointer:
                     fh.write(np.ascontiguousarray(piece[:-1] + base, dtype=dtype).tobytes())
                     base += int(piece[-1])
                 else:
                     fh.write(np.ascontiguousarray(piece, dtype=dtype).tobytes())
                 del piece
-        if counted or stem.endswith("offsets"):
+        if counted or pointer:
             fh.write(np.asarray([base], dtype=dtype).tobytes())
     return sha256_file(target)
 

@@ -47,6 +47,8 @@ from kelm.graph.sources.base import BuildOptions, LineIssues, _Issue
 
 log = logging.getLogger(__name__)
 
+#: Node metadata kept as rows (name in a partition, index file prefix, string fields).
+META_ROWS = (("aliases", "aliases", ["alias"]), ("attributes", "attrs", ["key", "value"]))
 DISTRIBUTED_FORMATS = ("conceptnet", "cn100k", "tsv", "rdf")
 #: Input bytes per partition (a worker holds one partition's parse at a time).
 PARTITION_BYTES = 64 << 20
@@ -256,12 +258,36 @@ def _run(
         for c in range(n_buckets)
         for s in range(in_slices[c])
     ]
-    meta = client.gather(
+    # Aliases and attributes, sorted in slices as the edges are (a hub may have many).
+    row_slices: dict[str, list[int]] = {}
+    row_tasks = []
+    for name, prefix, fields in META_ROWS:
+        rows = [sum(e["meta_rows"][name][b] for e in encoded) for b in range(n_buckets)]
+        row_slices[prefix] = [csr.slice_count(n, bucket_edges // 4) for n in rows]
+        row_tasks += [
+            client.submit(
+                csr.row_slice,
+                str(work),
+                name,
+                prefix,
+                fields,
+                b,
+                s,
+                row_slices[prefix][b],
+                len(parts),
+                pure=False,
+            )
+            for b in range(n_buckets)
+            for s in range(row_slices[prefix][b])
+        ]
+    client.gather(
         [
             client.submit(tasks.meta_bucket, str(work), b, len(parts), offsets, pure=False)
             for b in range(n_buckets)
         ]
     )
+    row_counts = client.gather(row_tasks)
+    n_aliases = sum(row_counts[: sum(row_slices["aliases"])])
     client.gather(in_done)
     seconds["csr"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -270,6 +296,10 @@ def _run(
         "out": [[csr.slice_key(b, s) for s in range(out_slices[b])] for b in range(n_buckets)],
         "in": [[csr.slice_key(c, s) for s in range(in_slices[c])] for c in range(n_buckets)],
     }
+    for prefix, counts in row_slices.items():
+        slice_groups[prefix] = [
+            [csr.slice_key(b, s) for s in range(k)] for b, k in enumerate(counts)
+        ]
     bucket_groups = [[f"b{b:05d}"] for b in range(n_buckets)]
     digests = client.gather(
         [
@@ -297,14 +327,18 @@ def _run(
         "self_loops_dropped": sum(e["self_loops"] for e in encoded),
         "duplicates_merged": sum(s["duplicates"] for s in out_stats),
         "malformed_lines": issues.total,
-        "aliases": sum(m["aliases"] for m in meta),
-        "attributes": sum(m["attributes"] for m in meta),
+        "aliases": n_aliases,
+        "attributes": sum(row_counts) - n_aliases,
     }
     build = {
         "distributed": {
             "partitions": len(parts),
             "buckets": n_buckets,
-            "slices": {"out": len(out_keys), "in": sum(in_slices)},
+            "slices": {
+                "out": len(out_keys),
+                "in": sum(in_slices),
+                **{prefix: sum(counts) for prefix, counts in row_slices.items()},
+            },
             "workers": len(client.scheduler_info().get("workers", {})),
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
         }

@@ -250,3 +250,38 @@ def test_hubs_are_sorted_in_slices(tmp_path, client, monkeypatch, keep_duplicate
     assert slices["out"] > dist.manifest["distributed"]["buckets"] + 3
     assert slices["in"] > dist.manifest["distributed"]["buckets"] + 2
     assert sum(sizes["out"]) == sum(sizes["in"]) == single.manifest["counts"]["edges"]
+
+
+def test_hub_metadata_is_sorted_in_slices(tmp_path, client, monkeypatch):
+    """A node with more aliases and attributes than a slice holds: its rows are sorted in
+    slices, and the index is the single-process build's."""
+    from kelm.graph import dist_csr, dist_tasks
+    from kelm.graph.distributed import build_index_distributed
+
+    rng = random.Random(7)
+    lines = rdf_lines(300, 3)
+    for i in range(900):
+        s = f"<{WD}Q{0 if i % 3 else rng.randrange(40)}>"  # Q0 is the hub
+        if i % 2:
+            lines.append(f'{s} <http://schema.org/P{rng.randrange(4)}> "v{rng.randrange(200)}" .')
+        else:
+            lines.append(f'{s} <{SKOS}altLabel> "Alias {rng.randrange(150)}"@en .')
+    rng.shuffle(lines)
+    path = tmp_path / "hub.nt"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(dist_tasks, "SAMPLE_EVERY", 2)
+    options = BuildOptions(format="rdf")
+    build_index([path], tmp_path / "single", options, progress=False)
+    build_index_distributed(
+        [path], tmp_path / "dist", options, client=client, partition_bytes=3000, bucket_edges=80
+    )
+    single, dist = GraphIndex.load(tmp_path / "single"), GraphIndex.load(tmp_path / "dist")
+    assert_same(single, dist)
+    slices, buckets = (
+        dist.manifest["distributed"]["slices"],
+        dist.manifest["distributed"]["buckets"],
+    )
+    assert slices["attrs"] > buckets + 3 and slices["aliases"] > buckets + 3
+    counts = single.manifest["counts"]
+    assert counts["attributes"] > 200 and counts["aliases"] > 100
+    assert dist_csr.slice_count(counts["attributes"], 20) > 10
