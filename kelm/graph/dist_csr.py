@@ -1,21 +1,23 @@
-"""The CSR stages of a distributed graph build (:mod:`kelm.graph.distributed`): edges sorted
-in slices of bounded size, run on Dask workers.
+"""The stages of a distributed graph build (:mod:`kelm.graph.distributed`) that sort rows in
+slices of bounded size: the out- and in-CSR, and the aliases and attributes; run on Dask
+workers.
 
 A node bucket is a range of node ids, but edges are not spread evenly over nodes: in a
 Wikidata-like graph one hub can be the head (or tail) of a fixed share of all edges, so the
 bucket that holds it grows with the input, and so would the memory of the worker sorting it.
-So each bucket's edges are cut once more, into *slices*: contiguous ranges of the bucket's
-final edge order, (head, relation, tail) for the out-CSR and (tail, relation, head) for the
-in-CSR. A slice's boundaries are edges taken from a systematic sample (every
-``SAMPLE_EVERY``-th edge), chosen so that each slice holds about ``slice_edges`` input edges,
-and one hub's edges can fall into several slices. A slice sorted on its own is a block of the
-bucket's sorted edges (equal edges share a key, so duplicates never straddle two slices), and
-the slices of a bucket, concatenated in order, are the bucket's edges: the output does not
-depend on where the boundaries fall.
+So each bucket's rows are cut once more, into *slices*: contiguous ranges of the bucket's
+final order, (head, relation, tail) for the out-CSR, (tail, relation, head) for the in-CSR,
+(node, value...) for aliases and attributes. A slice's boundaries are rows of a systematic
+sample (every ``SAMPLE_EVERY``-th row of each partition), at the quantiles that give each
+slice about the same number of input rows, so one hub's rows can fall into several slices.
+A slice sorted on its own is a block of the bucket's sorted rows (equal rows share a key, so
+duplicates never straddle two slices), and the slices of a bucket, concatenated in order,
+are the bucket's rows: the output does not depend on where the boundaries fall.
 
-Per slice ``b<B>.s<S>`` the pieces are ``count`` (edges per node of the bucket, summed over
-its slices into ``indptr`` when the file is assembled), ``indices``, ``type``, ``weight`` and
-(in-CSR) ``edge``.
+Per slice ``b<B>.s<S>`` the CSR pieces are ``count`` (edges per node of the bucket, summed
+over its slices into ``indptr`` when the file is assembled), ``indices``, ``type``,
+``weight`` and (in-CSR) ``edge``; the row pieces are ``<prefix>.node`` and a string column
+per field.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import pyarrow.compute as pc
 from kelm.graph.dist_tasks import (
     SAMPLE_EVERY,
     _bucket_of,
+    _concat,
     _read,
     _write,
     save_piece,
@@ -78,13 +81,6 @@ def _select(table: pa.Table, columns: tuple[str, str, str], bounds: np.ndarray, 
     if s < bounds.shape[0]:
         keep &= _below(a, b, c, bounds[s])
     return table.filter(pa.array(keep)) if not keep.all() else table
-
-
-def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    tables = [t for t in tables if t.num_rows]
-    if not tables:
-        return schema.empty_table()
-    return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
 
 
 def _counts(local_ids: np.ndarray, n: int) -> np.ndarray:
