@@ -51,7 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--partition-mb", type=int, default=32)
     parser.add_argument(
-        "--bucket-triples", type=int, default=2_000_000, help="triples per node bucket"
+        "--bucket-triples",
+        type=int,
+        default=2_000_000,
+        help="triples per node bucket, and rows per slice of a bucket (bounds a worker's memory)",
     )
     parser.add_argument(
         "--single-max", type=int, default=None, help="largest size built single-process"
@@ -196,6 +199,7 @@ def child_distributed(spec: dict) -> dict:
         "nodes": report.counts["nodes"],
         "partitions": manifest["distributed"]["partitions"],
         "buckets": manifest["distributed"]["buckets"],
+        "slices": manifest["distributed"]["slices"],
         "stage_seconds": manifest["distributed"]["seconds"],
     }
 
