@@ -30,11 +30,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kelm.graph.dist_tasks import (
-    SAMPLE_EVERY,
-    _bucket_of,
     _concat,
     _read,
-    _write,
+    _split_write,
     save_piece,
 )
 from kelm.graph.strings import StringColumn
@@ -52,14 +50,13 @@ def slice_count(rows: int, slice_edges: int) -> int:
     return max(1, -(-rows // max(1, slice_edges)))
 
 
-def _boundaries(samples: list[Path], slices: int) -> np.ndarray:
+def _boundaries(samples: list[Path], columns: tuple[str, str, str], slices: int) -> np.ndarray:
     """``slices - 1`` boundary keys (rows of 3 ids), the sample's quantiles in key order."""
-    if slices == 1:
+    found = [_read(f) for f in samples if f.exists()] if slices > 1 else []
+    if not found:
         return np.zeros((0, 3), dtype=np.int64)
-    found = [np.load(f, allow_pickle=False) for f in samples if f.exists()]
-    sample = np.concatenate(found) if found else np.zeros((0, 3), dtype=np.int64)
-    if sample.shape[0] == 0:
-        return np.zeros((0, 3), dtype=np.int64)
+    table = pa.concat_tables(found)
+    sample = np.stack([table[c].to_numpy() for c in columns], axis=1)
     sample = sample[np.lexsort((sample[:, 2], sample[:, 1], sample[:, 0]))]
     return sample[[sample.shape[0] * j // slices for j in range(1, slices)]]
 
@@ -111,13 +108,13 @@ def out_slice(
     keep_duplicates: bool,
 ) -> dict[str, Any]:
     """Slice ``s`` of bucket ``b``'s out-CSR: its edges sorted by (head, relation, tail),
-    duplicates merged (largest weight), and ``in/b<B>.s<S>.c<C>``: the same edges split by
-    the tail's bucket (with every ``SAMPLE_EVERY``-th as a (tail, relation, head) sample)."""
+    duplicates merged (largest weight), and ``in/b<B>.s<S>.to.b<C>``: the same edges split by
+    the tail's bucket (with a sample of each, for the in-CSR's slices)."""
     root = Path(work)
     starts = np.asarray(offsets[:-1], dtype=np.int64)
     lo, n = offsets[b], offsets[b + 1] - offsets[b]
     files = [root / f"p{p:05d}" / f"edges.b{b:05d}" for p in range(partitions)]
-    bounds = _boundaries([f.with_name(f.name + ".sample.npy") for f in files], slices)
+    bounds = _boundaries([f.with_name(f.name + ".sample") for f in files], _OUT, slices)
     # One partition's file at a time: the worker holds the slice, never the whole bucket.
     edges = _concat([_select(_read(f), _OUT, bounds, s) for f in files if f.exists()], _EDGES)
     h = edges["h"].to_numpy() - lo
@@ -142,23 +139,9 @@ def out_slice(
     in_dir = root / "in"
     in_dir.mkdir(exist_ok=True)
     h += lo
-    bucket = _bucket_of(t, starts)
-    order = np.argsort(bucket, kind="stable")
-    cut = np.searchsorted(bucket[order], np.arange(len(starts) + 1))
-    picked = np.arange(0, h.shape[0], SAMPLE_EVERY)  # the same rate for every tail bucket
-    picked_bucket = bucket[picked]
-    tail_rows = []
-    for c in range(len(starts)):
-        a, z = int(cut[c]), int(cut[c + 1])
-        tail_rows.append(z - a)
-        if z == a:
-            continue
-        take = order[a:z]  # ascending: the edges keep their out order
-        table = pa.table({"t": t[take], "r": r[take], "h": h[take], "w": w[take], "e": take})
-        _write(in_dir / f"{key}.c{c:05d}", table)
-        pick = picked[picked_bucket == c]
-        sample = np.stack([t[pick], r[pick], h[pick]], axis=1)
-        np.save(in_dir / f"{key}.c{c:05d}.sample.npy", sample, allow_pickle=False)
+    # e: the edge's place in the slice (its id, once the slice's first id is known)
+    table = pa.table({"t": t, "r": r, "h": h, "w": w, "e": np.arange(h.shape[0])})
+    tail_rows = _split_write(in_dir, f"{key}.to", table, t, starts, sampled=True)
     return {
         "edges": int(h.shape[0]),
         "duplicates": duplicates,
@@ -182,8 +165,8 @@ def in_slice(
     each group. ``sources``: every out-slice's key and first edge id, in edge order."""
     root = Path(work) / "in"
     lo, n = offsets[c], offsets[c + 1] - offsets[c]
-    files = [(root / f"{key}.c{c:05d}", first) for key, first in sources]
-    bounds = _boundaries([f.with_name(f.name + ".sample.npy") for f, _ in files], slices)
+    files = [(root / f"{key}.to.b{c:05d}", first) for key, first in sources]
+    bounds = _boundaries([f.with_name(f.name + ".sample") for f, _ in files], _IN, slices)
     parts = []
     for file, first in files:
         if file.exists():

@@ -11,8 +11,8 @@ of the sorted node names, so bucket ``b`` holds node ids ``offsets[b] .. offsets
    partitions, sorted (the node vocabulary is their concatenation), and ``p<P>/ids.b<B>.npy``:
    the positions of each partition's names in it;
 3. :func:`encode_partition` -- ``p<P>/edges.b<B>``: the partition's edges as ids, split by the
-   head's bucket, with a sample of them (``edges.b<B>.sample.npy``), and metadata split by
-   the node's bucket;
+   head's bucket, with a sample of them (``edges.b<B>.sample``), and metadata split by the
+   node's bucket;
 4. :func:`kelm.graph.dist_csr.out_slice` -- one slice of a bucket's out-CSR (sorted by head,
    relation, tail, duplicates merged), and ``in/b<B>.s<S>.c<C>``: its edges split by the
    tail's bucket (slices bound what one worker sorts when a hub holds many edges);
@@ -280,7 +280,8 @@ def encode_partition(
     if not keep_self_loops:
         keep = h != t
         h, r, t, w = h[keep], r[keep], t[keep], w[keep]
-    edge_rows = _split_edges(pdir, h, r, t, w, starts)
+    edges = pa.table({"h": h, "r": r, "t": t, "w": w})
+    edge_rows = _split_write(pdir, "edges", edges, h, starts, sampled=True)
 
     meta_rows = {name: [0] * len(starts) for name in ("aliases", "attributes")}
     for name in ("labels", "texts", "aliases", "attributes"):
@@ -334,12 +335,14 @@ def _rename(column: pa.ChunkedArray, rename: dict[str, str]) -> pa.Array:
 def _split_write(
     pdir: Path, name: str, table: pa.Table, ids: np.ndarray, starts: np.ndarray, sampled=False
 ) -> list[int]:
-    """Write ``table``'s rows by the bucket of ``ids``, each bucket keeping the row order (and,
-    if ``sampled``, every ``SAMPLE_EVERY``-th row of the partition as ``<name>.b<B>.sample``);
-    return each bucket's row count."""
+    """Write ``table``'s rows by the bucket of ``ids`` (``<name>.b<B>``), each bucket keeping
+    the row order, and if ``sampled`` every ``SAMPLE_EVERY``-th row (``<name>.b<B>.sample``:
+    what the bucket's slice boundaries are chosen from); return each bucket's row count."""
     bucket = _bucket_of(ids, starts)
     order = np.argsort(bucket, kind="stable")
     bounds = np.searchsorted(bucket[order], np.arange(len(starts) + 1))
+    # every SAMPLE_EVERY-th row of the whole table, then by bucket: each bucket is sampled at
+    # the same rate (every SAMPLE_EVERY-th row of each bucket would oversample small ones)
     picked = np.arange(0, ids.shape[0], SAMPLE_EVERY)
     picked = picked[np.argsort(bucket[picked], kind="stable")]
     picked_cut = np.searchsorted(bucket[picked], np.arange(len(starts) + 1))
@@ -351,35 +354,6 @@ def _split_write(
                 pick = picked[int(picked_cut[b]) : int(picked_cut[b + 1])]
                 _write(pdir / f"{name}.b{b:05d}.sample", table.take(pa.array(pick)))
     return np.diff(bounds).tolist()
-
-
-def _split_edges(
-    pdir: Path, h: np.ndarray, r: np.ndarray, t: np.ndarray, w: np.ndarray, starts: np.ndarray
-) -> list[int]:
-    """Write the partition's edges by the head's bucket (``edges.b<B>``, input order kept) and
-    every ``SAMPLE_EVERY``-th of them as (head, relation, tail) rows (``edges.b<B>.sample.npy``:
-    what a bucket's slice boundaries are chosen from); return each bucket's row count."""
-    bucket = _bucket_of(h, starts)
-    order = np.argsort(bucket, kind="stable")
-    cut = np.searchsorted(bucket[order], np.arange(len(starts) + 1))
-    # every SAMPLE_EVERY-th row of the partition, then by bucket: each bucket is sampled at the
-    # same rate (every SAMPLE_EVERY-th row of each bucket's piece would oversample small ones)
-    picked = np.arange(0, h.shape[0], SAMPLE_EVERY)
-    picked = picked[np.argsort(bucket[picked], kind="stable")]
-    picked_cut = np.searchsorted(bucket[picked], np.arange(len(starts) + 1))
-    rows = []
-    for b in range(len(starts)):
-        lo, hi = int(cut[b]), int(cut[b + 1])
-        rows.append(hi - lo)
-        if hi == lo:
-            continue
-        take = order[lo:hi]
-        table = pa.table({"h": h[take], "r": r[take], "t": t[take], "w": w[take]})
-        _write(pdir / f"edges.b{b:05d}", table)
-        pick = picked[int(picked_cut[b]) : int(picked_cut[b + 1])]
-        sample = np.stack([h[pick], r[pick], t[pick]], axis=1)
-        np.save(pdir / f"edges.b{b:05d}.sample.npy", sample, allow_pickle=False)
-    return rows
 
 
 def _gather(root: Path, partitions: int, name: str, b: int) -> list[pa.Table]:

@@ -213,7 +213,6 @@ def test_hubs_are_sorted_in_slices(tmp_path, client, monkeypatch, keep_duplicate
     path.write_text("\n".join(hub_lines(4000, 5)) + "\n")
     options = BuildOptions(format="tsv", keep_duplicates=keep_duplicates)
     monkeypatch.setattr(dist_tasks, "SAMPLE_EVERY", 4)
-    monkeypatch.setattr(dist_csr, "SAMPLE_EVERY", 4)
     log = tmp_path / "slices.txt"  # the tasks may run on a copy of the spies: a file it is
     out_slice, in_slice = dist_csr.out_slice, dist_csr.in_slice
 
