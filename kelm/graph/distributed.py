@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 #: Node metadata kept as rows (name in a partition, index file prefix, string fields).
 META_ROWS = (("aliases", "aliases", ["alias"]), ("attributes", "attrs", ["key", "value"]))
+#: Sorting an alias or attribute row (a node id and strings) holds about as much memory as this
+#: many edge rows, so their slices hold bucket_edges / ROW_WEIGHT rows.
+ROW_WEIGHT = 4
 DISTRIBUTED_FORMATS = ("conceptnet", "cn100k", "tsv", "rdf")
 #: Input bytes per partition (a worker holds one partition's parse at a time).
 PARTITION_BYTES = 64 << 20
@@ -263,7 +266,7 @@ def _run(
     row_tasks = []
     for name, prefix, fields in META_ROWS:
         rows = [sum(e["meta_rows"][name][b] for e in encoded) for b in range(n_buckets)]
-        row_slices[prefix] = [csr.slice_count(n, bucket_edges // 4) for n in rows]
+        row_slices[prefix] = [csr.slice_count(n, bucket_edges // ROW_WEIGHT) for n in rows]
         row_tasks += [
             client.submit(
                 csr.row_slice,
