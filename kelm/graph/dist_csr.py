@@ -37,8 +37,8 @@ from kelm.graph.dist_tasks import (
 )
 from kelm.graph.strings import StringColumn
 
-_OUT = ("h", "r", "t")  # an out-slice's sort key, most significant first
-_IN = ("t", "r", "h")
+_OUT = ["h", "r", "t"]  # an out-slice's sort key, most significant first
+_IN = ["t", "r", "h"]
 
 
 def slice_key(b: int, s: int) -> str:
@@ -50,34 +50,42 @@ def slice_count(rows: int, slice_edges: int) -> int:
     return max(1, -(-rows // max(1, slice_edges)))
 
 
-def _boundaries(samples: list[Path], columns: tuple[str, str, str], slices: int) -> np.ndarray:
-    """``slices - 1`` boundary keys (rows of 3 ids), the sample's quantiles in key order."""
-    found = [_read(f) for f in samples if f.exists()] if slices > 1 else []
+def _boundaries(samples: list[Path], columns: list[str], slices: int) -> list[tuple]:
+    """``slices - 1`` boundary keys (values of ``columns``), the sample's quantiles in the
+    sort order; none when the bucket is one slice (its samples are then not read)."""
+    if slices == 1:
+        return []
+    found = [_read(f).select(columns) for f in samples if f.exists()]
     if not found:
-        return np.zeros((0, 3), dtype=np.int64)
-    table = pa.concat_tables(found)
-    sample = np.stack([table[c].to_numpy() for c in columns], axis=1)
-    sample = sample[np.lexsort((sample[:, 2], sample[:, 1], sample[:, 0]))]
-    return sample[[sample.shape[0] * j // slices for j in range(1, slices)]]
+        return []
+    sample = pa.concat_tables(found).sort_by([(c, "ascending") for c in columns])
+    picks = [sample.num_rows * j // slices for j in range(1, slices)]
+    return [tuple(sample[c][i].as_py() for c in columns) for i in picks]
 
 
-def _below(a: np.ndarray, b: np.ndarray, c: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Rows whose key (a, b, c) comes before ``key`` in lexicographic order."""
-    ka, kb, kc = (int(x) for x in key)
-    return (a < ka) | ((a == ka) & ((b < kb) | ((b == kb) & (c < kc))))
+def _rows_below(table: pa.Table, columns: list[str], key: tuple) -> pa.Array:
+    """Rows whose values of ``columns`` come before ``key`` in the sort order (byte order
+    for strings; a null, which sorts last, is never before)."""
+    below = None
+    for column, value in reversed(list(zip(columns, key, strict=True))):
+        less = pc.fill_null(pc.less(table[column], value), False)
+        if below is not None:
+            same = pc.fill_null(pc.equal(table[column], value), False)
+            less = pc.or_(less, pc.and_(same, below))
+        below = less
+    return below
 
 
-def _select(table: pa.Table, columns: tuple[str, str, str], bounds: np.ndarray, s: int) -> pa.Table:
+def _select(table: pa.Table, columns: list[str], bounds: list[tuple], s: int) -> pa.Table:
     """The rows of ``table`` in slice ``s`` of ``bounds`` (all of them when there is one)."""
-    if bounds.shape[0] == 0:
+    if not bounds:
         return table
-    a, b, c = (table[name].to_numpy() for name in columns)
-    keep = np.ones(a.shape[0], dtype=bool)
+    keep = pa.array(np.ones(table.num_rows, dtype=bool))
     if s > 0:
-        keep &= ~_below(a, b, c, bounds[s - 1])
-    if s < bounds.shape[0]:
-        keep &= _below(a, b, c, bounds[s])
-    return table.filter(pa.array(keep)) if not keep.all() else table
+        keep = pc.and_(keep, pc.invert(_rows_below(table, columns, bounds[s - 1])))
+    if s < len(bounds):
+        keep = pc.and_(keep, _rows_below(table, columns, bounds[s]))
+    return table.filter(keep)
 
 
 def _counts(local_ids: np.ndarray, n: int) -> np.ndarray:
@@ -187,29 +195,6 @@ def in_slice(
 
 
 # ---------------------------------------------------------------------- 6. aliases, attributes
-def _row_boundaries(samples: list[Path], columns: list[str], slices: int) -> list[tuple]:
-    """``slices - 1`` boundary rows (values of ``columns``), the sample's quantiles."""
-    tables = [_read(f).select(columns) for f in samples if f.exists()]
-    if slices == 1 or not tables:
-        return []
-    sample = pa.concat_tables(tables).sort_by([(c, "ascending") for c in columns])
-    picks = [sample.num_rows * j // slices for j in range(1, slices)]
-    return [tuple(sample[c][i].as_py() for c in columns) for i in picks]
-
-
-def _rows_below(table: pa.Table, columns: list[str], key: tuple) -> pa.Array:
-    """Rows whose values of ``columns`` come before ``key`` in the sort order (byte order
-    for strings; a null, which sorts last, is never before)."""
-    below = None
-    for column, value in reversed(list(zip(columns, key, strict=True))):
-        less = pc.fill_null(pc.less(table[column], value), False)
-        if below is not None:
-            same = pc.fill_null(pc.equal(table[column], value), False)
-            less = pc.or_(less, pc.and_(same, below))
-        below = less
-    return below
-
-
 def row_slice(
     work: str,
     name: str,
@@ -226,20 +211,9 @@ def row_slice(
     root = Path(work)
     columns = ["id", *fields]
     files = [root / f"p{p:05d}" / f"{name}.b{b:05d}" for p in range(partitions)]
-    bounds = _row_boundaries([f.with_name(f.name + ".sample") for f in files], columns, slices)
-    parts = []
-    for file in files:  # one partition's rows at a time, as for the edges
-        if not file.exists():
-            continue
-        table = _read(file).select(columns)
-        if bounds:
-            keep = pa.array(np.ones(table.num_rows, dtype=bool))
-            if s > 0:
-                keep = pc.and_(keep, pc.invert(_rows_below(table, columns, bounds[s - 1])))
-            if s < len(bounds):
-                keep = pc.and_(keep, _rows_below(table, columns, bounds[s]))
-            table = table.filter(keep)
-        parts.append(table)
+    bounds = _boundaries([f.with_name(f.name + ".sample") for f in files], columns, slices)
+    # one partition's rows at a time, as for the edges
+    parts = [_select(_read(f).select(columns), columns, bounds, s) for f in files if f.exists()]
     schema = pa.schema([("id", pa.int64())] + [(f, pa.large_string()) for f in fields])
     table = _concat(parts, schema)
     table = table.group_by(columns, use_threads=False).aggregate([])

@@ -263,11 +263,11 @@ def _run(
     ]
     # Aliases and attributes, sorted in slices as the edges are (a hub may have many).
     row_slices: dict[str, list[int]] = {}
-    row_tasks = []
+    row_tasks: dict[str, list[Any]] = {}
     for name, prefix, fields in META_ROWS:
         rows = [sum(e["meta_rows"][name][b] for e in encoded) for b in range(n_buckets)]
         row_slices[prefix] = [csr.slice_count(n, bucket_edges // ROW_WEIGHT) for n in rows]
-        row_tasks += [
+        row_tasks[name] = [
             client.submit(
                 csr.row_slice,
                 str(work),
@@ -289,8 +289,7 @@ def _run(
             for b in range(n_buckets)
         ]
     )
-    row_counts = client.gather(row_tasks)
-    n_aliases = sum(row_counts[: sum(row_slices["aliases"])])
+    row_counts = {name: sum(client.gather(futures)) for name, futures in row_tasks.items()}
     client.gather(in_done)
     seconds["csr"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -330,8 +329,8 @@ def _run(
         "self_loops_dropped": sum(e["self_loops"] for e in encoded),
         "duplicates_merged": sum(s["duplicates"] for s in out_stats),
         "malformed_lines": issues.total,
-        "aliases": n_aliases,
-        "attributes": sum(row_counts) - n_aliases,
+        "aliases": row_counts["aliases"],
+        "attributes": row_counts["attributes"],
     }
     build = {
         "distributed": {
