@@ -33,7 +33,7 @@ from kelm._io import (
 from kelm.errors import InputError, KelmError
 from kelm.graph.index import FORMAT_VERSION, INVERSE_PREFIX, MANIFEST, content_checksum
 from kelm.graph.sources import _blocks
-from kelm.graph.sources.base import BuildOptions, LineIssues, SourceOutput
+from kelm.graph.sources.base import BuildOptions, LineIssues, SourceOutput, concat_as
 from kelm.graph.strings import StringColumn
 
 log = logging.getLogger(__name__)
@@ -175,12 +175,6 @@ def _input_record(path: Path) -> dict:
 
 
 # ---------------------------------------------------------------------- assembling the arrays
-def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    if not tables:
-        return schema.empty_table()
-    return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
-
-
 def _write_index(
     staged: Path,
     source: SourceOutput,
@@ -190,7 +184,7 @@ def _write_index(
 ) -> dict[str, int]:
     from kelm.graph.sources.base import TRIPLE_SCHEMA
 
-    triples = _concat(source.triples, TRIPLE_SCHEMA)
+    triples = concat_as(source.triples, TRIPLE_SCHEMA)
     heads, rels, tails = triples["head"], triples["relation"], triples["tail"]
     weights = triples["weight"].fill_null(1.0)
 

@@ -30,11 +30,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kelm.graph.dist_tasks import (
-    _concat,
     _read,
     _split_write,
     save_piece,
 )
+from kelm.graph.sources.base import concat_as
 from kelm.graph.strings import StringColumn
 
 _OUT = ["h", "r", "t"]  # an out-slice's sort key, most significant first
@@ -124,7 +124,7 @@ def out_slice(
     files = [root / f"p{p:05d}" / f"edges.b{b:05d}" for p in range(partitions)]
     bounds = _boundaries([f.with_name(f.name + ".sample") for f in files], _OUT, slices)
     # One partition's file at a time: the worker holds the slice, never the whole bucket.
-    edges = _concat([_select(_read(f), _OUT, bounds, s) for f in files if f.exists()], _EDGES)
+    edges = concat_as([_select(_read(f), _OUT, bounds, s) for f in files if f.exists()], _EDGES)
     h = edges["h"].to_numpy() - lo
     r, t, w = edges["r"].to_numpy(), edges["t"].to_numpy(), edges["w"].to_numpy()
     del edges
@@ -181,7 +181,7 @@ def in_slice(
             table = _select(_read(file), _IN, bounds, s)
             e = pa.array(table["e"].to_numpy() + first)
             parts.append(table.set_column(table.schema.get_field_index("e"), "e", e))
-    table = _concat(parts, _IN_EDGES)
+    table = concat_as(parts, _IN_EDGES)
     t = table["t"].to_numpy() - lo
     r = table["r"].to_numpy()
     order = np.argsort(t * num_rel + r, kind="stable")  # the edges come in out order
@@ -215,7 +215,7 @@ def row_slice(
     # one partition's rows at a time, as for the edges
     parts = [_select(_read(f).select(columns), columns, bounds, s) for f in files if f.exists()]
     schema = pa.schema([("id", pa.int64())] + [(f, pa.large_string()) for f in fields])
-    table = _concat(parts, schema)
+    table = concat_as(parts, schema)
     table = table.group_by(columns, use_threads=False).aggregate([])
     table = table.sort_by([(c, "ascending") for c in columns])
     key = slice_key(b, s)

@@ -39,7 +39,7 @@ import pyarrow.feather as feather
 
 from kelm._io import sha256_file
 from kelm.graph.sources._blocks import reading_range
-from kelm.graph.sources.base import TRIPLE_SCHEMA, BuildOptions, LineIssues
+from kelm.graph.sources.base import TRIPLE_SCHEMA, BuildOptions, LineIssues, concat_as
 from kelm.graph.strings import StringColumn
 
 SAMPLE = 256  # names per partition offered for choosing the bucket boundaries
@@ -53,12 +53,6 @@ def _write(path: Path, table: pa.Table) -> None:
 
 def _read(path: Path) -> pa.Table:
     return feather.read_table(str(path), memory_map=True)
-
-
-def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    if not tables:
-        return schema.empty_table()
-    return pa.concat_tables([t.select(schema.names).cast(schema) for t in tables])
 
 
 _META = {
@@ -112,11 +106,11 @@ def parse_partition(
             lines_read = out.lines_read
             summary["relation_order"] = out.relation_order
             predicates = []
-    triples = _concat(tables.pop("triples"), TRIPLE_SCHEMA)
+    triples = concat_as(tables.pop("triples"), TRIPLE_SCHEMA)
     _write(pdir / "triples", triples)
     for name, parts in tables.items():
         if parts:
-            _write(pdir / name, _concat(parts, _META[name]))
+            _write(pdir / name, concat_as(parts, _META[name]))
     chunks = [c for col in (triples["head"], triples["tail"]) for c in col.chunks]
     chunks += [a.cast(pa.string()) for a in nodes]
     names = pc.unique(pa.chunked_array(chunks, type=pa.string()).combine_chunks())

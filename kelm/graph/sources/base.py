@@ -16,6 +16,14 @@ import pyarrow as pa
 
 from kelm.errors import InputError
 
+
+def concat_as(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    """``tables`` as one table of ``schema`` (columns selected and cast); empty ones add no
+    chunk, and none at all give the schema's empty table."""
+    full = [t.select(schema.names).cast(schema) for t in tables if t.num_rows]
+    return pa.concat_tables(full) if full else schema.empty_table()
+
+
 TRIPLE_SCHEMA = pa.schema(
     [
         ("head", pa.string()),

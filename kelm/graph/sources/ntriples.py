@@ -34,7 +34,13 @@ import pyarrow.compute as pc
 from kelm.errors import InputError
 from kelm.graph.sources import rdf_terms as rdf
 from kelm.graph.sources._blocks import map_raw_blocks
-from kelm.graph.sources.base import TRIPLE_SCHEMA, BuildOptions, LineIssues, SourceOutput
+from kelm.graph.sources.base import (
+    TRIPLE_SCHEMA,
+    BuildOptions,
+    LineIssues,
+    SourceOutput,
+    concat_as,
+)
 
 _IRI = r'[A-Za-z][A-Za-z0-9+.\-]*:[^\x00-\x20<>"{}|^`\\]*'
 # Datatype IRIs: ASCII only (rdflib matches them with a pattern that excludes Unicode spaces).
@@ -463,8 +469,8 @@ def _block_output(
     """Edges, and literals sorted out into labels, aliases, texts and attributes, as
     :class:`rdf._Collector` does statement by statement."""
     part = NTriplesPart()
-    edges = _concat(edge_parts, _EDGE_SCHEMA)
-    lits = _concat(lit_parts, _LITERAL_SCHEMA)
+    edges = concat_as(edge_parts, _EDGE_SCHEMA)
+    lits = concat_as(lit_parts, _LITERAL_SCHEMA)
     part.statements = edges.num_rows + lits.num_rows
     if edges.num_rows:
         edges = edges.append_column("weight", pa.array(np.ones(edges.num_rows, dtype=np.float32)))
@@ -488,12 +494,6 @@ def _block_output(
             )
             part.predicates.update(pc.unique(other["pred"]).to_pylist())
     return part
-
-
-def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    """The parts as one table; an empty part adds no (empty) chunk."""
-    full = [t.cast(schema) for t in parts if t.num_rows]
-    return pa.concat_tables(full) if full else schema.empty_table()
 
 
 _EDGE_SCHEMA = pa.schema([("head", pa.string()), ("relation", pa.string()), ("tail", pa.string())])
