@@ -1,5 +1,6 @@
-"""Small I/O helpers: hashing, atomic files and directories, JSON, and the checks of output
-paths every writer runs first (:func:`check_output_file`, :func:`check_output_dir`).
+"""Small I/O helpers: hashing, atomic files and directories, JSON, the checks of output
+paths every writer runs first (:func:`check_output_file`, :func:`check_output_dir`), and the
+lock of an output that is written in resumable steps (:func:`output_lock`).
 
 Every file kelm writes gets the permissions a plain ``open()`` gives (``0o666`` less the umask),
 also those written through a temporary file (``mkstemp`` and safetensors create them ``0600``).
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import shutil
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from kelm.errors import KelmError
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 22
 _UMASK = os.umask(0o022)
@@ -316,6 +320,32 @@ def atomic_file(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def output_lock(out: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the lock of ``out`` (``<out>.lock``, an OS file lock) for the block.
+
+    A writer that resumes from a fixed-name partial state (a grounding's ``.partial`` file, an
+    instance preparation's ``.partial/`` folder) takes it around its check-reuse-write-publish,
+    so two processes asked for the same cached output (two benchmark runs side by side) do
+    not append to one partial file: the second waits, then finds the first one's output
+    complete and reuses it. The OS releases the lock of a process that dies.
+    """
+    from filelock import FileLock, Timeout
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out.with_name(out.name + ".lock"), mode=FILE_MODE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("%s: another process is writing it; waiting for it to finish", out)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def staging_dir(out: Path) -> Path:

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import stat
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from kelm._io import (
     check_output_file,
     json_line,
     make_output_dir,
+    output_lock,
     publish_dir,
     read_json_object,
     read_manifest,
@@ -188,3 +190,20 @@ def test_bare_nan_is_not_read_as_json(tmp_path: Path, constant: str) -> None:
     path.write_text(f'{{"accuracy": {constant}}}\n')
     with pytest.raises(KelmError, match=f"metrics.json: not valid JSON \\({constant}: JSON has no"):
         read_json_object(path, KelmError)
+
+
+def test_output_lock_makes_a_second_writer_wait(tmp_path: Path) -> None:
+    out = tmp_path / "not-yet" / "grounded.jsonl"  # its folder is made for the lock
+    entered = threading.Event()
+
+    def second() -> None:
+        with output_lock(out):
+            entered.set()
+
+    with output_lock(out):
+        thread = threading.Thread(target=second)
+        thread.start()
+        # it can only enter once the first holder leaves: never within the block
+        assert not entered.wait(0.5)
+    thread.join(30)
+    assert entered.is_set() and not thread.is_alive()

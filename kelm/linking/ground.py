@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kelm._io import check_output_file, sha256_file
+from kelm._io import check_output_file, output_lock, sha256_file
 from kelm.errors import InputError, KelmError
 from kelm.linking.concept_index import INDEX_VERSION
 from kelm.linking.grounded_file import (
@@ -313,21 +313,23 @@ def ground_file(
     if isinstance(prepared, GroundReport):
         return prepared
     graph_index, linker, rows, manifest = prepared
-    out = Path(out)
-    check_output_file(out)  # a file kelm cannot write is refused before the work
-    partial, partial_manifest = partial_paths(out)
-    done = resume_point(partial, partial_manifest, manifest, rows)
-    writer = GroundedWriter(partial, linker.names)
-    try:
-        with _progress(len(rows), done, progress) as bar:
-            for chunk, groundings in _ground_chunks(
-                linker, rows, done, batch_size, processes, graph_index.path, cache_dir, pipeline
-            ):
-                writer.write(chunk, groundings)
-                bar.update(len(chunk))
-    finally:
-        writer.close()
-    publish(out, partial, partial_manifest, manifest)
+    out = check_output_file(out)  # a file kelm cannot write is refused before the work
+    with output_lock(out):
+        if is_complete(out, manifest):  # another process grounded it while this one waited
+            return GroundReport(out, len(rows), len(rows), True, *count_empty(out), 0.0)
+        partial, partial_manifest = partial_paths(out)
+        done = resume_point(partial, partial_manifest, manifest, rows)
+        writer = GroundedWriter(partial, linker.names)
+        try:
+            with _progress(len(rows), done, progress) as bar:
+                for chunk, groundings in _ground_chunks(
+                    linker, rows, done, batch_size, processes, graph_index.path, cache_dir, pipeline
+                ):
+                    writer.write(chunk, groundings)
+                    bar.update(len(chunk))
+        finally:
+            writer.close()
+        publish(out, partial, partial_manifest, manifest)
     return GroundReport(out, len(rows), done, False, *count_empty(out), time.perf_counter() - start)
 
 

@@ -26,12 +26,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from kelm._io import check_output_file, replace_file, sha256_file, write_json
+from kelm._io import check_output_file, output_lock, replace_file, sha256_file, write_json
 from kelm.errors import KelmError
 from kelm.linking.grounded_file import (
     GroundedWriter,
     GroundReport,
     count_empty,
+    is_complete,
     partial_paths,
     publish,
 )
@@ -79,44 +80,49 @@ def ground_file_distributed(
         return prepared
     graph_index, linker, rows, manifest = prepared
     out = check_output_file(Path(out))
-    # The client's linker has built (or found) the cached index; workers load that cache.
-    key = {**manifest, "partition_size": partition_size}
-    folder = parts_dir(out)
-    if _read_json(folder / "key.json") != json.loads(json.dumps(key)):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        write_json(folder / "key.json", key)
-    bounds = [(a, min(a + partition_size, len(rows))) for a in range(0, len(rows), partition_size)]
-    done = {k for k, (a, b) in enumerate(bounds) if _complete(folder, k, b - a)}
-    resumed = sum(bounds[k][1] - bounds[k][0] for k in done)
-    setup = (
-        str(Path(graph_index.path).resolve()),
-        linker.options.to_dict(),
-        str(cache_dir) if cache_dir else None,
-        pipeline,
-    )
-    futures = [
-        client.submit(
-            ground_partition,
-            setup,
-            [_row(item, choice) for item, choice in rows[a:b]],
-            str(folder),
-            k,
-            batch_size,
-            pure=False,
+    with output_lock(out):
+        if is_complete(out, manifest):  # another process grounded it while this one waited
+            return GroundReport(out, len(rows), len(rows), True, *count_empty(out), 0.0)
+        # The client's linker has built (or found) the cached index; workers load that cache.
+        key = {**manifest, "partition_size": partition_size}
+        folder = parts_dir(out)
+        if _read_json(folder / "key.json") != json.loads(json.dumps(key)):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            write_json(folder / "key.json", key)
+        bounds = [
+            (a, min(a + partition_size, len(rows))) for a in range(0, len(rows), partition_size)
+        ]
+        done = {k for k, (a, b) in enumerate(bounds) if _complete(folder, k, b - a)}
+        resumed = sum(bounds[k][1] - bounds[k][0] for k in done)
+        setup = (
+            str(Path(graph_index.path).resolve()),
+            linker.options.to_dict(),
+            str(cache_dir) if cache_dir else None,
+            pipeline,
         )
-        for k, (a, b) in enumerate(bounds)
-        if k not in done
-    ]
-    _wait(futures, len(rows), resumed, progress)
-    partial, partial_manifest = partial_paths(out)
-    with open(partial, "wb") as fh:
-        for k in range(len(bounds)):
-            with open(folder / f"part-{k:05d}.jsonl", "rb") as part:
-                shutil.copyfileobj(part, fh, 4 << 20)
-    # The parts folder is the resume state; a single-process run's partial is replaced.
-    publish(out, partial, partial_manifest, manifest)
-    shutil.rmtree(folder, ignore_errors=True)
+        futures = [
+            client.submit(
+                ground_partition,
+                setup,
+                [_row(item, choice) for item, choice in rows[a:b]],
+                str(folder),
+                k,
+                batch_size,
+                pure=False,
+            )
+            for k, (a, b) in enumerate(bounds)
+            if k not in done
+        ]
+        _wait(futures, len(rows), resumed, progress)
+        partial, partial_manifest = partial_paths(out)
+        with open(partial, "wb") as fh:
+            for k in range(len(bounds)):
+                with open(folder / f"part-{k:05d}.jsonl", "rb") as part:
+                    shutil.copyfileobj(part, fh, 4 << 20)
+        # The parts folder is the resume state; a single-process run's partial is replaced.
+        publish(out, partial, partial_manifest, manifest)
+        shutil.rmtree(folder, ignore_errors=True)
     return GroundReport(
         out, len(rows), resumed, False, *count_empty(out), time.perf_counter() - start
     )

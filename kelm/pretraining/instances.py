@@ -47,6 +47,7 @@ import numpy as np
 from kelm._io import (
     check_manifest_checksum,
     fields_checksum,
+    output_lock,
     publish_dir,
     sha256_file,
     verify_file,
@@ -345,94 +346,105 @@ def prepare_instances(
         KelmError: a slow tokenizer; InputError: a unit too long for spaCy.
     """
     out = instance_dir(key, cache_dir)
-    if (out / "manifest.json").is_file():
-        try:
-            store = InstanceStore.load(out)
-        except KelmError as exc:  # damaged or modified: prepared again, never trained on
-            log.warning("instance cache %s is not usable (%s); preparing it again", out, exc)
+    store = _prepared(out, key)
+    if store is not None:
+        return store
+    with output_lock(out):  # another process preparing the same instances finishes first
+        store = _prepared(out, key)
+        if store is not None:
+            return store
+        partial = out.with_name(out.name + ".partial")
+        key_file = partial / "key.json"
+        plain_key = json.loads(json.dumps(key, default=str))
+        if partial.is_dir():
+            try:
+                same = json.loads(key_file.read_text(encoding="utf-8")) == plain_key
+            except (OSError, json.JSONDecodeError):
+                same = False
+            if not same:
+                shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True, exist_ok=True)
+        if not key_file.is_file():
+            write_json(key_file, plain_key)
+
+        segments = key["segments"]
+        if segments not in SEGMENT_FORMATS:
+            raise KelmError(f"unknown segment format {segments!r} ({', '.join(SEGMENT_FORMATS)})")
+        n_shards = max(1, -(-len(documents) // shard_documents))
+        # shards done by an earlier, interrupted preparation are kept
+        jobs = [
+            ShardJob(
+                s,
+                s * shard_documents,
+                [
+                    [u.text for u in d.units]
+                    for d in documents[s * shard_documents : (s + 1) * shard_documents]
+                ],
+            )
+            for s in range(n_shards)
+            if not _shard_done(partial, f"shard-{s:05d}")
+        ]
+        if run_shards is not None:
+            run_shards(partial, jobs)
         else:
-            if store.manifest.get("key") == json.loads(json.dumps(key, default=str)):
-                return store
-    partial = out.with_name(out.name + ".partial")
-    key_file = partial / "key.json"
-    plain_key = json.loads(json.dumps(key, default=str))
-    if partial.is_dir():
-        try:
-            same = json.loads(key_file.read_text(encoding="utf-8")) == plain_key
-        except (OSError, json.JSONDecodeError):
-            same = False
-        if not same:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(
+                total=n_shards,
+                initial=n_shards - len(jobs),
+                desc="preparing instances",
+                unit="shard",
+                disable=not progress,
+            )
+            for job in jobs:
+                write_shard(partial, job, tokenizer, linker, link_batch_size, key)
+                bar.update(1)
+            bar.close()
+
+        totals = dict.fromkeys(_COUNTS, 0)
+        shards = []
+        files = {}
+        for s in range(n_shards):
+            name = f"shard-{s:05d}"
+            shard_counts = json.loads((partial / f"{name}.json").read_text(encoding="utf-8"))
+            for k in _COUNTS:
+                totals[k] += int(shard_counts.get(k, 0))
+            shards.append(f"{name}.safetensors")
+            files[f"{name}.safetensors"] = shard_counts["sha256"]
+        if totals["instances"] == 0:
             shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True, exist_ok=True)
-    if not key_file.is_file():
-        write_json(key_file, plain_key)
+            raise InputError(
+                "the corpus gives no instance: every unit is empty after tokenisation"
+                + (" or unpairable" if segments == "pair" else "")
+            )
+        import kelm
 
-    segments = key["segments"]
-    if segments not in SEGMENT_FORMATS:
-        raise KelmError(f"unknown segment format {segments!r} ({', '.join(SEGMENT_FORMATS)})")
-    n_shards = max(1, -(-len(documents) // shard_documents))
-    # shards done by an earlier, interrupted preparation are kept
-    jobs = [
-        ShardJob(
-            s,
-            s * shard_documents,
-            [
-                [u.text for u in d.units]
-                for d in documents[s * shard_documents : (s + 1) * shard_documents]
-            ],
-        )
-        for s in range(n_shards)
-        if not _shard_done(partial, f"shard-{s:05d}")
-    ]
-    if run_shards is not None:
-        run_shards(partial, jobs)
-    else:
-        from tqdm.auto import tqdm
+        manifest = {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "kelm_version": kelm.__version__,
+            "key": plain_key,
+            "counts": totals,
+            "shards": shards,
+            "files": files,
+        }
+        manifest["checksum"] = fields_checksum(manifest, IDENTITY)
+        write_json(partial / "manifest.json", manifest)
+        publish_dir(partial, out)
+        log.info("prepared %d instances in %s", totals["instances"], out)
+        return InstanceStore.load(out)
 
-        bar = tqdm(
-            total=n_shards,
-            initial=n_shards - len(jobs),
-            desc="preparing instances",
-            unit="shard",
-            disable=not progress,
-        )
-        for job in jobs:
-            write_shard(partial, job, tokenizer, linker, link_batch_size, key)
-            bar.update(1)
-        bar.close()
 
-    totals = dict.fromkeys(_COUNTS, 0)
-    shards = []
-    files = {}
-    for s in range(n_shards):
-        name = f"shard-{s:05d}"
-        shard_counts = json.loads((partial / f"{name}.json").read_text(encoding="utf-8"))
-        for k in _COUNTS:
-            totals[k] += int(shard_counts.get(k, 0))
-        shards.append(f"{name}.safetensors")
-        files[f"{name}.safetensors"] = shard_counts["sha256"]
-    if totals["instances"] == 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise InputError(
-            "the corpus gives no instance: every unit is empty after tokenisation"
-            + (" or unpairable" if segments == "pair" else "")
-        )
-    import kelm
-
-    manifest = {
-        "kind": KIND,
-        "format_version": FORMAT_VERSION,
-        "kelm_version": kelm.__version__,
-        "key": plain_key,
-        "counts": totals,
-        "shards": shards,
-        "files": files,
-    }
-    manifest["checksum"] = fields_checksum(manifest, IDENTITY)
-    write_json(partial / "manifest.json", manifest)
-    publish_dir(partial, out)
-    log.info("prepared %d instances in %s", totals["instances"], out)
-    return InstanceStore.load(out)
+def _prepared(out: Path, key: dict[str, Any]) -> InstanceStore | None:
+    """The complete instance store in ``out`` prepared under ``key``, else ``None``."""
+    if not (out / "manifest.json").is_file():
+        return None
+    try:
+        store = InstanceStore.load(out)
+    except KelmError as exc:  # damaged or modified: prepared again, never trained on
+        log.warning("instance cache %s is not usable (%s); preparing it again", out, exc)
+        return None
+    return store if store.manifest.get("key") == json.loads(json.dumps(key, default=str)) else None
 
 
 @dataclass(frozen=True)

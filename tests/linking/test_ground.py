@@ -7,12 +7,13 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from kelm._io import sha256_file
+from kelm._io import output_lock, sha256_file
 from kelm.cli import app
 from kelm.errors import InputError, KelmError
 from kelm.graph.build import build_index
@@ -344,6 +345,38 @@ def test_several_processes_give_the_same_output(graph_dir, cache, tmp_path):
         cache_dir=cache,
     )
     assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "two.jsonl").read_bytes()
+
+
+def test_two_writers_of_one_output_take_turns(graph_dir, cache, tmp_path):
+    """Two groundings of one output at once (two runs side by side sharing a cache): one
+    grounds, the other waits for it and reuses its output; neither appends to the other's
+    partial file."""
+    out = tmp_path / "shared.jsonl"
+    reports, errors = [], []
+
+    def ground() -> None:
+        try:
+            reports.append(
+                ground_file(graph_dir, QA / "csqa_hf.jsonl", out, progress=False, cache_dir=cache)
+            )
+        except BaseException as exc:  # noqa: BLE001 -- re-raised by the test below
+            errors.append(exc)
+
+    with output_lock(out):  # both reach the lock while it is held, then take turns
+        threads = [threading.Thread(target=ground) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        threads[0].join(1.0)
+        assert not out.exists()
+    for thread in threads:
+        thread.join(60)
+    assert not errors and len(reports) == 2
+    assert sorted(r.reused for r in reports) == [False, True]
+    ground_file(
+        graph_dir, QA / "csqa_hf.jsonl", tmp_path / "alone.jsonl", progress=False, cache_dir=cache
+    )
+    assert out.read_bytes() == (tmp_path / "alone.jsonl").read_bytes()
+    assert manifest_path(out).is_file() and not (tmp_path / "shared.jsonl.partial").exists()
 
 
 # ---------------------------------------------------------------------------------- bad input

@@ -3,12 +3,14 @@ wordpiece, the cache (reuse, invalidation on an option change, resumable prepara
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from pretrain_fixtures import WORDS, build_graph, save_encoder
 
 import kelm.pretraining.instances as inst
+from kelm._io import output_lock
 from kelm.pretraining.corpus import Document, Unit
 from kelm.pretraining.entity_linking import EntityLinker
 from kelm.pretraining.instances import instance_key, prepare_instances
@@ -124,6 +126,35 @@ def test_cache_reused_invalidated_and_resumable(tokenizer, tmp_path: Path, monke
     assert done.counts == reference.counts
     assert (done.input_ids == reference.input_ids).all()
     assert not done.path.with_name(done.path.name + ".partial").exists()
+
+
+def test_two_preparations_of_one_cache_take_turns(tokenizer, tmp_path: Path) -> None:
+    """Two processes preparing the same instances (two pretraining runs side by side): the
+    second waits and loads the first one's store instead of writing into its partial."""
+    key = instance_key({"test": "corpus"}, tokenizer, 10, "single", None)
+    stores, errors = [], []
+
+    def prepare() -> None:
+        try:
+            stores.append(
+                prepare_instances(
+                    _docs(), tokenizer, key=key, cache_dir=tmp_path, shard_documents=1
+                )
+            )
+        except BaseException as exc:  # noqa: BLE001 -- re-raised by the test below
+            errors.append(exc)
+
+    with output_lock(inst.instance_dir(key, tmp_path)):
+        threads = [threading.Thread(target=prepare) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        threads[0].join(1.0)
+        assert not stores
+    for thread in threads:
+        thread.join(60)
+    assert not errors and len(stores) == 2
+    assert stores[0].path == stores[1].path
+    assert (stores[0].input_ids == stores[1].input_ids).all() and len(stores[0]) == 5
 
 
 def _flip_byte(path: Path, offset: int) -> None:
