@@ -19,6 +19,9 @@ every statement for the cosine scorer.
 
 ``--time-limit MIN`` starts no run that would end past MIN minutes (estimated from the model's
 previous seed, else the longest run so far); ``settings.left_out`` names the runs left out.
+``--jobs N`` trains N runs at once, each in a process of its own with ``--threads`` threads
+(default 1): ``--jobs 2`` on 2 cores takes about half the time of one run after another (the
+cached graph pipeline is shared; runs that prepare the same cache entry take turns).
 
 ``--quick`` checks that everything works: about 100 training questions, 100 held-out
 questions, one seed, one epoch.
@@ -64,11 +67,13 @@ import argparse
 import functools
 import json
 import math
+import multiprocessing
 import shutil
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +147,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="MIN",
         help="start no run that would end past MIN minutes (the JSON lists those left out)",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at once, each in a process of --threads threads (default 1 then)",
+    )
     p.add_argument("--out", type=Path, default=REPO / "runs" / "bench-qa")
     p.add_argument("--cache", type=Path, default=None, help="pipeline cache directory")
     p.add_argument("--data-dir", type=Path, default=None, help="default: $KELM_DATA")
@@ -152,6 +163,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "metrics and predictions stay)",
     )
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        p.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs > 1 and args.time_limit is not None:
+        p.error("--time-limit estimates each run from the one before: use it with --jobs 1")
     if args.quick:
         args.seeds = args.seeds[:1]
         args.train_questions = 100
@@ -310,8 +325,11 @@ def resume_point(cfg: Any) -> Path | None:
         return None
 
 
-def run_one(args: argparse.Namespace, model: str, seed: int) -> dict[str, Any]:
-    """Train (and evaluate) one model with one seed; the run's metrics and timings."""
+def run_one(
+    args: argparse.Namespace, model: str, seed: int, config: Path | None = None
+) -> dict[str, Any]:
+    """Train (and evaluate) one model with one seed (``config``: its config file, default
+    :func:`config_of`); the run's metrics and timings."""
     from kelm.engine.checkpoint import CheckpointError
     from kelm.training import load_train_config, train
 
@@ -322,7 +340,7 @@ def run_one(args: argparse.Namespace, model: str, seed: int) -> dict[str, Any]:
         if saved.get("overrides") == sets:
             log(f"{model} seed {seed}: reusing the finished run")
             return saved
-    cfg = load_train_config(config_of(model), sets)
+    cfg = load_train_config(config or config_of(model), sets)
     start = time.perf_counter()
     checkpoint = resume_point(cfg) if args.resume else None
     result = None
@@ -376,6 +394,8 @@ def run_all(
     called after each run. Returns the runs per model and the runs left out."""
     runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.models}
     left_out: list[str] = []
+    if args.jobs > 1:
+        return run_in_processes(args, runs, after_run), left_out
     limit = args.time_limit * 60 if args.time_limit else None
     for seed in args.seeds:
         for model in args.models:
@@ -390,13 +410,57 @@ def run_all(
             log(f"{model} seed {seed} ...")
             r = run_one(args, model, seed)
             runs[model].append(r)
-            log(
-                f"{model} seed {seed}: accuracy {r['accuracy']:.4f} on {r['n']} questions "
-                f"in {r['seconds']:.0f}s"
-            )
+            log_run(model, seed, r)
             if after_run is not None:
                 after_run(runs, left_out)
     return runs, left_out
+
+
+def log_run(model: str, seed: int, r: dict[str, Any]) -> None:
+    accuracy, n, seconds = r["accuracy"], r["n"], r["seconds"]
+    log(f"{model} seed {seed}: accuracy {accuracy:.4f} on {n} questions in {seconds:.0f}s")
+
+
+def run_in_processes(
+    args: argparse.Namespace,
+    runs: dict[str, list[dict[str, Any]]],
+    after_run: Callable[..., None] | None,
+) -> dict[str, list[dict[str, Any]]]:
+    """:func:`run_all` with ``--jobs`` runs at once in spawned processes (a fresh interpreter
+    each: no forked torch thread pool); runs start in the usual order (every model of a seed,
+    then the next seed) and are reported per model in seed order."""
+    tasks = [(model, seed) for seed in args.seeds for model in args.models]
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(args.jobs, len(tasks)), mp_context=context) as pool:
+        futures = {}
+        for model, seed in tasks:
+            log(f"{model} seed {seed} ...")
+            futures[pool.submit(run_in_process, args, model, seed, config_of(model))] = (
+                model,
+                seed,
+            )
+        for future in as_completed(futures):
+            model, seed = futures[future]
+            done[model, seed] = future.result()
+            log_run(model, seed, done[model, seed])
+            if after_run is not None:
+                after_run(_in_seed_order(args, done), [])
+    return _in_seed_order(args, done)
+
+
+def _in_seed_order(
+    args: argparse.Namespace, done: dict[tuple[str, int], dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    return {m: [done[m, s] for s in args.seeds if (m, s) in done] for m in args.models}
+
+
+def run_in_process(args: argparse.Namespace, model: str, seed: int, config: Path) -> dict[str, Any]:
+    """:func:`run_one` in a worker process of ``--threads`` torch threads (default 1)."""
+    import torch
+
+    torch.set_num_threads(args.threads or 1)
+    return run_one(args, model, seed, config)
 
 
 def device_name() -> str:
@@ -447,7 +511,8 @@ def report(
         "scorer": args.scorer,
         "lm_lr": args.lm_lr,
         "gnn_lr": args.gnn_lr,
-        "threads": torch.get_num_threads(),
+        "threads": (args.threads or 1) if args.jobs > 1 else torch.get_num_threads(),
+        "jobs": args.jobs,
         "device": device_name(),
         "mixed_precision": args.mixed_precision,
         "encoder": args.encoder,

@@ -65,6 +65,29 @@ def test_resume_continues_an_interrupted_run_exactly(tiny_bench, tmp_path: Path)
     assert bench.run_one(args, "lm", 0) == resumed
 
 
+def test_jobs_run_in_processes_and_give_the_same_numbers(
+    tiny_bench, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = tiny_bench
+    # the worker processes import bench_qa by name: from scripts/, this very module here
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    monkeypatch.setitem(sys.modules, "bench_qa", bench)
+    extra = ("--models", "lm", "qagnn", "--seeds", "0", "1")
+    one = _args(bench, tmp_path / "one", *extra)
+    two = _args(bench, tmp_path / "two", *extra, "--jobs", "2")
+    saved: list[dict] = []
+    seq, _ = bench.run_all(one, 0.0)
+    par, left_out = bench.run_all(two, 0.0, after_run=lambda runs, _: saved.append(runs))
+    assert left_out == [] and len(saved) == 4 and saved[-1] == par
+    for model in ("lm", "qagnn"):  # the same runs, reported in seed order
+        assert [r["accuracy"] for r in par[model]] == [r["accuracy"] for r in seq[model]]
+        assert [r["overrides"] for r in par[model]] == [
+            [o.replace("/one/", "/two/") for o in r["overrides"]] for r in seq[model]
+        ]
+    with pytest.raises(SystemExit):  # each run's estimate needs the one before it
+        bench.parse_args(["--jobs", "2", "--time-limit", "5"])
+
+
 def test_resume_starts_afresh_without_a_checkpoint_of_the_config(
     tiny_bench, tmp_path: Path
 ) -> None:
