@@ -28,7 +28,8 @@ questions, one seed, one epoch.
 
 ``--full`` is the comparison that counts: all of CommonsenseQA v1.0 train (the held-out 10% for
 evaluation), 3 epochs of which the first keeps the encoder frozen (``optim.unfreeze_epoch``:
-statement vectors computed once), RAdam, 3 seeds. It takes hours on 2 cores: every finished run
+statement vectors computed once), RAdam, 3 seeds: about 20 minutes a run on one CPU thread, 15
+runs (``--jobs 2`` runs two at once on 2 cores). Every finished run
 leaves ``bench.json`` in its run directory, and ``--resume`` reuses those of equal settings and
 continues an interrupted run from its newest checkpoint (one per epoch; ``kelm train --resume``
 reproduces the uninterrupted run) when its run directory holds one of the same config, so an
@@ -46,7 +47,11 @@ half-precision MiniLM it carries, widened back to float32); ``--mixed-precision 
 bfloat16 autocast (a GPU; ``mixed_precision`` of the run config).
 
 The JSON also reports the graph side: the share of statements with a question-answer path and
-the mean subgraph size (nodes), from the retrieval of the training and held-out statements.
+the mean subgraph size (nodes), from the retrieval of the training and held-out statements;
+``graph.question_classes`` sorts the held-out questions by what the graph's direct edges say
+about their choices (only the correct one linked to a question concept, only others, ...: see
+:mod:`kelm.evaluation.graph_signal`), and ``accuracy_by_question_class`` gives each model's
+accuracy in each class (mean over seeds): where a knowledge model gains and loses.
 
 Output: one JSON object on stdout (progress on stderr)::
 
@@ -309,8 +314,50 @@ def prepare_graph(
         "statements": counts["statements"],
         "share_with_qa_path": round(1.0 - counts["without_paths"] / n, 4),
         "mean_subgraph_nodes": round(counts["nodes"] / n, 2),
+        "question_classes": held_out_classes(args, graph, parts[1], cfg.graph.pipeline),
     }
     return time.perf_counter() - start, stats
+
+
+def held_out_classes(args: argparse.Namespace, graph: Any, items: list[Any], pipeline: Any) -> dict:
+    """Classify the held-out questions by what the graph's direct edges say about their
+    choices (:mod:`kelm.evaluation.graph_signal`); the classes go to
+    ``OUT/question_classes.json`` (for :func:`report`), their sizes are returned."""
+    from collections import Counter
+
+    from kelm._io import write_json
+    from kelm.evaluation.graph_signal import CLASSES, link_classes, read_grounded
+
+    grounded = read_grounded(graph.grounded_path(items, pipeline))
+    classes = link_classes(graph.index, items, grounded)
+    write_json(args.out / "question_classes.json", classes)
+    sizes = Counter(classes.values())
+    return {c: sizes[c] for c in CLASSES}
+
+
+def accuracy_by_graph_signal(
+    args: argparse.Namespace, runs: dict[str, list[dict[str, Any]]]
+) -> dict[str, dict[str, float]]:
+    """Each model's held-out accuracy per question class (mean over its seeds); empty without
+    ``OUT/question_classes.json`` (the graph pipeline did not run)."""
+    from kelm.evaluation.graph_signal import accuracy_by_class, read_correct
+
+    file = args.out / "question_classes.json"
+    if not file.is_file():
+        return {}
+    classes = json.loads(file.read_text(encoding="utf-8"))
+    out: dict[str, dict[str, float]] = {}
+    for model, model_runs in runs.items():
+        per_class: dict[str, list[float]] = {}
+        for r in model_runs:
+            run_dir = next(o for o in r["overrides"] if o.startswith("run_dir="))[8:]
+            if not (Path(run_dir) / "predictions.jsonl").is_file():
+                continue
+            for c, v in accuracy_by_class(classes, read_correct(run_dir)).items():
+                per_class.setdefault(c, []).append(v["accuracy"])
+        if per_class:
+            out[model] = {c: round(statistics.fmean(v), 4) for c, v in per_class.items()}
+    return out
 
 
 def resume_point(cfg: Any) -> Path | None:
@@ -524,6 +571,7 @@ def report(
         "throughput_unit": "held-out statements per second (inference)",
     }
     out["graph"] = graph_stats
+    out["accuracy_by_question_class"] = accuracy_by_graph_signal(args, runs)
     out["throughput"] = throughput
     out["train_throughput"] = train_throughput
     out["seconds"] = seconds

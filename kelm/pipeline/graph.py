@@ -106,6 +106,14 @@ class GraphResources:
                 build_index(files, path, BuildOptions(format=source.format), progress=progress)
         return cls(path, GraphIndex.load(path), cache)
 
+    def grounded_path(self, items: Sequence[QAItem], pipeline: str | None = None) -> Path:
+        """Where :meth:`retrieve` keeps the grounded statements of ``items`` (keyed on the
+        graph, the items' content and the spaCy pipeline)."""
+        from kelm.linking.ground import items_sha256
+
+        name = f"{self.index.checksum[:16]}-{items_sha256(items)[:20]}-{pipeline or 'blank'}"
+        return self.cache / "grounded" / f"{name}.jsonl"
+
     def retrieve(
         self,
         items: Sequence[QAItem],
@@ -124,13 +132,12 @@ class GraphResources:
             pipeline: installed spaCy pipeline for grounding (default blank English).
             progress: progress bars.
         """
-        from kelm.linking.ground import ground_file, items_sha256
+        from kelm.linking.ground import ground_file
         from kelm.linking.lemmas import spacy_available
         from kelm.retrieval.retrieve import retrieve
         from kelm.retrieval.store import RetrievalStore
 
-        name = f"{self.index.checksum[:16]}-{items_sha256(items)[:20]}-{pipeline or 'blank'}"
-        grounded = self.cache / "grounded" / f"{name}.jsonl"
+        grounded = self.grounded_path(items, pipeline)
         grounded.parent.mkdir(parents=True, exist_ok=True)
         ground_file(
             self.index,

@@ -139,6 +139,13 @@ def test_run_without_spacy_prints_the_bench_json(pack, tmp_path: Path) -> None:
         assert report[model]["mean"] == accuracy and report[model]["std"] == 0.0
         assert report["throughput"][model] > 0 and report["train_throughput"][model] > 0
     assert report["graph"]["statements"] == 90 and report["seconds"]["total"] > 0
+    # the 10 held-out questions by what the graph says of their choices, accuracy by class
+    assert sum(report["graph"]["question_classes"].values()) == 10
+    for model in ("lm", "qagnn"):
+        by_class = report["accuracy_by_question_class"][model]
+        sizes = report["graph"]["question_classes"]
+        right = sum(sizes[c] * accuracy for c, accuracy in by_class.items())
+        assert right == pytest.approx(10 * report[model]["mean"], abs=1e-3)  # 4 decimals
     assert json.loads((tmp_path / "out" / "bench_qa_gpu.json").read_text()) == report
 
     # a second call on the same machine with --resume reuses the finished runs
