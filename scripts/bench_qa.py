@@ -118,9 +118,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--models",
         nargs="+",
-        choices=MODELS,
+        choices=(*MODELS, "ernie-pretrained"),
         default=list(DEFAULT_MODELS),
-        help="ernie-text: ERNIE with no entity linked (the text baseline of ernie)",
+        help="ernie-text: ERNIE with no entity linked (the text baseline of ernie); "
+        "ernie-pretrained: ERNIE from --ernie-pretrained (added when that is given)",
     )
     p.add_argument(
         "--set",
@@ -186,7 +187,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.ernie_pretrained is not None:
         if not (args.ernie_pretrained / "config.json").is_file():
             raise SystemExit(f"error: {args.ernie_pretrained}: no config.json (a run's model/?)")
-        args.models = [*args.models, "ernie-pretrained"]
+        if "ernie-pretrained" not in args.models:
+            args.models = [*args.models, "ernie-pretrained"]
+    elif "ernie-pretrained" in args.models:
+        p.error("--models ernie-pretrained needs --ernie-pretrained RUN/model")
     return args
 
 

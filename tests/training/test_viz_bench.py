@@ -97,3 +97,8 @@ def test_bench_settings_load_with_the_shipped_configs(
     assert cfg.optim.warmup_steps == (184 // 16 + 1) * 3 // 10  # 12 steps per epoch, 3 epochs
     with pytest.raises(SystemExit, match="config.json"):
         bench.parse_args(["--full", "--ernie-pretrained", str(tmp_path / "nothing")])
+    # the pretrained variant alone (beside runs made before), named once
+    alone = bench.parse_args([*args, "--models", "ernie-pretrained"])
+    assert alone.models == ["ernie-pretrained"]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--full", "--models", "lm", "ernie-pretrained"])
