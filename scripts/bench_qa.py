@@ -28,7 +28,7 @@ questions, one seed, one epoch.
 
 ``--full`` is the comparison that counts: all of CommonsenseQA v1.0 train (the held-out 10% for
 evaluation), 3 epochs of which the first keeps the encoder frozen (``optim.unfreeze_epoch``:
-statement vectors computed once), RAdam, 3 seeds: about 20 minutes a run on one CPU thread, 15
+statement vectors computed once), RAdam, 3 seeds: 20 to 25 minutes a run on one CPU thread, 15
 runs (``--jobs 2`` runs two at once on 2 cores). Every finished run
 leaves ``bench.json`` in its run directory, and ``--resume`` reuses those of equal settings and
 continues an interrupted run from its newest checkpoint (one per epoch; ``kelm train --resume``
