@@ -63,7 +63,7 @@ def _bench():
 
 
 def test_bench_settings_load_with_the_shipped_configs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("KELM_DATA", str(tmp_path))
     bench = _bench()
@@ -100,5 +100,7 @@ def test_bench_settings_load_with_the_shipped_configs(
     # the pretrained variant alone (beside runs made before), named once
     alone = bench.parse_args([*args, "--models", "ernie-pretrained"])
     assert alone.models == ["ernie-pretrained"]
+    capsys.readouterr()
     with pytest.raises(SystemExit):
         bench.parse_args(["--full", "--models", "lm", "ernie-pretrained"])
+    assert "ernie-pretrained needs --ernie-pretrained" in capsys.readouterr().err
