@@ -193,6 +193,9 @@ class TrainOptimConfig(OptimConfig):
         optimizer: ``adamw`` or ``radam`` (QA-GNN's choice; decoupled weight decay as AdamW).
         lm_lr: learning rate of the text encoder.
         gnn_lr: learning rate of everything else (GNN, node tables, scoring head).
+        gnn_weight_decay: weight decay of everything else (``None``: ``weight_decay``, the
+            encoder's): a graph module of a few thousand parameters may want more than the
+            pretrained encoder does.
         unfreeze_epoch: keep the text encoder frozen for the first N epochs (QA-GNN: 4, MHGRN:
             3, GSC: 4): the randomly initialised graph module and head learn before the
             encoder moves. What the frozen part computes (statement vectors; ERNIE, whose
@@ -207,6 +210,7 @@ class TrainOptimConfig(OptimConfig):
     optimizer: str = "adamw"
     lm_lr: float = bounded(2e-5, gt=0)
     gnn_lr: float = bounded(1e-3, gt=0)
+    gnn_weight_decay: float | None = bounded(None, ge=0, note="null: weight_decay")
     unfreeze_epoch: int = bounded(0, ge=0)
     freeze_lm_steps: int = bounded(0, ge=0)
 

@@ -138,7 +138,7 @@ class TrainResult:
 # ---------------------------------------------------------------------------------- optim
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW (or RAdam, ``optim.optimizer``) with four groups: encoder / rest x decay / no
-    decay (biases, norms, 1-d).
+    decay (biases, norms, 1-d); the rest decays by ``gnn_weight_decay`` when that is set.
 
     Frozen non-encoder parameters (a frozen node table) are left out; the encoder is always
     in (it may only be frozen for the first steps).
@@ -156,11 +156,13 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
             continue
         no_decay = not decays(name, p)
         groups[("lm" if lm else "gnn") + ("_no_decay" if no_decay else "")].append(p)
+    gnn_decay = o.weight_decay if o.gnn_weight_decay is None else o.gnn_weight_decay
+    decay_of = {"lm": o.weight_decay, "gnn": gnn_decay}
     param_groups = [
         {
             "params": params,
             "lr": o.lm_lr if name.startswith("lm") else o.gnn_lr,
-            "weight_decay": 0.0 if name.endswith("no_decay") else o.weight_decay,
+            "weight_decay": 0.0 if name.endswith("no_decay") else decay_of[name],
             "name": name,
         }
         for name, params in groups.items()

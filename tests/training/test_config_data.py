@@ -127,6 +127,10 @@ def test_every_numeric_option_has_a_declared_range() -> None:
         ("optim.gnn_lr=0", "optim.gnn_lr must be > 0, got 0"),
         ("optim.eps=0", "optim.eps must be > 0, got 0"),
         ("optim.weight_decay=-0.1", "optim.weight_decay must be >= 0, got -0.1"),
+        (
+            "optim.gnn_weight_decay=-1",
+            "optim.gnn_weight_decay must be >= 0 (null: weight_decay), got -1",
+        ),
         ("model.gnn_dropout=1", "model.gnn_dropout must be in [0, 1), got 1"),
         ("model.gnn_layers=0", "model.gnn_layers must be >= 1, got 0"),
         ("model.lm_loss_weight=.nan", "model.lm_loss_weight must be >= 0, got nan"),
@@ -160,3 +164,26 @@ def test_a_pretraining_config_is_named_as_such(tmp_path: Path) -> None:
     assert str(err.value) == (
         f"{path}: a `kelm pretrain` config, not a `kelm train` one (it has objective and corpus)"
     )
+
+
+@pytest.mark.parametrize(("gnn_weight_decay", "expected"), [(None, 0.01), (0.3, 0.3)])
+def test_graph_parts_take_their_own_weight_decay(
+    tmp_path: Path, gnn_weight_decay: float | None, expected: float
+) -> None:
+    """The encoder keeps ``weight_decay``; the rest takes ``gnn_weight_decay`` when set;
+    biases and norms none in either."""
+    from kelm.training.loop import make_optimizer
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.text_encoder = torch.nn.Linear(2, 2)
+            self.head = torch.nn.Linear(2, 1)
+
+    path = write_config(tmp_path / "c.yaml", {"data": {"train": "x.jsonl"}})
+    sets = ["optim.weight_decay=0.01"]
+    if gnn_weight_decay is not None:
+        sets.append(f"optim.gnn_weight_decay={gnn_weight_decay}")
+    optimizer = make_optimizer(Tiny(), load_train_config(path, sets))
+    decay = {g["name"]: g["weight_decay"] for g in optimizer.param_groups}
+    assert decay == {"lm": 0.01, "lm_no_decay": 0.0, "gnn": expected, "gnn_no_decay": 0.0}
