@@ -28,8 +28,9 @@ questions, one seed, one epoch.
 
 ``--full`` is the comparison that counts: all of CommonsenseQA v1.0 train (the held-out 10% for
 evaluation), 3 epochs of which the first keeps the encoder frozen (``optim.unfreeze_epoch``:
-statement vectors computed once), RAdam, 3 seeds: 20 to 25 minutes a run on one CPU thread, 15
-runs (``--jobs 2`` runs two at once on 2 cores). Every finished run
+statement vectors computed once; ``--epochs`` / ``--frozen-epochs`` change both for an
+ablation), RAdam, 3 seeds: 20 to 25 minutes a run on one CPU thread, 15 runs (``--jobs 2`` runs
+two at once on 2 cores). Every finished run
 leaves ``bench.json`` in its run directory, and ``--resume`` reuses those of equal settings and
 continues an interrupted run from its newest checkpoint (one per epoch; ``kelm train --resume``
 reproduces the uninterrupted run) when its run directory holds one of the same config, so an
@@ -101,7 +102,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="~100 questions, 1 seed, 1 epoch")
     p.add_argument(
-        "--full", action="store_true", help="all of CSQA train, 3 epochs (1 frozen), RAdam"
+        "--full",
+        action="store_true",
+        help="all of CSQA train, 3 epochs (1 frozen) unless --epochs / --frozen-epochs, RAdam",
     )
     p.add_argument(
         "--resume",
@@ -135,8 +138,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--train-questions", type=int, default=1000, help="0: all")
     p.add_argument("--eval-questions", type=int, default=None, help="default: all held out")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--frozen-epochs", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None, help="default 2 (--full: 3)")
+    p.add_argument(
+        "--frozen-epochs",
+        type=int,
+        default=None,
+        help="epochs that keep the encoder frozen first (default 0; --full: 1)",
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-length", type=int, default=48)
     p.add_argument("--max-nodes", type=int, default=32)
@@ -183,9 +191,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.frozen_epochs = 0
         args.out = args.out.with_name(args.out.name + "-quick")
     elif args.full:
-        args.train_questions, args.epochs, args.frozen_epochs = 0, 3, 1
+        # the recipe's epochs unless given: an ablation may change them
+        args.train_questions = 0
+        args.epochs = 3 if args.epochs is None else args.epochs
+        args.frozen_epochs = 1 if args.frozen_epochs is None else args.frozen_epochs
         args.max_length, args.optimizer = 64, "radam"
         args.out = args.out.with_name(args.out.name + "-full")
+    args.epochs = 2 if args.epochs is None else args.epochs
+    args.frozen_epochs = 0 if args.frozen_epochs is None else args.frozen_epochs
     if args.ernie_pretrained is not None:
         if not (args.ernie_pretrained / "config.json").is_file():
             raise SystemExit(f"error: {args.ernie_pretrained}: no config.json (a run's model/?)")

@@ -151,3 +151,22 @@ def test_variants_and_set_overrides(tmp_path: Path) -> None:
     assert bench.report(args, {"lm": [], "ernie-text": []}, [], {}, {})["settings"][
         "overrides"
     ] == ["model.gnn_dropout=0.5"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "epochs", "frozen"),
+    [
+        ([], 2, 0),
+        (["--full"], 3, 1),
+        (["--full", "--epochs", "4", "--frozen-epochs", "2"], 4, 2),
+        (["--full", "--frozen-epochs", "0"], 3, 0),
+        (["--quick", "--epochs", "5"], 1, 0),
+    ],
+)
+def test_full_takes_its_epochs_unless_given(argv: list[str], epochs: int, frozen: int) -> None:
+    """An ablation of the full recipe may change its epochs and frozen epochs."""
+    bench = _bench()
+    args = bench.parse_args(argv)
+    sets = bench.overrides(args, "gsc", 0)
+    assert (args.epochs, args.frozen_epochs) == (epochs, frozen)
+    assert f"epochs={epochs}" in sets and f"optim.unfreeze_epoch={frozen}" in sets
