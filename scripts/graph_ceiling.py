@@ -100,7 +100,8 @@ def arrays(
     items: list[Any], scores: dict, features: dict, num_relations: int, feature_set: str, run: Path
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``scores [q, c]``, ``features [q, c, d]``, ``answers [q]`` and ``linked [q, c]`` of the
-    held-out questions in the run's order of choices."""
+    held-out questions in their order of choices (a question with fewer than ``c`` choices:
+    score ``-inf``, features 0 and ``linked`` NaN on the padding)."""
     from kelm.errors import InputError
     from kelm.evaluation.graph_ceiling import feature_matrix
 
@@ -110,15 +111,24 @@ def arrays(
             f"{run}: its predictions are not the {len(items)} held-out questions of the config "
             f"({len(scores)} predicted, {len(missing)} held-out ones missing)"
         )
-    s, x, y = [], [], []
-    for it in items:
+    width = max(len(it.choices) for it in items)  # fewer choices: padded, score -inf
+    s = np.full((len(items), width), -np.inf)
+    x: np.ndarray | None = None
+    y = np.empty(len(items), dtype=np.int64)
+    for i, it in enumerate(items):
         labels = [c.label for c in it.choices]
         by_label, answer = scores[it.id]
-        s.append([by_label[label] for label in labels])
-        x.append(feature_matrix([features[it.id, lb] for lb in labels], num_relations, feature_set))
-        y.append(labels.index(answer))
-    x_arr = np.stack(x)
-    return np.asarray(s), x_arr, np.asarray(y), x_arr[..., 0]
+        if sorted(by_label) != sorted(labels) or answer not in labels:
+            raise InputError(f"{run}: question {it.id!r}: its scores are not of choices {labels}")
+        s[i, : len(labels)] = [by_label[label] for label in labels]
+        rows = feature_matrix([features[it.id, lb] for lb in labels], num_relations, feature_set)
+        if x is None:
+            x = np.zeros((len(items), width, rows.shape[1]), dtype=np.float32)
+        x[i, : len(labels)] = rows
+        y[i] = labels.index(answer)
+    assert x is not None
+    linked = np.where(np.isfinite(s), x[..., 0], np.nan)  # NaN on padding
+    return s, x, y, linked
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                 fit = fit_choice_logit(s, x, y, l2=args.l2)
                 row["in_sample"][feature_set] = accuracy(fit.logits(s, x), y)
             row["gold_linked"] = float(np.mean(linked[np.arange(len(y)), y]))
-            row["distractor_linked"] = float(np.mean(_others(linked, y)))
+            row["distractor_linked"] = float(np.nanmean(_others(linked, y)))
             result["runs"][str(run)] = row
             log(f"{run}: text {row['text']:.4f}, cross-fitted {row['cross_fitted']}")
     except InputError as e:

@@ -108,8 +108,11 @@ class ChoiceLogit:
     weights: np.ndarray
 
     def logits(self, scores: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """``[q, c]`` logits of ``scores`` ``[q, c]`` and ``features`` ``[q, c, d]``."""
-        return self.scale * scores + features @ self.weights
+        """``[q, c]`` logits of ``scores`` ``[q, c]`` and ``features`` ``[q, c, d]`` (a
+        padding choice, score ``-inf``, keeps ``-inf``)."""
+        real = np.isfinite(scores)
+        filled = np.where(real, scores, 0.0)
+        return np.where(real, self.scale * filled + features @ self.weights, -np.inf)
 
 
 def fit_choice_logit(
@@ -119,11 +122,14 @@ def fit_choice_logit(
     plus ``l2 * |weights|^2`` (the text scale is not penalised).
 
     Args:
-        scores: ``[q, c]`` the text model's choice scores.
+        scores: ``[q, c]`` the text model's choice scores; a question with fewer than ``c``
+            choices pads its row with ``-inf`` (its padding never wins).
         features: ``[q, c, d]`` choice features.
         answers: ``[q]`` the index of each question's correct choice.
     """
-    s = torch.as_tensor(scores, dtype=torch.float64)  # [q, c]
+    raw = torch.as_tensor(scores, dtype=torch.float64)  # [q, c]
+    real = torch.isfinite(raw)  # [q, c] False on padding
+    s = torch.where(real, raw, torch.zeros_like(raw))
     x = torch.as_tensor(features, dtype=torch.float64)  # [q, c, d]
     y = torch.as_tensor(answers, dtype=torch.long)  # [q]
     scale = torch.ones((), dtype=torch.float64, requires_grad=True)
@@ -134,7 +140,7 @@ def fit_choice_logit(
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        logits = scale * s + x @ weights  # [q, c]
+        logits = torch.where(real, scale * s + x @ weights, -1e30)  # [q, c]
         loss = torch.nn.functional.cross_entropy(logits, y) + l2 * weights.pow(2).sum()
         loss.backward()
         return loss

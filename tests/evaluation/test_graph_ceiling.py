@@ -137,3 +137,21 @@ def test_cross_fitting_is_seeded_and_checks_its_folds() -> None:
     for folds in (1, 201):
         with pytest.raises(ValueError, match="folds"):
             cross_fitted_accuracy(scores, features, answers, folds=folds)
+
+
+def test_padding_choices_changes_nothing() -> None:
+    """Questions of 2 choices padded to 3 (score -inf) fit and score as they do unpadded."""
+    scores, features, answers = _sample(300, 1.0, [0.8, -0.5], seed=5)
+    two = np.minimum(answers, 1)  # keep choices 0 and 1: the answer among them
+    s2, x2 = scores[:, :2], features[:, :2]
+    padded_s = np.concatenate([s2, np.full((300, 1), -np.inf)], axis=1)
+    padded_x = np.concatenate([x2, np.full((300, 1, 2), 7.0)], axis=1)  # padding features ignored
+    a, b = fit_choice_logit(s2, x2, two), fit_choice_logit(padded_s, padded_x, two)
+    assert b.scale == pytest.approx(a.scale, abs=1e-6)
+    assert b.weights == pytest.approx(a.weights, abs=1e-6)
+    logits = b.logits(padded_s, padded_x)
+    assert np.isneginf(logits[:, 2]).all()
+    assert accuracy(logits, two) == accuracy(a.logits(s2, x2), two)
+    assert cross_fitted_accuracy(padded_s, padded_x, two, folds=5) == cross_fitted_accuracy(
+        s2, x2, two, folds=5
+    )
