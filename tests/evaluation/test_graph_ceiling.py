@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from evaluation_fixtures import index_of_edges
 
 from kelm.evaluation.graph_ceiling import (
     FEATURE_SETS,
@@ -15,9 +16,7 @@ from kelm.evaluation.graph_ceiling import (
     feature_matrix,
     fit_choice_logit,
 )
-from kelm.graph.build import build_index
 from kelm.graph.index import GraphIndex
-from kelm.graph.sources.base import BuildOptions
 
 EDGES = [
     ("dog", "IsA", "animal"),
@@ -33,11 +32,7 @@ EDGES = [
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory) -> GraphIndex:
-    root = tmp_path_factory.mktemp("ceiling")
-    tsv = root / "g.tsv"
-    tsv.write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in EDGES), encoding="utf-8")
-    build_index([tsv], root / "g", BuildOptions(format="tsv"), progress=False)
-    return GraphIndex.load(root / "g")
+    return index_of_edges(tmp_path_factory.mktemp("ceiling"), EDGES)
 
 
 def reference(index: GraphIndex, qs: list[str], answers: list[str]) -> ChoiceFeatures:

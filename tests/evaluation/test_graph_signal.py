@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from evaluation_fixtures import index_of_edges
 
 from kelm.data.qa import Choice, QAItem
 from kelm.errors import InputError
@@ -19,9 +20,7 @@ from kelm.evaluation.graph_signal import (
     read_correct,
     read_grounded,
 )
-from kelm.graph.build import build_index
 from kelm.graph.index import GraphIndex
-from kelm.graph.sources.base import BuildOptions
 
 EDGES = [
     ("dog", "IsA", "animal"),
@@ -36,11 +35,7 @@ EDGES = [
 
 @pytest.fixture(scope="module")
 def index(tmp_path_factory) -> GraphIndex:
-    root = tmp_path_factory.mktemp("signal")
-    tsv = root / "g.tsv"
-    tsv.write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in EDGES), encoding="utf-8")
-    build_index([tsv], root / "g", BuildOptions(format="tsv"), progress=False)
-    return GraphIndex.load(root / "g")
+    return index_of_edges(tmp_path_factory.mktemp("signal"), EDGES)
 
 
 def reference(index: GraphIndex, qs: list[str], answers: list[str]) -> frozenset[int]:

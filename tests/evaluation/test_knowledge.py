@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+from evaluation_fixtures import index_of_edges
 
 from kelm.data.qa import read_qa
 from kelm.errors import KelmError
@@ -49,11 +50,7 @@ EDGES = [
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory: pytest.TempPathFactory) -> GraphIndex:
-    root = tmp_path_factory.mktemp("kg")
-    tsv = root / "edges.tsv"
-    tsv.write_text("".join(f"{h}\t{r}\t{t}\n" for h, r, t in EDGES), encoding="utf-8")
-    build_index([tsv], root / "graph", BuildOptions(format="tsv"), progress=False)
-    return GraphIndex.load(root / "graph")
+    return index_of_edges(tmp_path_factory.mktemp("kg"), EDGES)
 
 
 def ids(graph: GraphIndex, *names: str) -> list[int]:
