@@ -98,10 +98,10 @@ def held_out_features(args: argparse.Namespace) -> tuple[list[Any], dict, int]:
 
 def arrays(
     items: list[Any], scores: dict, features: dict, num_relations: int, feature_set: str, run: Path
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``scores [q, c]``, ``features [q, c, d]``, ``answers [q]`` and ``linked [q, c]`` of the
-    held-out questions in their order of choices (a question with fewer than ``c`` choices:
-    score ``-inf``, features 0 and ``linked`` NaN on the padding)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``scores [q, c]``, ``features [q, c, d]`` and ``answers [q]`` of the held-out questions
+    in their order of choices (a question with fewer than ``c`` choices: score ``-inf`` and
+    features 0 on the padding)."""
     from kelm.errors import InputError
     from kelm.evaluation.graph_ceiling import feature_matrix
 
@@ -127,8 +127,7 @@ def arrays(
         x[i, : len(labels)] = rows
         y[i] = labels.index(answer)
     assert x is not None
-    linked = np.where(np.isfinite(s), x[..., 0], np.nan)  # NaN on padding
-    return s, x, y, linked
+    return s, x, y
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,15 +149,17 @@ def main(argv: list[str] | None = None) -> int:
             scores = read_scores(run)
             row: dict[str, Any] = {"cross_fitted": {}, "in_sample": {}}
             for feature_set in FEATURE_SETS:
-                s, x, y, linked = arrays(items, scores, features, num_relations, feature_set, run)
+                s, x, y = arrays(items, scores, features, num_relations, feature_set, run)
                 row["text"] = accuracy(s, y)
+                if feature_set == "linked":  # the share of gold / other choices linked
+                    linked = np.where(np.isfinite(s), x[..., 0], np.nan)  # NaN on padding
+                    row["gold_linked"] = float(np.mean(linked[np.arange(len(y)), y]))
+                    row["distractor_linked"] = float(np.nanmean(_others(linked, y)))
                 row["cross_fitted"][feature_set] = cross_fitted_accuracy(
                     s, x, y, folds=args.folds, seed=args.seed, l2=args.l2
                 )
                 fit = fit_choice_logit(s, x, y, l2=args.l2)
                 row["in_sample"][feature_set] = accuracy(fit.logits(s, x), y)
-            row["gold_linked"] = float(np.mean(linked[np.arange(len(y)), y]))
-            row["distractor_linked"] = float(np.nanmean(_others(linked, y)))
             result["runs"][str(run)] = row
             log(f"{run}: text {row['text']:.4f}, cross-fitted {row['cross_fitted']}")
     except InputError as e:

@@ -28,7 +28,7 @@ import torch
 
 from kelm.graph.index import GraphIndex
 
-FEATURE_SETS = ("linked", "relations", "two_hop", "degree")
+FEATURE_SETS = ("linked", "relations", "two_hop", "degree", "degree_only")
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,15 @@ def choice_features(
 def feature_matrix(
     features: Sequence[ChoiceFeatures], num_relations: int, feature_set: str
 ) -> np.ndarray:
-    """``[choices, d]`` float32 rows of ``features`` for a feature set of :data:`FEATURE_SETS`,
-    each including those before it: ``linked`` (any direct edge), ``relations`` (one column
-    per relation id and direction, ``2 * num_relations``), ``two_hop`` (log(1 + paths)),
-    ``degree`` (log(1 + mean degree))."""
+    """``[choices, d]`` float32 rows of ``features`` for a feature set of :data:`FEATURE_SETS`:
+    ``linked`` (any direct edge), then each set adding to the one before it, ``relations``
+    (one column per relation id and direction, ``2 * num_relations``), ``two_hop`` (log(1 +
+    paths)), ``degree`` (log(1 + mean degree)); ``degree_only`` is the last column alone (a
+    prior for common answers that does not read the question)."""
     if feature_set not in FEATURE_SETS:
         raise ValueError(f"feature set must be one of {FEATURE_SETS}, not {feature_set!r}")
+    if feature_set == "degree_only":
+        return np.asarray([[np.log1p(f.degree)] for f in features], dtype=np.float32)
     level = FEATURE_SETS.index(feature_set)
     rows = []
     for f in features:

@@ -73,12 +73,15 @@ def test_choice_features_without_answer_concepts(index: GraphIndex) -> None:
 
 def test_feature_matrix_columns() -> None:
     rows = [ChoiceFeatures(frozenset({1, 4}), 3, 2.0), ChoiceFeatures(frozenset(), 0, 0.0)]
-    widths = {"linked": 1, "relations": 1 + 6, "two_hop": 8, "degree": 9}
+    widths = {"linked": 1, "relations": 1 + 6, "two_hop": 8, "degree": 9, "degree_only": 1}
     for feature_set in FEATURE_SETS:
         assert feature_matrix(rows, 3, feature_set).shape == (2, widths[feature_set])
     m = feature_matrix(rows, 3, "degree")
     assert m[0].tolist() == pytest.approx([1, 0, 1, 0, 0, 1, 0, np.log1p(3), np.log1p(2)])
     assert not m[1].any()
+    assert feature_matrix(rows, 3, "degree_only")[:, 0].tolist() == pytest.approx(
+        [np.log1p(2), 0.0]
+    )
     with pytest.raises(ValueError, match="feature set"):
         feature_matrix(rows, 3, "paths")
 

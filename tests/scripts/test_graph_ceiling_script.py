@@ -44,16 +44,8 @@ def test_the_json_of_a_run(trained, capsys: pytest.CaptureFixture[str]) -> None:
     row = out["runs"][str(run)]
     metrics = json.loads((run / "metrics.json").read_text())
     assert row["text"] == pytest.approx(metrics["accuracy"])
-    assert (
-        set(row["cross_fitted"])
-        == set(row["in_sample"])
-        == {
-            "linked",
-            "relations",
-            "two_hop",
-            "degree",
-        }
-    )
+    sets = {"linked", "relations", "two_hop", "degree", "degree_only"}
+    assert set(row["cross_fitted"]) == set(row["in_sample"]) == sets
     assert all(0.0 <= v <= 1.0 for v in row["cross_fitted"].values())
     assert 0.0 <= row["gold_linked"] <= 1.0 and 0.0 <= row["distractor_linked"] <= 1.0
     assert out["mean"]["text"] == row["text"]  # the same run twice
