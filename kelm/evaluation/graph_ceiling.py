@@ -14,8 +14,9 @@ is fitted (:func:`fit_choice_logit`) on part of the held-out questions and score
 themselves, which no model trained on the training split can do, so the cross-fitted accuracy
 is a generous estimate of what these graph features can add to this text model; the accuracy
 of the same fit scored on the questions it was fitted on (``in_sample``) is higher still. If
-both stay below a target, no graph module that reads only these features (the graph soft
-counter reads less: edge types and counts) can reach it on this data.
+both stay below a target, a graph module that reads only these features (the graph soft counter
+reads less: edge types and counts) is not expected to reach it on this data by them; trained
+jointly it may still change the text model itself, which this measure does not see.
 """
 
 from __future__ import annotations
