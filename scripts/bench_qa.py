@@ -273,14 +273,9 @@ def overrides(args: argparse.Namespace, model: str, seed: int) -> list[str]:
 
 def split_questions(cfg: Any) -> tuple[list[Any], list[Any]]:
     """The training and held-out questions of a run, as ``kelm train`` splits them."""
-    from kelm.pipeline import read_items, split_items
+    from kelm.training.run_data import run_items
 
-    d = cfg.data
-    items = read_items(d.train, need_answers=True)
-    train_items, eval_items = split_items(items, d.holdout, d.split_seed, d.max_train)
-    if d.max_eval is not None:
-        eval_items = eval_items[: d.max_eval]
-    return train_items, eval_items
+    return run_items(cfg)
 
 
 def prepare_graph(

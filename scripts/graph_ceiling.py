@@ -74,19 +74,12 @@ def held_out_features(args: argparse.Namespace) -> tuple[list[Any], dict, int]:
     graph's relation count."""
     from kelm.evaluation.graph_ceiling import choice_features
     from kelm.evaluation.graph_signal import read_grounded
-    from kelm.pipeline import GraphResources, read_items, split_items
+    from kelm.pipeline import GraphResources
     from kelm.training import load_train_config
-    from kelm.training.run_data import retrieve_options
+    from kelm.training.run_data import retrieve_options, run_items
 
     cfg = load_train_config(args.config, args.sets)
-    d = cfg.data
-    if d.eval:  # the questions a run of the config evaluates on
-        items = read_items(d.eval, need_answers=True)
-    else:
-        items = read_items(d.train, need_answers=True)
-        items = split_items(items, d.holdout, d.split_seed, d.max_train)[1]
-    if d.max_eval is not None:
-        items = items[: d.max_eval]
+    items = run_items(cfg)[1]  # the questions a run of the config evaluates on
     if cfg.graph.index is None and cfg.graph.source is None:
         raise SystemExit(f"error: {args.config}: graph.index or graph.source is needed")
     graph = GraphResources.open(cfg.graph, cfg.graph.cache_dir)

@@ -72,11 +72,9 @@ def open_graph(cfg: TrainConfig, *, progress: bool = False) -> GraphResources | 
     return GraphResources.open(cfg.graph, cfg.graph.cache_dir, progress=progress)
 
 
-def load_data(
-    cfg: TrainConfig, tokenizer: Any, accelerator: Any, *, progress: bool = False
-) -> RunData:
-    """Read, split and prepare the run's questions (families with a graph: the main process
-    first, so that the others find the caches)."""
+def run_items(cfg: TrainConfig) -> tuple[list[QAItem], list[QAItem]]:
+    """The run's training and evaluation questions: ``data.eval`` when given, else the
+    ``data.holdout`` share of ``data.train`` (``max_train`` / ``max_eval`` applied)."""
     d = cfg.data
     items = read_items(d.train, need_answers=True)
     if d.eval:
@@ -86,6 +84,15 @@ def load_data(
         train_items, eval_items = split_items(items, d.holdout, d.split_seed, d.max_train)
     if d.max_eval is not None:
         eval_items = eval_items[: d.max_eval]
+    return train_items, eval_items
+
+
+def load_data(
+    cfg: TrainConfig, tokenizer: Any, accelerator: Any, *, progress: bool = False
+) -> RunData:
+    """Read, split and prepare the run's questions (families with a graph: the main process
+    first, so that the others find the caches)."""
+    train_items, eval_items = run_items(cfg)
     with accelerator.main_process_first():  # the main process fills the caches
         graph = open_graph(cfg, progress=progress)
         train, c1 = prepare_items(cfg, train_items, tokenizer, graph, progress=progress)
